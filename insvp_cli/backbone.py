@@ -1,0 +1,197 @@
+"""The frozen pretrained backbone: any timm ViT-family model, with weights from timm, a local file or none.
+
+Wraps timm through its public surface (``create_model``, ``checkpoint_filter_fn``,
+``resolve_model_data_config``); nothing of timm's model code is copied.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+from urllib.parse import urlparse
+
+import timm
+import torch
+from torch import nn
+
+from .config import BackboneConfig
+from .errors import UsageError
+
+LOCAL_WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".npz")
+_STATE_DICT_WRAPPERS = ("state_dict", "model", "module")
+
+
+def create_backbone(cfg: BackboneConfig) -> nn.Module:
+    """Create the timm model named by ``cfg.name`` with the weights ``cfg.weights`` and freeze it.
+
+    The classifier head is removed (``num_classes=0``): every method owns its own head.
+
+    Raises:
+        UsageError: unknown model name, unreachable hub, missing file, or keys that do not match.
+    """
+    kwargs = dict(cfg.kwargs)
+    if cfg.img_size is not None:
+        kwargs["img_size"] = cfg.img_size
+    arch = cfg.name.split(".")[0]
+    if not timm.is_model(arch):
+        close = timm.list_models(f"*{arch.split('_')[0]}*")[:8]
+        raise UsageError(f"backbone.name: {cfg.name!r} is not a timm model; similar: {', '.join(close)}")
+    weights = cfg.weights
+    if weights == "timm":
+        model = _create_from_hub(cfg.name, kwargs)
+    else:
+        model = timm.create_model(cfg.name, pretrained=False, num_classes=0, **kwargs)
+        if weights != "none":
+            load_local_weights(model, Path(weights))
+    freeze(model)
+    return model
+
+
+def freeze(model: nn.Module) -> None:
+    """Stop gradients into ``model``'s weights and put it in eval mode (no dropout / drop-path)."""
+    model.requires_grad_(False)
+    model.eval()
+
+
+def data_config(model: nn.Module) -> dict[str, Any]:
+    """Mean, std, interpolation and crop fraction from the model's pretrained cfg; input size as built."""
+    cfg = timm.data.resolve_model_data_config(model)
+    img_size = getattr(getattr(model, "patch_embed", None), "img_size", None)
+    if img_size is not None:  # an img_size override changes the input, not the pretrained cfg
+        cfg["input_size"] = (cfg["input_size"][0], *img_size)
+    return cfg
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """One fast TCP probe of the Hugging Face endpoint, so an offline machine fails in seconds."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _offline_hub() -> Iterator[None]:
+    """Make huggingface_hub read only its local cache (it otherwise retries for about a minute)."""
+    import huggingface_hub.constants as hf_constants
+
+    with mock.patch.object(hf_constants, "HF_HUB_OFFLINE", True):
+        yield
+
+
+def _create_from_hub(name: str, kwargs: dict[str, Any]) -> nn.Module:
+    online = _hub_reachable()
+    ctx = contextlib.nullcontext() if online else _offline_hub()
+    try:
+        with ctx:
+            return timm.create_model(name, pretrained=True, num_classes=0, **kwargs)
+    except (OSError, RuntimeError, ValueError) as exc:
+        state = "could not download" if online else "the hub is unreachable and the weights are not cached for"
+        raise UsageError(
+            f"backbone.weights=timm: {state} {name!r} ({type(exc).__name__}); "
+            f"pass a local file instead: --set backbone.weights=PATH (.safetensors, .pth, .pt or .npz), "
+            f"or --set backbone.weights=none for random init"
+        ) from exc
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Read a state dict from ``.safetensors`` or a torch file (``weights_only=True``; never unpickles code).
+
+    Unwraps ``{"state_dict": ...}`` / ``{"model": ...}`` containers.
+    """
+    if not path.is_file():
+        raise UsageError(f"backbone.weights: {path} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors come in many types
+        raise UsageError(f"backbone.weights: {path} is not a readable torch weights file ({exc})") from exc
+    while isinstance(obj, dict):
+        wrapper = next((k for k in _STATE_DICT_WRAPPERS if k in obj and isinstance(obj[k], dict)), None)
+        if wrapper is None:
+            break
+        obj = obj[wrapper]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise UsageError(f"backbone.weights: {path} holds no state dict of tensors")
+    return obj
+
+
+def load_local_weights(model: nn.Module, path: Path) -> None:
+    """Load a local weights file into ``model``; any missing or unexpected non-head key is an error."""
+    if path.suffix not in LOCAL_WEIGHT_SUFFIXES:
+        raise UsageError(
+            f"backbone.weights: {path} has an unknown suffix; valid: timm, none, or a file ending in "
+            f"{', '.join(LOCAL_WEIGHT_SUFFIXES)}"
+        )
+    if path.suffix == ".npz":
+        _load_npz(model, path)
+        return
+    state_dict = read_state_dict(path)
+    state_dict = _timm_filter(model, state_dict)
+    head = _classifier_prefixes(model)
+    state_dict = {k: v for k, v in state_dict.items() if not k.startswith(head)}
+    result = model.load_state_dict(state_dict, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith(head)]
+    unexpected = list(result.unexpected_keys)
+    if missing or unexpected:
+        raise UsageError(
+            f"backbone.weights: {path} does not fit {type(model).__name__}: "
+            f"missing keys {_short(missing)}; unexpected keys {_short(unexpected)}"
+        )
+
+
+def _load_npz(model: nn.Module, path: Path) -> None:
+    """Google's original ``.npz`` checkpoints, through timm's own loader for the architecture."""
+    module = __import__(type(model).__module__, fromlist=["_load_weights"])
+    loader = getattr(module, "_load_weights", None)
+    if loader is None:
+        raise UsageError(f"backbone.weights: {path}: .npz weights are supported for ViT models only")
+    if not path.is_file():
+        raise UsageError(f"backbone.weights: {path} does not exist")
+    try:
+        loader(model, str(path))
+    except KeyError as exc:
+        raise UsageError(f"backbone.weights: {path} lacks the key {exc} of Google's ViT layout") from exc
+
+
+def _timm_filter(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Apply the architecture's own checkpoint filter (resamples position embeddings, renames old keys)."""
+    module = __import__(type(model).__module__, fromlist=["checkpoint_filter_fn"])
+    filter_fn = getattr(module, "checkpoint_filter_fn", None)
+    return filter_fn(state_dict, model) if filter_fn is not None else state_dict
+
+
+def _classifier_prefixes(model: nn.Module) -> tuple[str, ...]:
+    classifier = getattr(model, "pretrained_cfg", {}).get("classifier", "head")
+    names = classifier if isinstance(classifier, (list, tuple)) else [classifier]
+    return tuple(f"{n}." for n in names)
+
+
+def _short(keys: list[str], limit: int = 6) -> str:
+    if not keys:
+        return "none"
+    more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
+    return ", ".join(keys[:limit]) + more
+
+
+def backbone_identity(model: nn.Module, cfg: BackboneConfig) -> dict[str, Any]:
+    """What a checkpoint records to rebuild and verify its backbone."""
+    return {
+        "name": cfg.name,
+        "weights": cfg.weights,
+        "class": type(model).__name__,
+        "num_params": sum(p.numel() for p in model.parameters()),
+        "embed_dim": getattr(model, "embed_dim", None),
+    }

@@ -1,0 +1,314 @@
+"""Typed configuration: dataclasses that validate themselves, and ONE resolver.
+
+Precedence: dataclass defaults < recipe YAML < ``--set a.b=value`` overrides. Unknown keys, wrong
+types and bad choices raise :class:`~insvp_cli.errors.ConfigError` naming the key path and what
+would be valid. The ``method`` group is polymorphic: ``method.name`` picks the registered method,
+whose own config dataclass then validates the rest of the group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from .errors import ConfigError, UsageError
+
+DEFAULT_METHOD = "insvp"
+
+
+@dataclass
+class BackboneConfig:
+    """The frozen pretrained model.
+
+    Attributes:
+        name: a timm model name, optionally with a pretrained tag (``vit_base_patch16_224.augreg_in21k``).
+        weights: ``timm`` (the tag's pretrained weights, downloaded by timm when online), ``none``
+            (random init: tests, ``insvp params``), or a local file (``.safetensors``, ``.pth``/``.pt``,
+            Google ``.npz``).
+        img_size: input resolution if not the model's default (must be divisible by the patch size).
+        kwargs: extra keyword arguments for ``timm.create_model`` (e.g. ``depth`` for tiny test models).
+    """
+
+    name: str = "vit_base_patch16_224.augreg_in21k"
+    weights: str = "timm"
+    img_size: int | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    """Which dataset and how to read it (see :mod:`insvp_cli.data`).
+
+    Attributes:
+        name: a registered dataset name (``insvp data check --help`` lists them).
+        root: the dataset folder as downloaded; ``None`` for datasets shipped with packages.
+        split_dir: folder of ``train.json``/``val.json``/``test.json`` for the FGVC sets (default: root).
+        download: let torchvision download the dataset when the machine is online.
+        val_fraction: share of the official training set held out for validation where a dataset has
+            no official validation split (paper 0.1; the release used 0.2).
+        seed: seed of every split.
+        classes: keep only these class ids, remapped to 0..K-1 (e.g. ``[5, 6, 7, 8, 9]``).
+        image_size: override the backbone's input size for the transforms.
+        resize: ``crop`` (resize then crop, VPT style) or ``direct`` (resize straight to size, VTAB style).
+        augment: random crop and flip during training.
+        batch_size: per-process batch size.
+        num_workers: data-loader worker processes.
+        on_bad_image: ``error`` stops at an unreadable image; ``skip`` drops it and reports the count.
+    """
+
+    name: str = "mnist5k"
+    root: str | None = None
+    split_dir: str | None = None
+    download: bool = False
+    val_fraction: float = 0.1
+    seed: int = 0
+    classes: list[int] | None = None
+    image_size: int | None = None
+    resize: Literal["crop", "direct"] = "crop"
+    augment: bool = True
+    batch_size: int = 64
+    num_workers: int = 4
+    on_bad_image: Literal["error", "skip"] = "error"
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"data.val_fraction: {self.val_fraction} is not in (0, 1)")
+        if self.batch_size < 1:
+            raise ConfigError(f"data.batch_size: {self.batch_size} must be >= 1")
+        if self.num_workers < 0:
+            raise ConfigError(f"data.num_workers: {self.num_workers} must be >= 0")
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation schedule shared by every method (release values in SPEC §1).
+
+    Attributes:
+        epochs: training epochs.
+        lr: peak learning rate of AdamW.
+        weight_decay: AdamW weight decay (not applied to biases, norms and prompt tokens).
+        warmup_fraction: share of all steps spent in the per-step linear warm-up (release: 20 of 100
+            epochs), then cosine to ``min_lr``.
+        min_lr: final learning rate of the cosine schedule.
+        mixup: Mixup alpha (0 disables).
+        cutmix: CutMix alpha (0 disables).
+        mix_prob: probability of applying Mixup/CutMix to a batch.
+        switch_prob: probability of CutMix instead of Mixup when both are on.
+        label_smoothing: label smoothing.
+        precision: ``auto`` (bf16 on CUDA, fp32 on CPU), ``fp32``, ``bf16`` or ``fp16`` (with GradScaler).
+        grad_clip: clip the gradient norm to this value (``None``: no clipping).
+        seed: seed of the model initialisation and of the data order.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        test_every_epoch: also evaluate the test split every epoch (the release's "best test" curve).
+        eval_every: evaluate (and maybe save ``best``) every this many epochs.
+    """
+
+    epochs: int = 100
+    lr: float = 1e-3
+    weight_decay: float = 1e-3
+    warmup_fraction: float = 0.2
+    min_lr: float = 1e-6
+    mixup: float = 0.8
+    cutmix: float = 1.0
+    mix_prob: float = 0.5
+    switch_prob: float = 0.5
+    label_smoothing: float = 0.1
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    grad_clip: float | None = None
+    seed: int = 0
+    device: str = "auto"
+    test_every_epoch: bool = False
+    eval_every: int = 1
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"train.epochs: {self.epochs} must be >= 1")
+        if self.lr <= 0:
+            raise ConfigError(f"train.lr: {self.lr} must be > 0")
+        if not 0.0 <= self.warmup_fraction < 1.0:
+            raise ConfigError(f"train.warmup_fraction: {self.warmup_fraction} is not in [0, 1)")
+
+
+@dataclass
+class MethodConfig:
+    """Base of every method's config; ``name`` selects the method in the registry."""
+
+    name: str = DEFAULT_METHOD
+
+
+@dataclass
+class Config:
+    """The whole resolved configuration of a run. Written to the run folder and into checkpoints."""
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    output_dir: str = "runs"
+    run_name: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# Building dataclasses from plain data, with errors that name the key path
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    """Return ``value`` checked against the annotation ``tp`` (ints widen to floats)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, path)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{path}: {value!r} is not of type {' | '.join(_type_name(a) for a in args)}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{path}: {value!r} is not a valid choice; valid: {', '.join(map(str, args))}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: {value!r} is not a list")
+        item_tp = args[0] if args else Any
+        return [_coerce(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: {value!r} is not a mapping")
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        return build_dataclass(tp, value, path)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: {value!r} is not a boolean (true/false)")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: {value!r} is not an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: {value!r} is not a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: {value!r} is not a string")
+        return value
+    raise TypeError(f"{path}: unsupported annotation {tp!r}")
+
+
+def build_dataclass(cls: type, data: Any, path: str) -> Any:
+    """Instantiate dataclass ``cls`` from a mapping, validating every key and value."""
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of {', '.join(f.name for f in dataclasses.fields(cls))}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        where = f"{path}." if path else ""
+        raise ConfigError(f"unknown key {where}{unknown[0]}; valid keys: {', '.join(names)}")
+    kwargs = {k: _coerce(v, hints[k], f"{path}.{k}" if path else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------------------------------
+# The resolver
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b=value`` into a key path and a YAML-parsed value."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
+        raise ConfigError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. train.lr=0.001")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc.problem})") from None
+    return key.strip().split("."), value
+
+
+def _set_path(tree: dict[str, Any], keys: list[str], value: Any, text: str) -> None:
+    node = tree
+    for i, key in enumerate(keys[:-1]):
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {text!r}: {'.'.join(keys[: i + 1])} is a value, not a group")
+        node = child
+    node[keys[-1]] = value
+
+
+def load_recipe(path: str | Path) -> dict[str, Any]:
+    """Read a recipe YAML file into a mapping (an empty file is an empty recipe)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"recipe {path} does not exist; shipped recipes are in recipes/ (e.g. recipes/quickstart.yaml)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"recipe {path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"recipe {path}: the top level must be a mapping of groups (backbone, data, method, train)")
+    return data
+
+
+def resolve_config(
+    recipe: str | Path | dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> Config:
+    """THE resolver: defaults < recipe (a YAML path or a mapping) < ``--set`` overrides.
+
+    Args:
+        recipe: path of a recipe YAML file, an already-loaded mapping (e.g. from a checkpoint), or None.
+        overrides: ``a.b=value`` strings; values are parsed as YAML (``true``, ``0.1``, ``[7, 9, 3]``).
+
+    Returns:
+        The validated :class:`Config`.
+    """
+    from .methods import METHODS  # the method registry imports this module for MethodConfig
+
+    if isinstance(recipe, dict):
+        tree = _deep_copy(recipe)
+    else:
+        tree = load_recipe(recipe) if recipe is not None else {}
+    for text in overrides:
+        keys, value = parse_override(text)
+        _set_path(tree, keys, value, text)
+
+    method_tree = tree.get("method", {})
+    if not isinstance(method_tree, dict):
+        raise ConfigError("method: expected a mapping with at least `name`")
+    method_name = method_tree.get("name", DEFAULT_METHOD)
+    if not isinstance(method_name, str):
+        raise ConfigError(f"method.name: {method_name!r} is not a string; valid: {', '.join(METHODS.names())}")
+    if method_name not in METHODS:
+        raise ConfigError(f"method.name: unknown method {method_name!r}; valid: {', '.join(METHODS.names())}")
+    tree["method"] = build_dataclass(METHODS.get(method_name).config_cls, method_tree, "method")
+    return build_dataclass(Config, tree, "")
+
+
+def _deep_copy(tree: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in tree.items()}

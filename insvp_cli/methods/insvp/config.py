@@ -1,0 +1,140 @@
+"""InsVP's configuration and its two presets.
+
+Fields left at ``None`` take the preset's value when the config is built, so the resolved config
+(written to every run folder) always shows the exact numbers that ran.
+
+``paper`` follows the paper's text (§3): convex fusion weights ``beta_I = 0.7``, ``beta_F = 0.5``,
+``L_p = 9``, a global prompter of two *dilated* convolutions, ``G_s`` fed the original image. The
+paper gives no kernel sizes; ours are small and cheap: ``G_g`` 5x5 convolutions with dilations 2 and
+4 (receptive field 25 px, about 0.1 GFLOPs at 224), ``G_l`` hidden width 16, ``G_s`` kernels 7/9/3.
+
+``release`` is the authors' code exactly (SPEC §1): ``G_g`` 11x11 and 25x25 convolutions, weights
+``p_I = p_l + 2 p_g`` and ``p_F = p_c + p_s``, ``L_p = 16``, ``p_c`` initialised U(-1, 1), ``G_s`` fed
+the prompted image. Per-dataset SimAM and ``L_p`` live in the recipes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ...config import ConfigError, MethodConfig
+
+PRESETS: dict[str, dict[str, object]] = {
+    "paper": {
+        "prompt_len": 9,
+        "global_weight": 0.7,
+        "patch_weight": 0.3,
+        "common_weight": 0.5,
+        "specific_weight": 0.5,
+        "global_kernels": [5, 5],
+        "global_dilations": [2, 4],
+        "specific_input": "image",
+        "common_init": "xavier",
+    },
+    "release": {
+        "prompt_len": 16,
+        "global_weight": 2.0,
+        "patch_weight": 1.0,
+        "common_weight": 1.0,
+        "specific_weight": 1.0,
+        "global_kernels": [11, 25],
+        "global_dilations": [1, 1],
+        "specific_input": "prompted",
+        "common_init": "uniform",
+    },
+}
+
+
+@dataclass
+class InsVPConfig(MethodConfig):
+    """InsVP hyper-parameters (fields at ``None`` come from :data:`PRESETS`).
+
+    Attributes:
+        preset: ``paper`` or ``release``.
+        patch_prompter: use the patch prompter ``G_l`` (image level).
+        global_prompter: use the global prompter ``G_g`` (image level).
+        common_prompt: use the common prompt ``p_c`` (feature level).
+        specific_prompter: use the specific prompter ``G_s`` (feature level).
+        prompt_len: ``L_p``, prompt tokens per block.
+        prompt_blocks: ``N_F``, the number of blocks given prompts (``None``: all blocks).
+        beta_image: shortcut for ``global_weight = beta_I``, ``patch_weight = 1 - beta_I``.
+        beta_feature: shortcut for ``common_weight = beta_F``, ``specific_weight = 1 - beta_F``.
+        global_weight, patch_weight: ``p_I = global_weight * p_g + patch_weight * p_l``.
+        common_weight, specific_weight: ``p_F_j = common_weight * p_c_j + specific_weight * p_s``.
+        patch_hidden: hidden width of ``G_l``.
+        global_hidden: hidden channels of ``G_g``.
+        global_kernels, global_dilations: the two convolutions of ``G_g``.
+        specific_kernels: the three convolutions of ``G_s`` (release: 7/9/3, CUB 9/5/3).
+        specific_input: ``image`` (paper: ``G_s(x)``) or ``prompted`` (release: ``G_s(x + p_I)``).
+        common_init: ``xavier`` (VPT's uniform init) or ``uniform`` (U(-1, 1), the release).
+        dropout: dropout of ``G_l``, ``G_g``, ``G_s`` and ``p_c``.
+        simam: pass the input through parameter-free SimAM attention first (release: CUB, Dogs, SVHN).
+        freeze_specific_prompter: keep ``G_s`` at its initialisation, as the release does by accident.
+    """
+
+    name: str = "insvp"
+    preset: Literal["paper", "release"] = "paper"
+    patch_prompter: bool = True
+    global_prompter: bool = True
+    common_prompt: bool = True
+    specific_prompter: bool = True
+    prompt_len: int | None = None
+    prompt_blocks: int | None = None
+    beta_image: float | None = None
+    beta_feature: float | None = None
+    global_weight: float | None = None
+    patch_weight: float | None = None
+    common_weight: float | None = None
+    specific_weight: float | None = None
+    patch_hidden: int = 16
+    global_hidden: int = 6
+    global_kernels: list[int] | None = None
+    global_dilations: list[int] | None = None
+    specific_kernels: list[int] = field(default_factory=lambda: [7, 9, 3])
+    specific_input: Literal["image", "prompted"] | None = None
+    common_init: Literal["xavier", "uniform"] | None = None
+    dropout: float = 0.1
+    simam: bool = False
+    freeze_specific_prompter: bool = False
+
+    def __post_init__(self) -> None:
+        self._apply_betas()
+        for key, value in PRESETS[self.preset].items():
+            if getattr(self, key) is None:
+                setattr(self, key, list(value) if isinstance(value, list) else value)
+        self._validate()
+
+    def _apply_betas(self) -> None:
+        for beta, pair in (("beta_image", ("global_weight", "patch_weight")),
+                           ("beta_feature", ("common_weight", "specific_weight"))):
+            value = getattr(self, beta)
+            if value is None:
+                continue
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"method.{beta}: {value} is not in [0, 1]")
+            weights = (value, 1.0 - value)
+            for key, weight in zip(pair, weights):
+                current = getattr(self, key)
+                if current is not None and abs(current - weight) > 1e-12:
+                    raise ConfigError(f"method.{beta}={value} contradicts method.{key}={current}; set one of them")
+                setattr(self, key, weight)
+
+    def _validate(self) -> None:
+        if self.prompt_len < 0:
+            raise ConfigError(f"method.prompt_len: {self.prompt_len} must be >= 0")
+        if self.prompt_blocks is not None and self.prompt_blocks < 0:
+            raise ConfigError(f"method.prompt_blocks: {self.prompt_blocks} must be >= 0 (or null for all blocks)")
+        for key, length in (("global_kernels", 2), ("global_dilations", 2), ("specific_kernels", 3)):
+            values = getattr(self, key)
+            if len(values) != length or any(v < 1 for v in values):
+                raise ConfigError(f"method.{key}: {values} must be {length} positive integers")
+        for key in ("global_kernels", "specific_kernels"):
+            if any(k % 2 == 0 for k in getattr(self, key)):
+                raise ConfigError(f"method.{key}: {getattr(self, key)} must be odd (same-size padding)")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"method.dropout: {self.dropout} is not in [0, 1)")
+        for key in ("patch_hidden", "global_hidden"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"method.{key}: {getattr(self, key)} must be >= 1")
+

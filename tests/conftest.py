@@ -1,0 +1,48 @@
+"""Shared fixtures: tiny ViTs (random init, no download) and the path of ../shared when CI has it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a hub lookup must fail at once, never retry
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+# (name, timm kwargs): tiny ViTs of several widths, patch sizes and resolutions
+TINY_VITS = {
+    "p8_d48_32px": dict(img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=2),
+    "p4_d96_32px": dict(img_size=32, patch_size=4, embed_dim=96, depth=3, num_heads=2),
+    "p16_d64_64px": dict(img_size=64, patch_size=16, embed_dim=64, depth=2, num_heads=2),
+    "p14_d120_56px": dict(img_size=56, patch_size=14, embed_dim=120, depth=2, num_heads=3),
+    "p32_d192_64px": dict(img_size=64, patch_size=32, embed_dim=192, depth=4, num_heads=3),
+}
+
+
+def tiny_overrides(key: str = "p8_d48_32px", method: str = "insvp") -> list[str]:
+    """``--set`` overrides that select a tiny random-init ViT."""
+    kw = dict(TINY_VITS[key])
+    img = kw.pop("img_size")
+    extra = ", ".join(f"{k}: {v}" for k, v in kw.items())
+    return [
+        f"method.name={method}",
+        "backbone.name=vit_tiny_patch16_224",
+        "backbone.weights=none",
+        f"backbone.img_size={img}",
+        f"backbone.kwargs={{{extra}}}",
+    ]
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"{SHARED} is absent: these tests read the shared fixtures beside the checkout (CI has them)")
+    return SHARED
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)

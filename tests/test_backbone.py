@@ -1,0 +1,83 @@
+"""Backbone loading from local files, key checks, freezing and the offline hub."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from insvp_cli.backbone import create_backbone, data_config
+from insvp_cli.config import BackboneConfig
+from insvp_cli.errors import UsageError
+
+KW = dict(patch_size=8, embed_dim=48, depth=2, num_heads=2)
+
+
+def _cfg(weights: str, **kw) -> BackboneConfig:
+    return BackboneConfig(name="vit_tiny_patch16_224", weights=weights, img_size=32, kwargs=kw or KW)
+
+
+@pytest.fixture
+def source():
+    return timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, num_classes=10, **KW)
+
+
+@pytest.mark.parametrize(("suffix", "wrapper"), [(".safetensors", None), (".pth", None), (".pt", "model"),
+                                                 (".pth", "state_dict")])
+def test_local_files_load(tmp_path, source, suffix, wrapper):
+    path = tmp_path / f"w{suffix}"
+    state = source.state_dict()
+    if suffix == ".safetensors":
+        save_file(state, str(path))
+    else:
+        torch.save({wrapper: state} if wrapper else state, path)
+    model = create_backbone(_cfg(str(path)))
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    assert not any(p.requires_grad for p in model.parameters())
+    assert not model.training
+
+
+def test_missing_and_unexpected_keys_are_named(tmp_path, source):
+    state = source.state_dict()
+    del state["blocks.1.mlp.fc2.weight"]
+    state["extra.weight"] = torch.zeros(1)
+    path = tmp_path / "w.pth"
+    torch.save(state, path)
+    with pytest.raises(UsageError, match=r"missing keys blocks\.1\.mlp\.fc2\.weight; unexpected keys extra\.weight"):
+        create_backbone(_cfg(str(path)))
+
+
+def test_pickled_code_is_refused(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"model": {"w": torch.zeros(1)}, "obj": object()}, path)
+    with pytest.raises(UsageError, match="not a readable torch weights file"):
+        create_backbone(_cfg(str(path)))
+
+
+def test_bad_paths_and_names(tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        create_backbone(_cfg(str(tmp_path / "absent.pth")))
+    with pytest.raises(UsageError, match="unknown suffix"):
+        create_backbone(_cfg(str(tmp_path / "w.ckpt")))
+    with pytest.raises(UsageError, match="is not a timm model"):
+        create_backbone(BackboneConfig(name="vit_nonexistent_patch3", weights="none"))
+
+
+def test_offline_hub_fails_fast_and_names_the_local_option(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.monotonic()
+    with pytest.raises(UsageError, match=r"backbone\.weights=PATH"):
+        create_backbone(BackboneConfig(name="vit_tiny_patch16_224.augreg_in21k", weights="timm"))
+    assert time.monotonic() - start < 15
+
+
+def test_data_config_comes_from_the_pretrained_cfg():
+    model = create_backbone(BackboneConfig(name="vit_base_patch16_224.augreg_in21k", weights="none", img_size=32,
+                                           kwargs=KW))
+    cfg = data_config(model)
+    assert cfg["input_size"] == (3, 32, 32)
+    assert cfg["mean"] == (0.5, 0.5, 0.5)

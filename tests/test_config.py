@@ -1,0 +1,74 @@
+"""The resolver: defaults < recipe < --set, and errors that name the key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from insvp_cli.config import Config, resolve_config
+from insvp_cli.errors import ConfigError, UsageError
+from insvp_cli.methods import METHODS
+
+RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
+
+
+def test_precedence(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("train: {lr: 0.5, epochs: 7}\nmethod: {name: insvp, prompt_len: 4}\n")
+    cfg = resolve_config(recipe, ["train.lr=0.25"])
+    assert cfg.train.lr == 0.25  # --set beats the recipe
+    assert cfg.train.epochs == 7  # the recipe beats the default
+    assert cfg.train.weight_decay == Config().train.weight_decay  # default
+    assert cfg.method.prompt_len == 4
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (["train.lrr=1"], "unknown key train.lrr; valid keys: epochs, lr"),
+        (["method.bogus=1"], "unknown key method.bogus; valid keys: name, preset"),
+        (["nope.x=1"], "unknown key nope; valid keys: backbone, data, method, train"),
+        (["train.epochs=ten"], "train.epochs: 'ten' is not an integer"),
+        (["method.prompt_len=1.5"], "method.prompt_len: 1.5 is not of type int | null"),
+        (["method.preset=paperr"], "method.preset: 'paperr' is not a valid choice; valid: paper, release"),
+        (["method.name=nope"], "method.name: unknown method 'nope'; valid: "),
+        (["data.download=maybe"], "data.download: 'maybe' is not a boolean"),
+        (["train.lr"], "expected KEY.PATH=VALUE"),
+        (["train=1"], "train: expected a mapping"),
+        (["method.beta_image=2"], "method.beta_image: 2.0 is not in [0, 1]"),
+    ],
+)
+def test_errors_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=None) as info:
+        resolve_config(None, override)
+    assert message in str(info.value)
+
+
+def test_missing_recipe_file(tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        resolve_config(tmp_path / "absent.yaml")
+
+
+def test_dump_round_trip():
+    cfg = resolve_config(None, ["method.preset=release", "train.lr=0.003"])
+    again = resolve_config(yaml.safe_load(cfg.to_yaml()))
+    assert again == cfg
+
+
+def test_presets_fill_unset_values_only():
+    release = resolve_config(None, ["method.preset=release"]).method
+    assert (release.prompt_len, release.global_weight, release.patch_weight) == (16, 2.0, 1.0)
+    assert (release.common_weight, release.specific_weight, release.specific_input) == (1.0, 1.0, "prompted")
+    paper = resolve_config(None, ["method.preset=paper", "method.beta_image=0.6"]).method
+    assert (paper.prompt_len, paper.global_weight, paper.patch_weight) == (9, 0.6, 0.4)
+    assert (paper.common_weight, paper.specific_weight, paper.specific_input) == (0.5, 0.5, "image")
+    with pytest.raises(ConfigError, match="contradicts"):
+        resolve_config(None, ["method.beta_image=0.6", "method.global_weight=0.5"])
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[r.stem for r in RECIPES])
+def test_every_recipe_resolves(recipe):
+    cfg = resolve_config(recipe)
+    assert cfg.method.name in METHODS

@@ -1,0 +1,72 @@
+"""Registry-driven tests: every registered method is checked the day it is registered."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from insvp_cli.config import resolve_config
+from insvp_cli.methods import METHODS, build_model
+from tests.conftest import TINY_VITS, tiny_overrides
+
+NUM_CLASSES = 5
+
+
+def _build(method: str, vit: str = "p8_d48_32px", extra: tuple[str, ...] = ()):
+    cfg = resolve_config(None, [*tiny_overrides(vit, method), *extra])
+    return build_model(cfg, NUM_CLASSES), cfg
+
+
+def _images(model, batch: int = 3) -> torch.Tensor:
+    h, w = model.backbone.patch_embed.img_size
+    return torch.randn(batch, 3, h, w)
+
+
+@pytest.mark.parametrize("method", METHODS.names())
+@pytest.mark.parametrize("vit", sorted(TINY_VITS))
+def test_shapes(method, vit):
+    model, _ = _build(method, vit)
+    x = _images(model)
+    assert model.forward_features(x).shape == (3, model.backbone.num_features)
+    assert model(x).shape == (3, NUM_CLASSES)
+
+
+@pytest.mark.parametrize("method", METHODS.names())
+def test_only_trainable_parameters_learn(method):
+    model, _ = _build(method)
+    backbone_before = copy.deepcopy(model.backbone.state_dict())
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable, "a method must train something"
+    assert all(model.is_trainable_name(n) for n in trainable)
+    assert all(n.startswith((f"{model.prefix}.", "head.", "backbone.")) for n in trainable)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    for _ in range(2):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(_images(model)), torch.arange(3)).backward()
+        for name, p in model.named_parameters():
+            assert (p.grad is not None) == (name in trainable) or p.grad is None, name
+        opt.step()
+    if not model.backbone_trains:
+        assert not model.backbone.training, "a frozen backbone stays in eval mode while training"
+        for key, value in model.backbone.state_dict().items():
+            assert torch.equal(value, backbone_before[key]), f"backbone weight {key} changed"
+    assert set(model.trainable_state_dict()) >= trainable
+
+
+@pytest.mark.parametrize("method", METHODS.names())
+def test_build_is_seeded(method):
+    a, _ = _build(method)
+    b, _ = _build(method)
+    for (name, pa), pb in zip(a.trainable_state_dict().items(), b.trainable_state_dict().values()):
+        if not name.startswith("backbone."):
+            assert torch.equal(pa, pb), name
+
+
+@pytest.mark.parametrize("method", METHODS.names())
+def test_no_weight_decay_names_exist(method):
+    model, _ = _build(method)
+    names = dict(model.named_parameters())
+    assert model.no_weight_decay() <= set(names)
