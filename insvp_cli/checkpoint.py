@@ -1,0 +1,147 @@
+"""Self-describing checkpoints: trainable weights + resolved config + backbone identity + metrics.
+
+Every file is written atomically (temp file in the same folder, then ``os.replace``), so a run killed
+at any moment leaves either the previous or the new file, never a torn one. Every file loads with
+``torch.load(..., weights_only=True)``: plain containers and tensors only, no pickled code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .config import Config, resolve_config
+from .errors import UsageError
+
+FORMAT_VERSION = 1
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temp file beside ``path``, fsync, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def backbone_fingerprint(backbone: nn.Module) -> str:
+    """A short hash of the backbone's first and last weights: detects a checkpoint used on another backbone."""
+    h = hashlib.sha256()
+    params = list(backbone.state_dict().items())
+    for name, tensor in (params[0], params[-1]):
+        h.update(name.encode())
+        h.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def make_checkpoint(model: nn.Module, cfg: Config, classes: list[str], metrics: dict[str, Any],
+                    epoch: int) -> dict[str, Any]:
+    """The contents of ``best.pt`` / ``last.pt``."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "config": cfg.to_dict(),
+        "method": cfg.method.name,
+        "backbone": {"name": cfg.backbone.name, "weights": cfg.backbone.weights,
+                     "fingerprint": backbone_fingerprint(model.backbone)},
+        "classes": list(classes),
+        "epoch": epoch,
+        "metrics": dict(metrics),
+        "state_dict": {k: v.detach().cpu() for k, v in model.trainable_state_dict().items()},
+    }
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint safely and check its format; errors name the file and what is wrong."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.pt"
+    if not path.is_file():
+        raise UsageError(f"checkpoint {path} does not exist (a run folder holds best.pt and last.pt)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated files, pickled code and non-torch files fail in many ways
+        raise UsageError(f"checkpoint {path} is not a readable insvp checkpoint ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0][:200]})") from None
+    if not isinstance(ckpt, dict) or "format_version" not in ckpt or "state_dict" not in ckpt:
+        raise UsageError(f"checkpoint {path} is not an insvp checkpoint (no format_version/state_dict)")
+    if ckpt["format_version"] > FORMAT_VERSION:
+        raise UsageError(f"checkpoint {path} has format {ckpt['format_version']}; this insvp reads <= {FORMAT_VERSION}")
+    ckpt["path"] = str(path)
+    return ckpt
+
+
+def checkpoint_config(ckpt: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    return resolve_config(ckpt["config"], overrides)
+
+
+def restore_model(ckpt: dict[str, Any], cfg: Config | None = None, backbone: nn.Module | None = None) -> nn.Module:
+    """Rebuild the method from a checkpoint alone (plus the backbone weights source it records)."""
+    from .methods import build_model
+
+    cfg = cfg or checkpoint_config(ckpt)
+    model = build_model(cfg, len(ckpt["classes"]), backbone=backbone)
+    fingerprint = ckpt["backbone"].get("fingerprint")
+    if fingerprint and not cfg.method.name == "full" and backbone_fingerprint(model.backbone) != fingerprint:
+        raise UsageError(
+            f"checkpoint {ckpt['path']} was trained on another backbone than {cfg.backbone.name} with weights "
+            f"{cfg.backbone.weights!r}; pass the weights it was trained with: --set backbone.weights=PATH"
+        )
+    expected = set(model.trainable_state_dict())
+    got = set(ckpt["state_dict"])
+    if expected != got:
+        missing, extra = sorted(expected - got), sorted(got - expected)
+        raise UsageError(f"checkpoint {ckpt['path']} does not fit method {cfg.method.name}: missing "
+                         f"{missing[:4]}, unexpected {extra[:4]}")
+    try:
+        model.load_state_dict(ckpt["state_dict"], strict=False)
+    except RuntimeError as exc:
+        raise UsageError(f"checkpoint {ckpt['path']}: {str(exc).splitlines()[-1].strip()}") from None
+    return model.eval()
+
+
+def load_model(checkpoint: str | Path) -> nn.Module:
+    """Public API: the trained model of a checkpoint, in eval mode.
+
+    It takes normalised images ``(B, 3, H, W)`` (see :func:`load_transform`) and returns logits.
+    """
+    return restore_model(read_checkpoint(checkpoint))
+
+
+def load_transform(checkpoint: str | Path):
+    """Public API: the evaluation transform (PIL image -> normalised tensor) the checkpoint was evaluated with."""
+    from .backbone import create_backbone, data_config
+    from .data import eval_transform
+
+    cfg = checkpoint_config(read_checkpoint(checkpoint))
+    backbone_cfg = cfg.backbone
+    # the transform depends on the architecture only, so random init avoids reading any weights
+    model = create_backbone(type(backbone_cfg)(name=backbone_cfg.name, weights="none",
+                                               img_size=backbone_cfg.img_size, kwargs=backbone_cfg.kwargs))
+    return eval_transform(cfg.data, data_config(model))

@@ -1,0 +1,205 @@
+"""One training path for every method: ``build_optimizer``, ``build_scheduler``, ``train_one_epoch``, ``evaluate``.
+
+Plain functions taking explicit objects; nothing here knows which method it trains. Only parameters
+with ``requires_grad`` reach the optimizer, so a frozen backbone gets no weight gradients at all
+(only input gradients flow through it), unlike the authors' release (SPEC §1).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .config import TrainConfig
+from .distributed import DistInfo, all_reduce_sum, broadcast_flag
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over trainable parameters only, split into decay / no-decay groups.
+
+    Biases, norm weights (every 1-D tensor) and the names the method lists in ``no_weight_decay()``
+    (prompt tokens) get no weight decay, as in timm and nanoGPT.
+    """
+    skip = model.no_weight_decay()
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if param.ndim <= 1 or name in skip else decay).append(param)
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """Per-step linear warm-up over ``warmup_fraction`` of all steps, then cosine down to ``min_lr``."""
+    total = max(1, cfg.epochs * steps_per_epoch)
+    warmup = int(cfg.warmup_fraction * total)
+    floor = cfg.min_lr / cfg.lr
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Autocast settings: bf16 on CUDA by default, fp32 on CPU; fp16 uses a GradScaler."""
+
+    device_type: str
+    dtype: torch.dtype | None
+
+    @classmethod
+    def resolve(cls, name: str, device: torch.device) -> Precision:
+        if name == "auto":
+            name = "bf16" if device.type == "cuda" else "fp32"
+        dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+        return cls(device.type, dtype)
+
+    def autocast(self):
+        if self.dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device_type, dtype=self.dtype)
+
+    @property
+    def needs_scaler(self) -> bool:
+        return self.dtype == torch.float16
+
+
+def build_mixup(cfg: TrainConfig, num_classes: int):
+    """timm Mixup/CutMix with label smoothing (``None`` when both alphas are 0)."""
+    if (cfg.mixup <= 0 and cfg.cutmix <= 0) or cfg.mix_prob <= 0:
+        return None
+    from timm.data import Mixup
+
+    return Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, prob=cfg.mix_prob, switch_prob=cfg.switch_prob,
+                 mode="batch", label_smoothing=cfg.label_smoothing, num_classes=num_classes)
+
+
+def build_criterion(cfg: TrainConfig, mixup) -> nn.Module:
+    """Soft-target cross-entropy with Mixup (its targets carry the smoothing), else smoothed cross-entropy."""
+    if mixup is not None:
+        from timm.loss import SoftTargetCrossEntropy
+
+        return SoftTargetCrossEntropy()
+    return nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+
+
+@dataclass
+class StepReport:
+    """What the progress display shows after each step."""
+
+    step: int
+    loss: float
+    lr: float
+    images_per_s: float
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: Iterable,
+    optimizer: torch.optim.Optimizer,
+    scheduler,
+    criterion: nn.Module,
+    *,
+    device: torch.device,
+    precision: Precision,
+    scaler: torch.amp.GradScaler | None,
+    mixup=None,
+    grad_clip: float | None = None,
+    dist_info: DistInfo = DistInfo(),
+    on_step: Callable[[StepReport], None] | None = None,
+) -> dict[str, float]:
+    """One pass over ``loader``; returns the mean loss, images seen (all ranks), seconds and throughput.
+
+    Raises:
+        TrainingDiverged: on a NaN or infinite loss (before the optimizer step, so weights stay finite).
+    """
+    model.train()
+    start = time.perf_counter()
+    loss_sum, seen = 0.0, 0
+    for step, (images, targets) in enumerate(loader):
+        images = images.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+        if mixup is not None:
+            if images.shape[0] % 2:  # timm's batch mixing pairs samples: drop the odd one out, as the release
+                images, targets = images[:-1], targets[:-1]
+            if images.shape[0] == 0:
+                continue
+            images, targets = mixup(images, targets)
+        with precision.autocast():
+            loss = criterion(model(images), targets)
+        if broadcast_flag(not torch.isfinite(loss).item(), dist_info, device):
+            raise TrainingDiverged(f"the loss became {loss.item()} at step {step}; lower train.lr or use "
+                                   f"train.grad_clip")
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            if grad_clip:
+                scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(_trainable(optimizer), grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            if grad_clip:
+                nn.utils.clip_grad_norm_(_trainable(optimizer), grad_clip)
+            optimizer.step()
+        scheduler.step()
+        loss_sum += loss.item() * images.shape[0]
+        seen += images.shape[0]
+        if on_step is not None:
+            elapsed = time.perf_counter() - start
+            on_step(StepReport(step + 1, loss.item(), optimizer.param_groups[0]["lr"],
+                               seen * dist_info.world_size / max(elapsed, 1e-9)))
+    loss_sum, seen = all_reduce_sum([loss_sum, float(seen)], dist_info, device)
+    seconds = time.perf_counter() - start
+    return {"train_loss": loss_sum / max(seen, 1), "train_images": seen, "train_seconds": seconds,
+            "train_images_per_s": seen / max(seconds, 1e-9)}
+
+
+def _trainable(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [p for group in optimizer.param_groups for p in group["params"]]
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: Iterable,
+    *,
+    device: torch.device,
+    precision: Precision,
+    dist_info: DistInfo = DistInfo(),
+    on_step: Callable[[int], None] | None = None,
+) -> dict[str, float]:
+    """Top-1 accuracy (%) and mean cross-entropy over ``loader``, summed over every process's shard."""
+    model.eval()
+    correct, total, loss_sum = 0.0, 0.0, 0.0
+    start = time.perf_counter()
+    for step, (images, targets) in enumerate(loader):
+        images = images.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
+        with precision.autocast():
+            logits = model(images)
+        loss_sum += nn.functional.cross_entropy(logits.float(), targets, reduction="sum").item()
+        correct += (logits.argmax(dim=1) == targets).sum().item()
+        total += targets.shape[0]
+        if on_step is not None:
+            on_step(step + 1)
+    correct, total, loss_sum = all_reduce_sum([correct, total, loss_sum], dist_info, device)
+    seconds = time.perf_counter() - start
+    return {"acc": 100.0 * correct / max(total, 1), "loss": loss_sum / max(total, 1), "images": total,
+            "images_per_s": total / max(seconds, 1e-9)}
