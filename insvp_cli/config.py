@@ -281,6 +281,10 @@ def resolve_config(
 ) -> Config:
     """THE resolver: defaults < recipe (a YAML path or a mapping) < ``--set`` overrides.
 
+    The ``method`` group follows the method finally selected: when ``--set method.name=B`` switches a
+    recipe written for method A to B, the recipe's ``method`` keys (A's hyper-parameters) do not apply;
+    B starts from its own defaults plus the recipe's optional per-method deltas ``methods: {B: {...}}``.
+
     Args:
         recipe: path of a recipe YAML file, an already-loaded mapping (e.g. from a checkpoint), or None.
         overrides: ``a.b=value`` strings; values are parsed as YAML (``true``, ``0.1``, ``[7, 9, 3]``).
@@ -294,20 +298,45 @@ def resolve_config(
         tree = _deep_copy(recipe)
     else:
         tree = load_recipe(recipe) if recipe is not None else {}
+    override_tree: dict[str, Any] = {}
     for text in overrides:
         keys, value = parse_override(text)
-        _set_path(tree, keys, value, text)
+        _set_path(override_tree, keys, value, text)
 
-    method_tree = tree.get("method", {})
-    if not isinstance(method_tree, dict):
-        raise ConfigError("method: expected a mapping with at least `name`")
-    method_name = method_tree.get("name", DEFAULT_METHOD)
-    if not isinstance(method_name, str):
-        raise ConfigError(f"method.name: {method_name!r} is not a string; valid: {', '.join(METHODS.names())}")
-    if method_name not in METHODS:
-        raise ConfigError(f"method.name: unknown method {method_name!r}; valid: {', '.join(METHODS.names())}")
-    tree["method"] = build_dataclass(METHODS.get(method_name).config_cls, method_tree, "method")
+    per_method = tree.pop("methods", None) or {}
+    if not isinstance(per_method, dict) or any(not isinstance(v, dict) for v in per_method.values()):
+        raise ConfigError("methods: expected a mapping of method name -> its hyper-parameters")
+    recipe_method = _group(tree, "method")
+    override_method = _group(override_tree, "method")
+    name = override_method.get("name", recipe_method.get("name", DEFAULT_METHOD))
+    if not isinstance(name, str) or name not in METHODS:
+        raise ConfigError(f"method.name: unknown method {name!r}; valid: {', '.join(METHODS.names())}")
+    for other, delta in per_method.items():  # typos in deltas of unselected methods are errors too
+        if other not in METHODS:
+            raise ConfigError(f"methods.{other}: unknown method; valid: {', '.join(METHODS.names())}")
+        build_dataclass(METHODS.get(other).config_cls, {**delta, "name": other}, f"methods.{other}")
+    method_tree = dict(per_method.get(name, {}))
+    if recipe_method.get("name", DEFAULT_METHOD) == name:
+        method_tree.update(recipe_method)
+    method_tree.update(override_method)
+    method_tree["name"] = name
+    tree = _merge(tree, override_tree)
+    tree["method"] = build_dataclass(METHODS.get(name).config_cls, method_tree, "method")
     return build_dataclass(Config, tree, "")
+
+
+def _group(tree: dict[str, Any], key: str) -> dict[str, Any]:
+    group = tree.get(key, {})
+    if not isinstance(group, dict):
+        raise ConfigError(f"{key}: expected a mapping, e.g. {key}: {{name: insvp}}")
+    return group
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def _deep_copy(tree: dict[str, Any]) -> dict[str, Any]:

@@ -37,6 +37,7 @@ def test_precedence(tmp_path):
         (["data.download=maybe"], "data.download: 'maybe' is not a boolean"),
         (["train.lr"], "expected KEY.PATH=VALUE"),
         (["train=1"], "train: expected a mapping"),
+        (["method=1"], "method: expected a mapping"),
         (["method.beta_image=2"], "method.beta_image: 2.0 is not in [0, 1]"),
     ],
 )
@@ -72,3 +73,16 @@ def test_presets_fill_unset_values_only():
 def test_every_recipe_resolves(recipe):
     cfg = resolve_config(recipe)
     assert cfg.method.name in METHODS
+
+
+def test_switching_method_drops_the_recipes_method_keys(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("method: {name: insvp, prompt_len: 4}\nmethods: {linear: {}}\n")
+    assert resolve_config(recipe, ["method.name=linear"]).method.name == "linear"
+    assert resolve_config(recipe).method.prompt_len == 4
+    recipe.write_text("method: {name: linear}\nmethods: {insvp: {prompt_len: 3}}\n")
+    assert resolve_config(recipe, ["method.name=insvp"]).method.prompt_len == 3
+    assert resolve_config(recipe, ["method.name=insvp", "method.prompt_len=5"]).method.prompt_len == 5
+    recipe.write_text("methods: {insvp: {prompt_lenn: 3}}\n")
+    with pytest.raises(ConfigError, match="unknown key methods.insvp.prompt_lenn"):
+        resolve_config(recipe)

@@ -35,6 +35,16 @@ def main() -> None:
             raise
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except RuntimeError as exc:
+        from ..engine import TrainingDiverged
+
+        if not isinstance(exc, TrainingDiverged) or _state["debug"]:
+            raise
+        err_console.print(f"[bold red]training stopped:[/] {exc}; the last good checkpoint is kept", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; a run continues with: insvp train --resume RUN_DIR")
+        sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
