@@ -45,7 +45,10 @@ def create_backbone(cfg: BackboneConfig) -> nn.Module:
     if weights == "timm":
         model = _create_from_hub(cfg.name, kwargs)
     else:
-        model = timm.create_model(cfg.name, pretrained=False, num_classes=0, **kwargs)
+        # a fixed seed makes "random init" reproducible, so checkpoints on it can be evaluated again
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = timm.create_model(cfg.name, pretrained=False, num_classes=0, **kwargs)
         if weights != "none":
             load_local_weights(model, Path(weights))
     freeze(model)

@@ -1,0 +1,174 @@
+"""The engine end to end on real offline data (scikit-learn's digits) and a tiny ViT."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import insvp_cli
+from insvp_cli.checkpoint import read_checkpoint
+from insvp_cli.cli import app
+from insvp_cli.config import resolve_config
+from insvp_cli.engine import TrainingDiverged
+from insvp_cli.training import fit
+from tests.conftest import tiny_overrides
+
+REPO = Path(__file__).resolve().parents[1]
+RUN_FILES = {"config.yaml", "metrics.jsonl", "best.pt", "last.pt", "resume.pt", "summary.json"}
+runner = CliRunner()
+
+
+def tiny_run(method: str = "insvp", epochs: int = 2, *extra: str) -> list[str]:
+    return [*tiny_overrides("p8_d48_32px", method), "data.name=digits", "data.num_workers=0", "data.batch_size=32",
+            "data.classes=[0, 1, 2]", f"train.epochs={epochs}", "train.lr=0.005", "train.device=cpu",
+            "method.prompt_len=2" if method == "insvp" else "train.seed=0", *extra]
+
+
+def test_fit_writes_the_promised_files(tmp_path):
+    cfg = resolve_config(None, tiny_run())
+    summary = fit(cfg, tmp_path / "run")
+    assert {p.name for p in (tmp_path / "run").iterdir()} == RUN_FILES
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert all(math.isfinite(r["train_loss"]) and 0 <= r["val_acc"] <= 100 for r in rows)
+    assert summary == json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["best_epoch"] in (1, 2) and 0 <= summary["test_acc"] <= 100
+    best = torch.load(tmp_path / "run" / "best.pt", map_location="cpu", weights_only=True)
+    assert best["format_version"] == 1 and best["method"] == "insvp" and best["classes"] == ["0", "1", "2"]
+    assert best["metrics"]["test_acc"] == summary["test_acc"]
+    # trainable weights only: no backbone tensor, and exactly the trainable parameter count
+    assert not any(k.startswith("backbone.") for k in best["state_dict"])
+    assert sum(v.numel() for v in best["state_dict"].values()) == summary["trainable_params"]
+    assert resolve_config(best["config"]) == cfg
+
+
+def test_same_seed_same_numbers(tmp_path):
+    a = fit(resolve_config(None, tiny_run("linear", 1)), tmp_path / "a")
+    b = fit(resolve_config(None, tiny_run("linear", 1)), tmp_path / "b")
+    assert a == b
+
+
+def test_evaluate_reproduces_the_logged_accuracy_and_api(tmp_path):
+    summary = fit(resolve_config(None, tiny_run(epochs=1)), tmp_path / "run")
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "run" / "best.pt"), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["acc"] == out["logged_acc"] == summary["test_acc"]
+    model = insvp_cli.load_model(tmp_path / "run" / "best.pt")
+    assert not model.training
+    transform = insvp_cli.load_transform(tmp_path / "run" / "best.pt")
+    from PIL import Image
+
+    x = transform(Image.new("RGB", (8, 8), (255, 0, 0))).unsqueeze(0)
+    assert x.shape == (1, 3, 32, 32) and model(x).shape == (1, 3)
+
+
+def test_diverged_training_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    import insvp_cli.training as training
+
+    real = training.build_criterion
+    calls = {"n": 0}
+
+    def poisoned(cfg, mixup):
+        inner = real(cfg, mixup)
+
+        def loss(logits, targets):
+            calls["n"] += 1
+            value = inner(logits, targets)
+            return value * float("nan") if calls["n"] > 4 else value  # epoch 1 has 4 steps
+
+        return loss
+
+    monkeypatch.setattr(training, "build_criterion", poisoned)
+    with pytest.raises(TrainingDiverged, match="loss became nan"):
+        fit(resolve_config(None, tiny_run(epochs=3)), tmp_path / "run")
+    last = read_checkpoint(tmp_path / "run" / "last.pt")
+    assert last["epoch"] == 1 and all(torch.isfinite(v).all() for v in last["state_dict"].values())
+
+
+def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "insvp_cli", *args], capture_output=True, text=True, env=env,
+                          cwd=REPO, **kw)
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
+    sets = [x for s in tiny_run("insvp", 3) for x in ("--set", s)]
+    full = _cli("train", *sets, "--out", str(tmp_path / "full"))
+    assert full.returncode == 0, full.stderr
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "insvp_cli", "train", *sets, "--out", str(run)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (run / "resume.pt").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "summary.json").exists()
+    resumed = _cli("train", "--resume", str(run))
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run / "summary.json").read_text()) == json.loads((tmp_path / "full" / "summary.json").read_text())
+    strip = lambda p: [{k: v for k, v in json.loads(x).items() if "seconds" not in k and "per_s" not in k}  # noqa: E731
+                       for x in p.read_text().splitlines()]
+    assert strip(run / "metrics.jsonl") == strip(tmp_path / "full" / "metrics.jsonl")
+
+
+def test_torchrun_two_processes_match_one(tmp_path):
+    common = tiny_run("insvp", 2, "train.mixup=0", "train.cutmix=0", "data.augment=false", "method.dropout=0",
+                      "data.classes=[0, 1, 2, 3]")
+    one = _cli("train", *[x for s in [*common, "data.batch_size=32"] for x in ("--set", s)],
+               "--out", str(tmp_path / "one"))
+    assert one.returncode == 0, one.stderr
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                          "29517", "-m", "insvp_cli", "train",
+                          *[x for s in [*common, "data.batch_size=16"] for x in ("--set", s)],
+                          "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env, cwd=REPO)
+    assert two.returncode == 0, two.stderr[-3000:]
+    a = json.loads((tmp_path / "one" / "summary.json").read_text())
+    b = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert a["best_epoch"] == b["best_epoch"]
+    for key in ("val_acc", "test_acc"):
+        assert a[key] == pytest.approx(b[key], abs=0.5), key
+    ra = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
+    rb = [json.loads(x) for x in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
+    for x, y in zip(ra, rb):
+        assert x["train_loss"] == pytest.approx(y["train_loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--recipe", "recipes/absent.yaml"], "recipe recipes/absent.yaml does not exist"),
+        (["train", "--set", "train.lrr=1"], "unknown key train.lrr"),
+        (["train", "--set", "train.epochs=x"], "train.epochs: 'x' is not an integer"),
+        (["evaluate", "absent.pt"], "checkpoint absent.pt does not exist"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args, message):
+    proc = _cli(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_corrupt_and_foreign_checkpoints(tmp_path):
+    fit(resolve_config(None, tiny_run("linear", 1)), tmp_path / "run")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes((tmp_path / "run" / "best.pt").read_bytes()[:200])
+    proc = _cli("evaluate", str(corrupt))
+    assert proc.returncode == 2 and "is not a readable insvp checkpoint" in proc.stderr
+    # the same checkpoint on a backbone of another width
+    proc = _cli("evaluate", str(tmp_path / "run" / "best.pt"), "--set",
+                "backbone.kwargs={patch_size: 8, embed_dim: 96, depth: 2, num_heads: 2}")
+    assert proc.returncode == 2 and "another backbone" in proc.stderr, proc.stderr
