@@ -9,7 +9,7 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from insvp_cli.backbone import create_backbone, data_config
+from insvp_cli.backbone import create_backbone, data_config, from_moco_v3
 from insvp_cli.config import BackboneConfig
 from insvp_cli.errors import UsageError
 
@@ -81,3 +81,55 @@ def test_data_config_comes_from_the_pretrained_cfg():
     cfg = data_config(model)
     assert cfg["input_size"] == (3, 32, 32)
     assert cfg["mean"] == (0.5, 0.5, 0.5)
+
+
+def _moco_v3_checkpoint(vit: torch.nn.Module) -> tuple[dict, set[str]]:
+    """A MoCo v3 pre-training checkpoint for ``vit``, in the official key layout, and the keys a loader must drop.
+
+    MoCo v3 replaces the base encoder's head by a 3-layer projection MLP (the last BatchNorm without affine),
+    keeps a momentum copy of the whole encoder and adds a 2-layer predictor.
+    """
+    dim, hidden, out = vit.embed_dim, 32, 16
+
+    def mlp(layers: int, d_in: int) -> torch.nn.Sequential:
+        mods: list[torch.nn.Module] = []
+        for i in range(layers):
+            last = i == layers - 1
+            d_out = out if last else hidden
+            mods += [torch.nn.Linear(d_in if i == 0 else hidden, d_out, bias=False),
+                     torch.nn.BatchNorm1d(d_out, affine=not last)]
+            if not last:
+                mods.append(torch.nn.ReLU())
+        return torch.nn.Sequential(*mods)
+
+    encoder = {k: v for k, v in vit.state_dict().items() if not k.startswith("head.")}
+    projector = {f"head.{k}": v for k, v in mlp(3, dim).state_dict().items()}
+    state = {f"module.base_encoder.{k}": v for k, v in {**encoder, **projector}.items()}
+    momentum = {f"module.momentum_encoder.{k}": v.clone() for k, v in {**encoder, **projector}.items()}
+    predictor = {f"module.predictor.{k}": v for k, v in mlp(2, out).state_dict().items()}
+    state.update(momentum)
+    state.update(predictor)
+    dropped = {*momentum, *predictor, *(f"module.base_encoder.{k}" for k in projector)}
+    return state, dropped
+
+
+def test_moco_v3_dropped_keys_are_exactly_the_heads_and_the_momentum_encoder(source):
+    state, dropped = _moco_v3_checkpoint(source)
+    kept, got = from_moco_v3(state)
+    assert set(got) == dropped
+    assert any(k.startswith("module.base_encoder.head.1.running_mean") for k in got)  # the projector's BatchNorm
+    assert set(kept) == {k for k in source.state_dict() if not k.startswith("head.")}
+
+
+@pytest.mark.parametrize("wrapped", [True, False])
+def test_moco_v3_checkpoint_loads_into_a_timm_vit(tmp_path, source, wrapped):
+    state, _ = _moco_v3_checkpoint(source)
+    # the official files are {"epoch", "arch", "state_dict", "optimizer", "scaler"} saved as .pth.tar
+    ckpt = {"epoch": 300, "arch": "vit_base", "state_dict": state,
+            "optimizer": {"state": {}, "param_groups": [{"lr": 1.5e-4, "params": [0]}]}} if wrapped else state
+    path = tmp_path / "vit-b-300ep.pth.tar"
+    torch.save(ckpt, path)
+    model = create_backbone(_cfg(str(path)))
+    reference = source.state_dict()
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, reference[key]), key
