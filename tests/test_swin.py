@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from insvp_cli.cli import app
 from insvp_cli.config import resolve_config
+from insvp_cli.errors import UsageError
 from insvp_cli.methods import build_model
 from insvp_cli.methods.swin import block_with_prompts, swin_features_with_prompts
 from tests.conftest import TINY_SWINS, tiny_swin_overrides
@@ -154,3 +155,9 @@ def test_params_for_the_swin_b_recipe():
     assert components["specific_projections"] == 129 * (256 + 512 + 1024)
     assert components["head"] == 1024 * 200 + 200
     assert components["patch_prompter"] == 25_360  # 16 px patches, as on ViT-B/16
+
+
+def test_other_backbone_families_are_a_usage_error():
+    cfg = resolve_config(None, ["backbone.name=resnet18", "backbone.weights=none"])
+    with pytest.raises(UsageError, match="a timm ViT with a class token or a timm SwinTransformer; ResNet is neither"):
+        build_model(cfg, NUM_CLASSES)
