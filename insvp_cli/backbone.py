@@ -25,6 +25,8 @@ from .errors import UsageError
 LOCAL_WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".pth.tar", ".npz")
 _STATE_DICT_WRAPPERS = ("state_dict", "model", "module")
 MOCO_V3_PREFIX = "module.base_encoder."
+# the parts of MoCo v3's pre-training model that are not the backbone: projector, momentum encoder, predictor
+_MOCO_V3_DROPPED = (f"{MOCO_V3_PREFIX}head.", "module.momentum_encoder.", "module.predictor.")
 
 
 def create_backbone(cfg: BackboneConfig) -> nn.Module:
@@ -166,17 +168,19 @@ def from_moco_v3(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.T
     ``module.base_encoder.``, whose ``head`` is the projection MLP), the momentum encoder
     (``module.momentum_encoder.``) and the predictor (``module.predictor.``). Like MoCo v3's own
     linear-probe script, keep the base encoder without its head; only it is the pretrained backbone.
+    Any other key is kept as it is, so that the loader reports it as unexpected.
 
     Returns:
         The ViT's state dict (prefix stripped) and the sorted keys that were dropped.
     """
-    head = f"{MOCO_V3_PREFIX}head."
     kept, dropped = {}, []
     for key, value in state_dict.items():
-        if key.startswith(MOCO_V3_PREFIX) and not key.startswith(head):
+        if key.startswith(_MOCO_V3_DROPPED):
+            dropped.append(key)
+        elif key.startswith(MOCO_V3_PREFIX):
             kept[key[len(MOCO_V3_PREFIX) :]] = value
         else:
-            dropped.append(key)
+            kept[key] = value
     return kept, sorted(dropped)
 
 

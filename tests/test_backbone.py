@@ -118,8 +118,10 @@ def test_moco_v3_dropped_keys_are_exactly_the_heads_and_the_momentum_encoder(sou
     state, dropped = _moco_v3_checkpoint(source)
     kept, got = from_moco_v3(state)
     assert set(got) == dropped
-    assert any(k.startswith("module.base_encoder.head.1.running_mean") for k in got)  # the projector's BatchNorm
+    assert "module.base_encoder.head.1.running_mean" in got  # the projector's BatchNorm
     assert set(kept) == {k for k in source.state_dict() if not k.startswith("head.")}
+    # anything else stays, so that loading names it as an unexpected key
+    assert "module.extra.weight" in from_moco_v3({**state, "module.extra.weight": torch.zeros(1)})[0]
 
 
 @pytest.mark.parametrize("wrapped", [True, False])
