@@ -134,7 +134,8 @@ def convert_official(state_dict_path: Path, recipe: Path | str, out_dir: Path,
     """Convert the release's ``best_model.pth`` into ``out_dir/best.pt`` (+ ``config.yaml``, ``backbone.safetensors``).
 
     The recipe (plus ``--set`` overrides) must describe the release's architecture: ``method.name=insvp``,
-    ``method.preset=release``, and the ``prompt_len``, ``prompt_blocks``, kernels and SimAM it trained with.
+    ``method.preset=release``, and the ``prompt_len``, ``prompt_blocks``, kernels and SimAM it trained with
+    (and ``method.global_weight`` if the release run changed its weight of ``p_g`` from 2).
     ``insvp_cli.load_model(out_dir / "best.pt")`` then computes the release model's eval-mode logits.
 
     Raises:
@@ -188,7 +189,9 @@ def _release_config(cfg: Config) -> Config:
     return cfg
 
 
-def _check_shapes(state, trainable, backbone_state, expected, expected_backbone, recipe) -> None:
+def _check_shapes(state: dict[str, torch.Tensor], trainable: dict[str, tuple[str, torch.Tensor]],
+                  backbone_state: dict[str, torch.Tensor], expected: dict[str, torch.Size],
+                  expected_backbone: dict[str, torch.Size], recipe: Path | str) -> None:
     """Every release tensor, in the file's order, against the recipe's model; then the tensors the recipe lacks."""
     ours_of = {release: ours for ours, (release, _) in trainable.items()}
     for key, value in state.items():
