@@ -22,8 +22,11 @@ from torch import nn
 from .config import BackboneConfig
 from .errors import UsageError
 
-LOCAL_WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".npz")
+LOCAL_WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".pth.tar", ".npz")
 _STATE_DICT_WRAPPERS = ("state_dict", "model", "module")
+MOCO_V3_PREFIX = "module.base_encoder."
+# the parts of MoCo v3's pre-training model that are not the backbone: projector, momentum encoder, predictor
+_MOCO_V3_DROPPED = (f"{MOCO_V3_PREFIX}head.", "module.momentum_encoder.", "module.predictor.")
 
 
 def create_backbone(cfg: BackboneConfig) -> nn.Module:
@@ -139,8 +142,12 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
 
 def load_local_weights(model: nn.Module, path: Path) -> None:
-    """Load a local weights file into ``model``; any missing or unexpected non-head key is an error."""
-    if path.suffix not in LOCAL_WEIGHT_SUFFIXES:
+    """Load a local weights file into ``model``; any missing or unexpected non-head key is an error.
+
+    Besides timm's own layout this reads Google's ``.npz`` files and MoCo v3 pre-training checkpoints
+    (recognised by their ``module.base_encoder.`` keys, see :func:`from_moco_v3`).
+    """
+    if not path.name.endswith(LOCAL_WEIGHT_SUFFIXES):
         raise UsageError(
             f"backbone.weights: {path} has an unknown suffix; valid: timm, none, or a file ending in "
             f"{', '.join(LOCAL_WEIGHT_SUFFIXES)}"
@@ -149,6 +156,8 @@ def load_local_weights(model: nn.Module, path: Path) -> None:
         _load_npz(model, path)
         return
     state_dict = read_state_dict(path)
+    if any(k.startswith(MOCO_V3_PREFIX) for k in state_dict):
+        state_dict, _ = from_moco_v3(state_dict)
     state_dict = _timm_filter(model, state_dict)
     head = _classifier_prefixes(model)
     state_dict = {k: v for k, v in state_dict.items() if not k.startswith(head)}
@@ -160,6 +169,29 @@ def load_local_weights(model: nn.Module, path: Path) -> None:
             f"backbone.weights: {path} does not fit {type(model).__name__}: "
             f"missing keys {_short(missing)}; unexpected keys {_short(unexpected)}"
         )
+
+
+def from_moco_v3(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """A MoCo v3 pre-training checkpoint (Chen et al., ICCV 2021) -> the state dict of its timm ViT.
+
+    The checkpoint holds the whole pre-training model: the base encoder (a timm ViT under
+    ``module.base_encoder.``, whose ``head`` is the projection MLP), the momentum encoder
+    (``module.momentum_encoder.``) and the predictor (``module.predictor.``). Like MoCo v3's own
+    linear-probe script, keep the base encoder without its head; only it is the pretrained backbone.
+    Any other key is kept as it is, so that the loader reports it as unexpected.
+
+    Returns:
+        The ViT's state dict (prefix stripped) and the sorted keys that were dropped.
+    """
+    kept, dropped = {}, []
+    for key, value in state_dict.items():
+        if key.startswith(_MOCO_V3_DROPPED):
+            dropped.append(key)
+        elif key.startswith(MOCO_V3_PREFIX):
+            kept[key[len(MOCO_V3_PREFIX) :]] = value
+        else:
+            kept[key] = value
+    return kept, sorted(dropped)
 
 
 def _load_npz(model: nn.Module, path: Path) -> None:
@@ -174,6 +206,8 @@ def _load_npz(model: nn.Module, path: Path) -> None:
         loader(model, str(path))
     except KeyError as exc:
         raise UsageError(f"backbone.weights: {path} lacks the key {exc} of Google's ViT layout") from exc
+    except ValueError as exc:  # timm's reader: not an .npz archive, or no known key layout in it
+        raise UsageError(f"backbone.weights: {path} is not a Google ViT .npz checkpoint ({exc})") from exc
 
 
 def _timm_filter(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -30,7 +30,7 @@ class BackboneConfig:
         name: a timm model name, optionally with a pretrained tag (``vit_base_patch16_224.augreg_in21k``).
         weights: ``timm`` (the tag's pretrained weights, downloaded by timm when online), ``none``
             (random init: tests, ``insvp params``), or a local file (``.safetensors``, ``.pth``/``.pt``,
-            Google ``.npz``).
+            a MoCo v3 ``.pth.tar``, Google ``.npz``).
         img_size: input resolution if not the model's default (must be divisible by the patch size).
         kwargs: extra keyword arguments for ``timm.create_model`` (e.g. ``depth`` for tiny test models).
     """

@@ -22,6 +22,27 @@ TINY_VITS = {
 }
 
 
+# (name, timm kwargs): tiny Swin Transformers; 40 px with window 6 pads the windows (20 and 10 are not multiples of 6)
+TINY_SWINS = {
+    "w4_d24_32px": dict(img_size=32, patch_size=2, embed_dim=24, depths=(2, 2), num_heads=(1, 2), window_size=4),
+    "w6_d16_40px": dict(img_size=40, patch_size=2, embed_dim=16, depths=(1, 2), num_heads=(2, 2), window_size=6),
+}
+
+
+def tiny_swin_overrides(key: str = "w4_d24_32px", method: str = "insvp") -> list[str]:
+    """``--set`` overrides that select a tiny random-init Swin Transformer."""
+    kw = dict(TINY_SWINS[key])
+    img = kw.pop("img_size")
+    extra = ", ".join(f"{k}: {list(v) if isinstance(v, tuple) else v}" for k, v in kw.items())
+    return [
+        f"method.name={method}",
+        "backbone.name=swin_tiny_patch4_window7_224",
+        "backbone.weights=none",
+        f"backbone.img_size={img}",
+        f"backbone.kwargs={{{extra}}}",
+    ]
+
+
 def tiny_overrides(key: str = "p8_d48_32px", method: str = "insvp") -> list[str]:
     """``--set`` overrides that select a tiny random-init ViT."""
     kw = dict(TINY_VITS[key])

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 import timm
 import torch
 from safetensors.torch import save_file
 
-from insvp_cli.backbone import create_backbone, data_config
+from insvp_cli.backbone import create_backbone, data_config, from_moco_v3
 from insvp_cli.config import BackboneConfig
 from insvp_cli.errors import UsageError
 
@@ -81,3 +82,115 @@ def test_data_config_comes_from_the_pretrained_cfg():
     cfg = data_config(model)
     assert cfg["input_size"] == (3, 32, 32)
     assert cfg["mean"] == (0.5, 0.5, 0.5)
+
+
+def _moco_v3_checkpoint(vit: torch.nn.Module) -> tuple[dict, set[str]]:
+    """A MoCo v3 pre-training checkpoint for ``vit``, in the official key layout, and the keys a loader must drop.
+
+    MoCo v3 replaces the base encoder's head by a 3-layer projection MLP (the last BatchNorm without affine),
+    keeps a momentum copy of the whole encoder and adds a 2-layer predictor.
+    """
+    dim, hidden, out = vit.embed_dim, 32, 16
+
+    def mlp(layers: int, d_in: int) -> torch.nn.Sequential:
+        mods: list[torch.nn.Module] = []
+        for i in range(layers):
+            last = i == layers - 1
+            d_out = out if last else hidden
+            mods += [torch.nn.Linear(d_in if i == 0 else hidden, d_out, bias=False),
+                     torch.nn.BatchNorm1d(d_out, affine=not last)]
+            if not last:
+                mods.append(torch.nn.ReLU())
+        return torch.nn.Sequential(*mods)
+
+    encoder = {k: v for k, v in vit.state_dict().items() if not k.startswith("head.")}
+    projector = {f"head.{k}": v for k, v in mlp(3, dim).state_dict().items()}
+    state = {f"module.base_encoder.{k}": v for k, v in {**encoder, **projector}.items()}
+    momentum = {f"module.momentum_encoder.{k}": v.clone() for k, v in {**encoder, **projector}.items()}
+    predictor = {f"module.predictor.{k}": v for k, v in mlp(2, out).state_dict().items()}
+    state.update(momentum)
+    state.update(predictor)
+    dropped = {*momentum, *predictor, *(f"module.base_encoder.{k}" for k in projector)}
+    return state, dropped
+
+
+def test_moco_v3_dropped_keys_are_exactly_the_heads_and_the_momentum_encoder(source):
+    state, dropped = _moco_v3_checkpoint(source)
+    kept, got = from_moco_v3(state)
+    assert set(got) == dropped
+    assert "module.base_encoder.head.1.running_mean" in got  # the projector's BatchNorm
+    assert set(kept) == {k for k in source.state_dict() if not k.startswith("head.")}
+    # anything else stays, so that loading names it as an unexpected key
+    assert "module.extra.weight" in from_moco_v3({**state, "module.extra.weight": torch.zeros(1)})[0]
+
+
+@pytest.mark.parametrize("wrapped", [True, False])
+def test_moco_v3_checkpoint_loads_into_a_timm_vit(tmp_path, source, wrapped):
+    state, _ = _moco_v3_checkpoint(source)
+    # the official files are {"epoch", "arch", "state_dict", "optimizer", "scaler"} saved as .pth.tar
+    ckpt = {"epoch": 300, "arch": "vit_base", "state_dict": state,
+            "optimizer": {"state": {}, "param_groups": [{"lr": 1.5e-4, "params": [0]}]}} if wrapped else state
+    path = tmp_path / "vit-b-300ep.pth.tar"
+    torch.save(ckpt, path)
+    model = create_backbone(_cfg(str(path)))
+    reference = source.state_dict()
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, reference[key]), key
+
+
+def _google_npz(vit: torch.nn.Module) -> dict[str, np.ndarray]:
+    """``vit``'s weights in the key layout and array shapes of Google's ``imagenet21k/ViT-B_16.npz``.
+
+    Flax stores dense kernels as (in, out), convolutions as (h, w, in, out) and attention kernels per head:
+    query/key/value (D, heads, head_dim), out (heads, head_dim, D).
+    """
+    sd = {k: v.detach().numpy() for k, v in vit.state_dict().items()}
+    dim, heads = vit.embed_dim, vit.blocks[0].attn.num_heads
+    w = {
+        "embedding/kernel": sd["patch_embed.proj.weight"].transpose(2, 3, 1, 0),  # (D, C, p, p) -> (p, p, C, D)
+        "embedding/bias": sd["patch_embed.proj.bias"],
+        "cls": sd["cls_token"],
+        "Transformer/posembed_input/pos_embedding": sd["pos_embed"],
+        "Transformer/encoder_norm/scale": sd["norm.weight"],
+        "Transformer/encoder_norm/bias": sd["norm.bias"],
+        # the in21k files also hold the representation layer and the 21k head; a headless ViT ignores both
+        "pre_logits/kernel": np.zeros((dim, dim), np.float32),
+        "pre_logits/bias": np.zeros(dim, np.float32),
+        "head/kernel": sd["head.weight"].T,
+        "head/bias": sd["head.bias"],
+    }
+    for i in range(len(vit.blocks)):
+        b, g = f"blocks.{i}.", f"Transformer/encoderblock_{i}/"
+        for ours, theirs in (("norm1", "LayerNorm_0"), ("norm2", "LayerNorm_2")):
+            w[f"{g}{theirs}/scale"], w[f"{g}{theirs}/bias"] = sd[f"{b}{ours}.weight"], sd[f"{b}{ours}.bias"]
+        qkv_w = np.split(sd[f"{b}attn.qkv.weight"], 3)  # 3 x (D_out, D_in)
+        qkv_b = np.split(sd[f"{b}attn.qkv.bias"], 3)
+        for name, kernel, bias in zip(("query", "key", "value"), qkv_w, qkv_b, strict=True):
+            # (D_out, D_in) -> (D_in, heads, head_dim)
+            w[f"{g}MultiHeadDotProductAttention_1/{name}/kernel"] = kernel.T.reshape(dim, heads, -1)
+            w[f"{g}MultiHeadDotProductAttention_1/{name}/bias"] = bias.reshape(heads, -1)
+        # (D_out, D_in) -> (heads, head_dim, D_out)
+        w[f"{g}MultiHeadDotProductAttention_1/out/kernel"] = sd[f"{b}attn.proj.weight"].T.reshape(heads, -1, dim)
+        w[f"{g}MultiHeadDotProductAttention_1/out/bias"] = sd[f"{b}attn.proj.bias"]
+        for r in range(2):
+            w[f"{g}MlpBlock_3/Dense_{r}/kernel"] = sd[f"{b}mlp.fc{r + 1}.weight"].T
+            w[f"{g}MlpBlock_3/Dense_{r}/bias"] = sd[f"{b}mlp.fc{r + 1}.bias"]
+    return w
+
+
+def test_google_npz_round_trip(tmp_path, source):
+    path = tmp_path / "ViT-B_16.npz"
+    np.savez(path, **_google_npz(source))
+    model = create_backbone(_cfg(str(path)))
+    reference = source.state_dict()
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, reference[key], rtol=0, atol=0, msg=key)
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(model(x), source.forward_head(source.forward_features(x), pre_logits=True))
+
+
+def test_npz_in_another_layout_is_a_usage_error(tmp_path):
+    path = tmp_path / "other.npz"
+    np.savez(path, weights=np.zeros(3, np.float32))
+    with pytest.raises(UsageError, match="not a Google ViT .npz checkpoint"):
+        create_backbone(_cfg(str(path)))

@@ -31,6 +31,16 @@ def test_table_from_a_recipe():
     assert "specific prompter" in result.output and "trainable params:" in result.output
 
 
+def test_mocov3_recipe_counts_without_its_weights_file():
+    # the recipe names a local MoCo v3 file that is absent here; `params` builds with random init
+    result = runner.invoke(app, ["params", "--recipe", "recipes/mocov3/cub.yaml", "--num-classes", "200",
+                                 "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["components"]["backbone"] == 85_798_656
+    assert report["components"]["common_prompt"] == 12 * 9 * 768
+
+
 def test_usage_errors_exit_2_with_one_line():
     proc = subprocess.run([sys.executable, "-m", "insvp_cli", "params", "--set", "method.nope=1"],
                           capture_output=True, text=True)

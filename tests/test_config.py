@@ -11,7 +11,8 @@ from insvp_cli.config import Config, resolve_config
 from insvp_cli.errors import ConfigError, UsageError
 from insvp_cli.methods import METHODS
 
-RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
+RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
+RECIPES = sorted(RECIPE_DIR.rglob("*.yaml"))
 
 
 def test_precedence(tmp_path):
@@ -69,7 +70,7 @@ def test_presets_fill_unset_values_only():
         resolve_config(None, ["method.beta_image=0.6", "method.global_weight=0.5"])
 
 
-@pytest.mark.parametrize("recipe", RECIPES, ids=[r.stem for r in RECIPES])
+@pytest.mark.parametrize("recipe", RECIPES, ids=[r.relative_to(RECIPE_DIR).with_suffix("").as_posix() for r in RECIPES])
 def test_every_recipe_resolves(recipe):
     cfg = resolve_config(recipe)
     assert cfg.method.name in METHODS

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..base import Method, blocks_with_prompts, embed_tokens, patch_size, pool
+from ..base import Method
+from ..prompting import FeaturePrompting, feature_prompting
 from .config import InsVPConfig
 from .layers import GlobalPrompter, PatchPrompter, SpecificPrompter, simam
 
@@ -25,61 +26,96 @@ class ImagePrompts:
 
 
 class InsVPPrompts(nn.Module):
-    """The trainable parts of InsVP; every parameter lives under ``insvp.``."""
+    """The trainable parts of InsVP; every parameter lives under ``insvp.``.
 
-    def __init__(self, cfg: InsVPConfig, backbone: nn.Module):
+    The feature prompts follow the backbone's stages (``features``): a ViT has one, so ``common_prompt`` is
+    one tensor ``(N_F, L_p, D)``; a Swin Transformer has one per resolution, so ``common_prompt`` holds one
+    tensor ``(n_s, L_p, C_s)`` per prompted stage, and ``G_s``, built at the first stage's width, gets one
+    linear projection to each later stage's width (``specific_projections``).
+    """
+
+    def __init__(self, cfg: InsVPConfig, backbone: nn.Module, features: FeaturePrompting):
         super().__init__()
-        dim = backbone.embed_dim
-        depth = len(backbone.blocks)
+        widths = features.widths
         img_size = tuple(backbone.patch_embed.img_size)
-        patch = patch_size(backbone)
-        self.num_blocks = depth if cfg.prompt_blocks is None else min(cfg.prompt_blocks, depth)
+        total = sum(features.depths)
+        self.num_blocks = total if cfg.prompt_blocks is None else min(cfg.prompt_blocks, total)
         feature_tokens = cfg.prompt_len > 0 and self.num_blocks > 0
-        self.patch_prompter = PatchPrompter(patch, cfg.patch_hidden, cfg.dropout) if cfg.patch_prompter else None
+        # the first N_F blocks in order: how many of them fall in each stage
+        remaining, self.prompted_per_stage = self.num_blocks if feature_tokens else 0, []
+        for depth in features.depths:
+            self.prompted_per_stage.append(min(depth, remaining))
+            remaining -= self.prompted_per_stage[-1]
+        stages = [s for s, n in enumerate(self.prompted_per_stage) if n > 0]
+
+        self.patch_prompter = (
+            PatchPrompter(features.prompt_patch, cfg.patch_hidden, cfg.dropout) if cfg.patch_prompter else None
+        )
         self.global_prompter = (
             GlobalPrompter(cfg.global_hidden, cfg.global_kernels, cfg.global_dilations, cfg.dropout)
             if cfg.global_prompter
             else None
         )
-        self.common_prompt = None
-        if cfg.common_prompt and feature_tokens:
-            self.common_prompt = nn.Parameter(torch.empty(self.num_blocks, cfg.prompt_len, dim))
-            if cfg.common_init == "uniform":
-                nn.init.uniform_(self.common_prompt, -1.0, 1.0)
-            else:  # VPT: xavier-uniform over (patch area x 3 + D)
-                bound = math.sqrt(6.0 / float(3 * patch * patch + dim))
-                nn.init.uniform_(self.common_prompt, -bound, bound)
-        self.specific_prompter = (
-            SpecificPrompter(cfg.prompt_len, dim, img_size, cfg.specific_kernels, cfg.dropout)
-            if cfg.specific_prompter and feature_tokens
-            else None
-        )
+        self.common_prompt: nn.Parameter | nn.ParameterList | None = None
+        if cfg.common_prompt and stages:
+            tensors = [_common_init(cfg, self.prompted_per_stage[s], widths[s], features.token_patch)
+                       for s in stages]
+            self.common_prompt = tensors[0] if len(widths) == 1 else nn.ParameterList(tensors)
+        self.specific_prompter = None
+        self.specific_projections = None
+        if cfg.specific_prompter and stages:
+            self.specific_prompter = SpecificPrompter(cfg.prompt_len, widths[0], img_size, cfg.specific_kernels,
+                                                      cfg.dropout)
+            if len(widths) > 1:
+                self.specific_projections = nn.ModuleList(
+                    nn.Identity() if s == 0 else nn.Linear(widths[0], widths[s]) for s in stages
+                )
         self.common_drop = nn.Dropout(cfg.dropout)
+
+    def common_per_stage(self) -> list[torch.Tensor]:
+        """``p_c`` of each prompted stage, ``(n_s, L_p, C_s)``; empty when ``p_c`` is off."""
+        if self.common_prompt is None:
+            return []
+        return [self.common_prompt] if isinstance(self.common_prompt, nn.Parameter) else list(self.common_prompt)
+
+    def specific_for_stage(self, p_s: torch.Tensor, stage: int) -> torch.Tensor:
+        """``p_s`` ``(B, L_p, C_0)`` at stage ``stage``'s width ``(B, L_p, C_s)``."""
+        return p_s if self.specific_projections is None else self.specific_projections[stage](p_s)
+
+
+def _common_init(cfg: InsVPConfig, blocks: int, width: int, patch: int) -> nn.Parameter:
+    prompt = nn.Parameter(torch.empty(blocks, cfg.prompt_len, width))
+    if cfg.common_init == "uniform":
+        nn.init.uniform_(prompt, -1.0, 1.0)
+    else:  # VPT: xavier-uniform over (patch area x 3 + width)
+        bound = math.sqrt(6.0 / float(3 * patch * patch + width))
+        nn.init.uniform_(prompt, -bound, bound)
+    return prompt
 
 
 class InsVP(Method):
-    """InsVP on any timm VisionTransformer (SPEC §1).
+    """InsVP on any timm VisionTransformer with a class token (SPEC §1) or SwinTransformer (SPEC §2).
 
     ``x -> SimAM? -> x~ = x + w_g G_g(x) + w_l G_l(x)``; ``p_s = G_s(x or x~)`` computed once;
     block ``j < N_F`` sees ``[cls, w_c p_c_j + w_s p_s, patches]``; the class token's output goes
-    through the final norm and the head.
+    through the final norm and the head. On Swin the prompts enter every window of block ``j`` instead
+    (:mod:`insvp_cli.methods.swin`) and the model's average pooling feeds the head.
     """
 
     prefix = "insvp"
 
     def __init__(self, backbone: nn.Module, num_classes: int, cfg: InsVPConfig):
         super().__init__(backbone, num_classes, cfg)
-        if not getattr(backbone, "has_class_token", False) or not hasattr(backbone, "blocks"):
-            raise ValueError(f"InsVP needs a ViT with a class token; {type(backbone).__name__} has none")
-        self.insvp = InsVPPrompts(cfg, backbone)
+        self.features = feature_prompting(backbone)  # ViT or Swin, chosen once
+        self.insvp = InsVPPrompts(cfg, backbone, self.features)
 
     def trainable_patterns(self) -> tuple[str, ...]:
         if self.cfg.freeze_specific_prompter:  # the release's optimizer never sees G_s (SPEC §1)
-            return ("insvp.patch_prompter.*", "insvp.global_prompter.*", "insvp.common_prompt", "head.*")
+            return ("insvp.patch_prompter.*", "insvp.global_prompter.*", "insvp.common_prompt*", "head.*")
         return super().trainable_patterns()
 
     def no_weight_decay(self) -> set[str]:
-        return {"insvp.common_prompt"} if self.insvp.common_prompt is not None else set()
+        return {name for name, _ in self.named_parameters() if name.startswith("insvp.common_prompt")}
 
     def image_prompts(self, x: torch.Tensor) -> ImagePrompts:
         """Image level (paper §3.2): ``p_I = w_g p_g + w_l p_l`` and the prompted image ``x + p_I``."""
@@ -94,7 +130,7 @@ class InsVP(Method):
         return ImagePrompts(image=x, global_prompt=p_g, patch_prompt=p_l, prompt=p_i, prompted=prompted)
 
     def specific_prompt(self, prompts: ImagePrompts) -> torch.Tensor | None:
-        """``p_s = G_s(.)``: ``(B, L_p, D)``, once per forward and shared by every prompted block."""
+        """``p_s = G_s(.)``: ``(B, L_p, D)`` (Swin: the first stage's width), once per forward, shared by all blocks."""
         if self.insvp.specific_prompter is None:
             return None
         source = prompts.prompted if self.cfg.specific_input == "prompted" else prompts.image
@@ -102,23 +138,26 @@ class InsVP(Method):
 
     def feature_prompts(self, p_s: torch.Tensor | None, batch: int) -> list[torch.Tensor]:
         """Feature level (paper §3.3): ``p_F_j = w_c p_c_j + w_s p_s`` for each of the first ``N_F`` blocks."""
-        cfg, p_c = self.cfg, self.insvp.common_prompt
-        if p_c is None and p_s is None:
+        cfg, parts = self.cfg, self.insvp
+        common = parts.common_per_stage()
+        if not common and p_s is None:
             return []
         prompts = []
-        for j in range(self.insvp.num_blocks):
-            terms = []
-            if p_c is not None:
-                # (L_p, D) -> (B, L_p, D)
-                terms.append(cfg.common_weight * self.insvp.common_drop(p_c[j]).expand(batch, -1, -1))
-            if p_s is not None:
-                terms.append(cfg.specific_weight * p_s)
-            prompts.append(sum(terms[1:], terms[0]))
+        for stage, blocks in enumerate(parts.prompted_per_stage):
+            if blocks == 0:
+                break
+            specific = parts.specific_for_stage(p_s, stage) if p_s is not None else None  # once per stage
+            for j in range(blocks):
+                terms = []
+                if common:
+                    # (L_p, C_s) -> (B, L_p, C_s)
+                    terms.append(cfg.common_weight * parts.common_drop(common[stage][j]).expand(batch, -1, -1))
+                if specific is not None:
+                    terms.append(cfg.specific_weight * specific)
+                prompts.append(sum(terms[1:], terms[0]))
         return prompts
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         image = self.image_prompts(x)
         p_s = self.specific_prompt(image)
-        tokens = embed_tokens(self.backbone, image.prompted)
-        tokens = blocks_with_prompts(self.backbone, tokens, self.feature_prompts(p_s, x.shape[0]))
-        return pool(self.backbone, tokens)
+        return self.features.forward_features(self.backbone, image.prompted, self.feature_prompts(p_s, x.shape[0]))
