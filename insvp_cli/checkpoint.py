@@ -51,11 +51,14 @@ def atomic_write_text(text: str, path: Path) -> None:
         raise
 
 
-def backbone_fingerprint(backbone: nn.Module) -> str:
-    """A short hash of the backbone's first and last weights: detects a checkpoint used on another backbone."""
+def backbone_fingerprint(model: nn.Module) -> str | None:
+    """A short hash of the first and last *frozen* backbone tensors: detects a checkpoint used on another
+    backbone. ``None`` when every backbone tensor trains (the checkpoint then holds the whole backbone)."""
+    frozen = [(k, v) for k, v in model.backbone.state_dict().items() if not model.is_trainable_name(f"backbone.{k}")]
+    if not frozen:
+        return None
     h = hashlib.sha256()
-    params = list(backbone.state_dict().items())
-    for name, tensor in (params[0], params[-1]):
+    for name, tensor in (frozen[0], frozen[-1]):
         h.update(name.encode())
         h.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
@@ -69,7 +72,7 @@ def make_checkpoint(model: nn.Module, cfg: Config, classes: list[str], metrics: 
         "config": cfg.to_dict(),
         "method": cfg.method.name,
         "backbone": {"name": cfg.backbone.name, "weights": cfg.backbone.weights,
-                     "fingerprint": backbone_fingerprint(model.backbone)},
+                     "fingerprint": backbone_fingerprint(model)},
         "classes": list(classes),
         "epoch": epoch,
         "metrics": dict(metrics),
@@ -108,7 +111,7 @@ def restore_model(ckpt: dict[str, Any], cfg: Config | None = None, backbone: nn.
     cfg = cfg or checkpoint_config(ckpt)
     model = build_model(cfg, len(ckpt["classes"]), backbone=backbone)
     fingerprint = ckpt["backbone"].get("fingerprint")
-    if fingerprint and not cfg.method.name == "full" and backbone_fingerprint(model.backbone) != fingerprint:
+    if fingerprint and backbone_fingerprint(model) != fingerprint:
         raise UsageError(
             f"checkpoint {ckpt['path']} was trained on another backbone than {cfg.backbone.name} with weights "
             f"{cfg.backbone.weights!r}; pass the weights it was trained with: --set backbone.weights=PATH"

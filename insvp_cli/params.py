@@ -1,10 +1,18 @@
-"""Parameter accounting: per-component counts, trainable totals and the share of the backbone."""
+"""Parameter accounting: per-component counts, trainable totals, the share of the backbone, and the
+comparison of every registered method on one backbone (the paper's Fig. 5)."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
-from .methods import Method
+from .config import DEFAULT_METHOD, Config, load_recipe, parse_override, resolve_config
+from .errors import ConfigError
+from .methods import METHODS, Method, build_model
 
 
 @dataclass
@@ -20,6 +28,7 @@ class ParamReport:
         trainable_without_head: the same without the head (the method's "extra" parameters).
         backbone_params: all parameters of the backbone.
         total: all parameters of the model.
+        backbone_trainable: backbone parameters that train (``full``, ``partial``, ``bias``; else 0).
     """
 
     method: str
@@ -30,6 +39,7 @@ class ParamReport:
     trainable_without_head: int
     backbone_params: int
     total: int
+    backbone_trainable: int = 0
 
     @property
     def percent_of_backbone(self) -> float:
@@ -66,4 +76,111 @@ def count_parameters(model: Method, method: str, backbone: str) -> ParamReport:
         trainable_without_head=trainable - head,
         backbone_params=sum(p.numel() for p in model.backbone.parameters()),
         total=sum(p.numel() for p in model.parameters()),
+        backbone_trainable=sum(p.numel() for p in model.backbone.parameters() if p.requires_grad),
     )
+
+
+def compare_methods(
+    backbone: str | None,
+    num_classes: int,
+    overrides: Sequence[str] = (),
+    recipe: str | Path | None = None,
+    methods: Sequence[str] | None = None,
+) -> list[ParamReport]:
+    """Build every registered method (or ``methods``) on one backbone and count its parameters (paper Fig. 5).
+
+    The backbone is created once (random init: counting needs no weights) and each method gets a deep
+    copy, so a method that unfreezes backbone weights (``full``, ``partial``, ``bias``) cannot leak that
+    into the next. Method hyper-parameters come from each method's defaults < the recipe's per-method
+    delta ``methods: {M: {...}}`` < the recipe's ``method`` group when it names M < ``method.KEY=value``
+    overrides, which apply to every method whose config has ``KEY``.
+
+    Args:
+        backbone: timm model name (``None``: the recipe's or the default backbone).
+        num_classes: outputs of each head.
+        overrides: ``a.b=value`` strings; ``method.name`` is not allowed (every method is built).
+        recipe: a recipe YAML whose ``backbone`` (and method deltas) apply.
+        methods: registered names to include, in this order (default: all, sorted).
+
+    Raises:
+        ConfigError: ``method.name`` given, or a ``method.KEY`` that no compared method has.
+    """
+    from .backbone import create_backbone
+
+    names = list(methods) if methods is not None else METHODS.names()
+    for name in names:
+        METHODS.get(name)  # unknown names fail here, listing the valid ones
+    tree = load_recipe(recipe) if recipe is not None else {}
+    recipe_method = tree.pop("method", None) or {}
+    per_method = tree.pop("methods", None) or {}
+    method_sets: dict[str, Any] = {}
+    shared = []
+    for text in overrides:
+        keys, value = parse_override(text)
+        if keys[0] != "method":
+            shared.append(text)
+        elif keys[1:] == ["name"]:
+            raise ConfigError("method.name: --compare builds every method; leave method.name out")
+        elif len(keys) != 2:
+            raise ConfigError(f"--set {text!r}: method keys have one level (method.KEY=value)")
+        else:
+            method_sets[keys[1]] = value
+    fields = {name: {f.name for f in dataclasses.fields(METHODS.get(name).config_cls)} for name in names}
+    known = set().union(*fields.values())
+    unknown = sorted(set(method_sets) - known)
+    if unknown:
+        raise ConfigError(f"unknown key method.{unknown[0]} for the compared methods; valid keys: "
+                          f"{', '.join(sorted(known - {'name'}))}")
+    shared += [f"backbone.name={backbone}"] if backbone else []
+    shared.append("backbone.weights=none")
+
+    def config_for(name: str) -> Config:
+        group = dict(per_method.get(name) or {})
+        if recipe_method.get("name", DEFAULT_METHOD) == name:
+            group.update(recipe_method)
+        group.update({k: v for k, v in method_sets.items() if k in fields[name]})
+        return resolve_config({**tree, "method": {**group, "name": name}}, shared)
+
+    template = create_backbone(config_for(names[0]).backbone)
+    reports = []
+    for name in names:
+        cfg = config_for(name)
+        model = build_model(cfg, num_classes, backbone=copy.deepcopy(template))
+        reports.append(count_parameters(model, name, cfg.backbone.name))
+        del model  # one ViT-B copy alive at a time
+    return reports
+
+
+# "extra" = trainable parameters without the head: what a method adds over a linear probe's head
+COMPARISON_HEADERS = ("method", "extra (no head)", "with head", "% backbone (no head)", "% backbone (with head)")
+
+
+def comparison_rows(reports: Sequence[ParamReport]) -> list[tuple[str, int, int, float, float]]:
+    """One row per method: name, trainable without and with the head, both as % of the backbone."""
+    return [(r.method, r.trainable_without_head, r.trainable, r.percent_without_head, r.percent_of_backbone)
+            for r in reports]
+
+
+COMPONENT_HEADERS = ("component", "parameters")
+
+
+def component_rows(report: ParamReport) -> list[tuple[str, int | float]]:
+    """The rows of ``insvp params`` for one method: its components, the frozen backbone, the totals."""
+    rows: list[tuple[str, int | float]] = [
+        (name.replace("_", " "), count) for name, count in report.components.items() if name != "backbone"
+    ]
+    rows += [
+        (backbone_label(report), report.components.get("backbone", 0)),
+        ("trainable", report.trainable),
+        ("trainable without head", report.trainable_without_head),
+        ("% of backbone", report.percent_of_backbone),
+        ("% of backbone without head", report.percent_without_head),
+    ]
+    return rows
+
+
+def backbone_label(report: ParamReport) -> str:
+    """``frozen backbone``, or how much of it trains for methods that tune backbone weights."""
+    if not report.backbone_trainable:
+        return "frozen backbone"
+    return f"backbone ({report.backbone_trainable:,} train)"

@@ -37,6 +37,7 @@ def test_shapes(method, vit):
 def test_only_trainable_parameters_learn(method):
     model, _ = _build(method)
     backbone_before = copy.deepcopy(model.backbone.state_dict())
+    params_before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable, "a method must train something"
     assert all(model.is_trainable_name(n) for n in trainable)
@@ -49,10 +50,13 @@ def test_only_trainable_parameters_learn(method):
         for name, p in model.named_parameters():
             assert (p.grad is not None) == (name in trainable) or p.grad is None, name
         opt.step()
-    if not model.backbone_trains:
-        assert not model.backbone.training, "a frozen backbone stays in eval mode while training"
-        for key, value in model.backbone.state_dict().items():
-            assert torch.equal(value, backbone_before[key]), f"backbone weight {key} changed"
+    unchanged = [n for n in trainable if torch.equal(dict(model.named_parameters())[n], params_before[n])]
+    assert not unchanged, f"trainable parameters that did not learn: {unchanged}"
+    # a backbone that trains (full, partial, bias) follows train mode; a frozen one stays in eval mode
+    assert model.backbone.training == model.backbone_trains, "backbone mode"
+    for key, value in model.backbone.state_dict().items():
+        if f"backbone.{key}" not in trainable:
+            assert torch.equal(value, backbone_before[key]), f"frozen backbone weight {key} changed"
     assert set(model.trainable_state_dict()) >= trainable
 
 
@@ -60,7 +64,7 @@ def test_only_trainable_parameters_learn(method):
 def test_build_is_seeded(method):
     a, _ = _build(method)
     b, _ = _build(method)
-    for (name, pa), pb in zip(a.trainable_state_dict().items(), b.trainable_state_dict().values()):
+    for (name, pa), pb in zip(a.trainable_state_dict().items(), b.trainable_state_dict().values(), strict=True):
         if not name.startswith("backbone."):
             assert torch.equal(pa, pb), name
 

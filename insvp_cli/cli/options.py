@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 RecipeOpt = Annotated[
-    Optional[Path], typer.Option("--recipe", "-r", help="Recipe YAML (defaults < recipe < --set).", show_default=False)
+    Path | None, typer.Option("--recipe", "-r", help="Recipe YAML (defaults < recipe < --set).", show_default=False)
 ]
 SetOpt = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--set", "-s", help="Override a config value: KEY.PATH=VALUE (YAML value). Repeatable.",
                  show_default=False),
 ]

@@ -1,17 +1,29 @@
-"""``insvp params``: parameters of each component of a method, without any weights."""
+"""``insvp params``: parameters of each component of a method, or of every method side by side; no weights."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from ..config import resolve_config
+from ..errors import UsageError
 from ..methods import build_model
-from ..params import ParamReport, count_parameters
+from ..params import (
+    COMPARISON_HEADERS,
+    COMPONENT_HEADERS,
+    ParamReport,
+    backbone_label,
+    compare_methods,
+    comparison_rows,
+    component_rows,
+    count_parameters,
+)
+from ..tables import Cell, csv_table, human, markdown_table
 from .app import app, console
 from .options import RecipeOpt, SetOpt
 
@@ -19,30 +31,73 @@ from .options import RecipeOpt, SetOpt
 class Format(str, Enum):
     table = "table"
     json = "json"
+    markdown = "markdown"
+    csv = "csv"
 
 
 @app.command()
 def params(
     recipe: RecipeOpt = None,
-    method: Annotated[Optional[str], typer.Option(help="Method name (overrides method.name).")] = None,
-    backbone: Annotated[Optional[str], typer.Option(help="timm model name (overrides backbone.name).")] = None,
+    method: Annotated[str | None, typer.Option(help="Method name (overrides method.name).")] = None,
+    backbone: Annotated[str | None, typer.Option(help="timm model name (overrides backbone.name).")] = None,
     num_classes: Annotated[int, typer.Option(help="Classes of the head.")] = 100,
+    compare: Annotated[bool, typer.Option("--compare", help="One row per registered method (paper Fig. 5).")] = False,
     overrides: SetOpt = None,
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
 ) -> None:
-    """Count the parameters of each component (prompters, prompts, head, frozen backbone). No weights needed."""
+    """Count the parameters of each component (prompters, prompts, head, frozen backbone). No weights needed.
+
+    With --compare: every registered method on the same backbone and class count, with its extra trainable
+    parameters without and with the head and their share of the backbone. method.KEY=value overrides apply
+    to the methods that have KEY.
+    """
     sets = list(overrides or [])
+    if compare:
+        if method:
+            raise UsageError("--compare builds every registered method; leave out --method")
+        reports = compare_methods(backbone, num_classes, sets, recipe=recipe)
+        _emit(fmt, COMPARISON_HEADERS, comparison_rows(reports), [r.to_dict() for r in reports],
+              _comparison_title(reports))
+        return
     if method:
         sets.insert(0, f"method.name={method}")
     if backbone:
         sets.insert(0, f"backbone.name={backbone}")
     cfg = resolve_config(recipe, [*sets, "backbone.weights=none"])
     report = count_parameters(build_model(cfg, num_classes), cfg.method.name, cfg.backbone.name)
-    if fmt is Format.json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
-    else:
+    if fmt is Format.table:
         console.print(param_table(report))
         console.print(report.summary_line())
+    else:
+        _emit(fmt, COMPONENT_HEADERS, component_rows(report), report.to_dict(), "")
+
+
+def _comparison_title(reports: Sequence[ParamReport]) -> str:
+    first = reports[0]
+    return (f"trainable parameters on {first.backbone} ({first.backbone_params:,} backbone parameters), "
+            f"{first.num_classes} classes")
+
+
+def _emit(fmt: Format, headers: Sequence[str], rows: Sequence[Sequence[Cell]], data: object, title: str) -> None:
+    if fmt is Format.json:
+        typer.echo(json.dumps(data, indent=2))
+    elif fmt is Format.markdown:
+        typer.echo(markdown_table(headers, rows), nl=False)
+    elif fmt is Format.csv:
+        typer.echo(csv_table(headers, rows), nl=False)
+    else:
+        console.print(rich_table(headers, rows, title))
+
+
+def rich_table(headers: Sequence[str], rows: Sequence[Sequence[Cell]], title: str) -> Table:
+    """Rows as a rich table; numeric columns right-aligned."""
+    table = Table(title=title)
+    for j, header in enumerate(headers):
+        numeric = all(isinstance(row[j], (int, float)) for row in rows)
+        table.add_column(header, justify="right" if numeric else "left")
+    for row in rows:
+        table.add_row(*(human(cell) for cell in row))
+    return table
 
 
 def param_table(report: ParamReport) -> Table:
@@ -52,7 +107,7 @@ def param_table(report: ParamReport) -> Table:
     for name, count in report.components.items():
         if name != "backbone":
             table.add_row(name.replace("_", " "), f"{count:,}")
-    table.add_row("frozen backbone", f"{report.components.get('backbone', 0):,}", style="dim")
+    table.add_row(backbone_label(report), f"{report.components.get('backbone', 0):,}", style="dim")
     table.add_section()
     table.add_row("trainable", f"{report.trainable:,}", style="bold")
     table.add_row("trainable without head", f"{report.trainable_without_head:,}")

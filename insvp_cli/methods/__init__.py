@@ -49,4 +49,4 @@ def build_model(cfg: Config, num_classes: int, backbone: torch.nn.Module | None 
 
 
 # One import line per method: the import registers it.
-from . import insvp, linear  # noqa: E402, F401
+from . import adapter, adaptformer, bias, full, insvp, linear, mlp, partial, vp, vpt  # noqa: E402, F401

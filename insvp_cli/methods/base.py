@@ -1,4 +1,8 @@
-"""The protocol every method follows, and the ViT forward with prompt tokens that several methods share.
+"""The protocol every method follows, and the ViT pieces that several methods share.
+
+Shared pieces: the forward with prompt tokens (InsVP, VPT), and for methods that change what happens
+inside a block (adapter, AdaptFormer) a check that the blocks are timm's plain pre-norm ``Block`` and
+the zero-initialised bottleneck they insert.
 
 A method wraps a frozen timm backbone (never a fork of timm's model code) and owns a classification
 head. Its trainable parameters are found mechanically from name patterns, so the engine needs no
@@ -11,9 +15,11 @@ import fnmatch
 from collections.abc import Sequence
 
 import torch
+from timm.models.vision_transformer import Block
 from torch import nn
 
 from ..config import MethodConfig
+from ..errors import UsageError
 
 
 class Method(nn.Module):
@@ -148,3 +154,60 @@ def patch_size(backbone: nn.Module) -> int:
     size = backbone.patch_embed.patch_size
     size = size if isinstance(size, int) else size[0]
     return int(size)
+
+
+# --------------------------------------------------------------------------------------------------
+# Inside the blocks: methods that add modules to each block call the block's own sub-modules
+
+
+def require_plain_blocks(backbone: nn.Module, method: str) -> None:
+    """Check that every block runs timm's pre-norm ``Block.forward``, which a method re-composes from its parts.
+
+    A method that calls ``norm1, attn, ls1, drop_path1, norm2, mlp, ls2, drop_path2`` itself reproduces
+    exactly that forward; any other block type (post-norm, parallel branches) would silently change.
+
+    Raises:
+        UsageError: the backbone has no ``blocks`` or a block of another type.
+    """
+    blocks = getattr(backbone, "blocks", None)
+    if blocks is None:
+        raise UsageError(f"method {method} needs a ViT with `blocks`; {type(backbone).__name__} has none")
+    for j, block in enumerate(blocks):
+        if type(block).forward is not Block.forward:
+            raise UsageError(
+                f"method {method} supports timm's pre-norm ViT Block only; block {j} of "
+                f"{type(backbone).__name__} is a {type(block).__name__}"
+            )
+
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU}
+
+
+class Bottleneck(nn.Module):
+    """``d -> r -> d``: down-projection, non-linearity, dropout, up-projection; outputs zeros at initialisation.
+
+    The up-projection (weight and bias) starts at zero, so a model with bottlenecks added to its blocks
+    starts exactly as the backbone. The down-projection keeps PyTorch's Kaiming-uniform weight with a
+    zero bias (AdaptFormer's "lora" initialisation). Parameters: ``2 d r + r + d``.
+
+    Args:
+        dim: input and output width ``d``.
+        hidden: bottleneck width ``r``.
+        activation: ``relu`` or ``gelu``.
+        dropout: dropout on the bottleneck activations.
+    """
+
+    def __init__(self, dim: int, hidden: int, activation: str = "relu", dropout: float = 0.0):
+        super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation {activation!r}; valid: {', '.join(_ACTIVATIONS)}")
+        self.down = nn.Linear(dim, hidden)
+        self.act = _ACTIVATIONS[activation]()
+        self.drop = nn.Dropout(dropout)
+        self.up = nn.Linear(hidden, dim)
+        nn.init.zeros_(self.down.bias)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up(self.drop(self.act(self.down(x))))

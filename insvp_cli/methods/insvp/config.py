@@ -114,7 +114,7 @@ class InsVPConfig(MethodConfig):
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"method.{beta}: {value} is not in [0, 1]")
             weights = (value, 1.0 - value)
-            for key, weight in zip(pair, weights):
+            for key, weight in zip(pair, weights, strict=True):
                 current = getattr(self, key)
                 if current is not None and abs(current - weight) > 1e-12:
                     raise ConfigError(f"method.{beta}={value} contradicts method.{key}={current}; set one of them")
