@@ -1,6 +1,6 @@
 """The ``insvp`` command line: one module per command, each a thin layer over one core function."""
 
-from . import params  # noqa: F401  (registers the command)
+from . import data, params  # noqa: F401  (register the commands)
 from .app import app, main
 
 __all__ = ["app", "main"]
