@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.error
 from functools import partial
 from pathlib import Path
 
@@ -248,3 +249,14 @@ def test_root_may_be_a_path_with_a_tilde(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     make_imagefolder(Path(tmp_path) / "folder")
     assert len(load_splits(DataConfig(name="imagefolder", root="~/folder")).test) == 6
+
+
+def test_a_failed_download_says_where_to_put_the_files(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(torchvision.datasets.cifar, "download_and_extract_archive", offline)
+    with pytest.raises(UsageError, match="downloading into .* failed .*place the files yourself: expected <root>"):
+        load_splits(DataConfig(name="cifar10", root=str(tmp_path / "new"), download=True))
+    with pytest.raises(UsageError, match="data.download=true needs data.root"):
+        load_splits(DataConfig(name="cifar10", download=True))

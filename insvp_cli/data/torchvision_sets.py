@@ -31,8 +31,9 @@ def _open(cfg: DataConfig, layout: str, make: Callable[..., Any], **kwargs: Any)
     root = require_root(cfg, layout, download_hint=True)
     try:
         return make(root=str(root), download=cfg.download, **kwargs)
-    except urllib.error.URLError as exc:
-        raise UsageError(f"{cfg.name}: downloading into {root} failed ({exc.reason}); without network, "
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        raise UsageError(f"{cfg.name}: downloading into {root} failed ({reason}); without network, "
                          f"place the files yourself: expected {layout}") from None
     except (RuntimeError, FileNotFoundError) as exc:
         # torchvision: "Dataset not found or corrupted" (also for a file whose MD5 does not match), or a
