@@ -140,11 +140,11 @@ def load_model(checkpoint: str | Path) -> nn.Module:
 def load_transform(checkpoint: str | Path):
     """Public API: the evaluation transform (PIL image -> normalised tensor) the checkpoint was evaluated with."""
     from .backbone import create_backbone, data_config
-    from .data import eval_transform
+    from .data import build_transforms
 
     cfg = checkpoint_config(read_checkpoint(checkpoint))
     backbone_cfg = cfg.backbone
     # the transform depends on the architecture only, so random init avoids reading any weights
     model = create_backbone(type(backbone_cfg)(name=backbone_cfg.name, weights="none",
                                                img_size=backbone_cfg.img_size, kwargs=backbone_cfg.kwargs))
-    return eval_transform(cfg.data, data_config(model))
+    return build_transforms(cfg.data, data_config(model), flip=False)[1]

@@ -182,10 +182,9 @@ def evaluate(
     *,
     device: torch.device,
     precision: Precision,
-    dist_info: DistInfo = DistInfo(),
     on_step: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
-    """Top-1 accuracy (%) and mean cross-entropy over ``loader``, summed over every process's shard."""
+    """Top-1 accuracy (%) and mean cross-entropy over ``loader`` (the whole split, also under torchrun)."""
     model.eval()
     correct, total, loss_sum = 0.0, 0.0, 0.0
     start = time.perf_counter()
@@ -199,7 +198,6 @@ def evaluate(
         total += targets.shape[0]
         if on_step is not None:
             on_step(step + 1)
-    correct, total, loss_sum = all_reduce_sum([correct, total, loss_sum], dist_info, device)
     seconds = time.perf_counter() - start
     return {"acc": 100.0 * correct / max(total, 1), "loss": loss_sum / max(total, 1), "images": total,
             "images_per_s": total / max(seconds, 1e-9)}

@@ -31,7 +31,7 @@ from torch import nn
 from .backbone import create_backbone, data_config
 from .checkpoint import atomic_save, atomic_write_text, make_checkpoint, read_checkpoint, restore_model
 from .config import Config, resolve_config
-from .data import build_loaders, build_splits
+from .data import build_loaders, build_splits, pop_bad_images
 from .distributed import DistInfo, init_distributed, shutdown_distributed
 from .engine import (
     Precision,
@@ -132,8 +132,7 @@ def _fit(cfg: Config, run_dir: Path, dist_info: DistInfo, console) -> dict[str, 
             progress.message(f"resuming {run_dir} at epoch {start_epoch + 1}/{cfg.train.epochs}")
         for epoch in range(start_epoch, cfg.train.epochs):
             seed_everything(cfg.train.seed + epoch)
-            if loaders.train_sampler is not None:
-                loaders.train_sampler.set_epoch(epoch)
+            loaders.train_sampler.set_epoch(epoch)
             progress.start_epoch(epoch, len(loaders.train))
             stats = train_one_epoch(
                 train_model, loaders.train, optimizer, scheduler, criterion, device=device, precision=precision,
@@ -141,18 +140,17 @@ def _fit(cfg: Config, run_dir: Path, dist_info: DistInfo, console) -> dict[str, 
                 on_step=lambda r: progress.step(r.step, f"loss {r.loss:.4f}  lr {r.lr:.2e}  {r.images_per_s:.0f} img/s"),
             )
             row: dict[str, Any] = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **stats}
-            bad = loaders.bad_image_report()
+            bad = pop_bad_images(loaders.train)
             if bad:
                 row["skipped_bad_images"] = len(bad)
                 progress.message(f"skipped {len(bad)} unreadable images this epoch, e.g. {bad[0]}")
             improved = False
             if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs:
                 progress.start_epoch(epoch, len(loaders.val), "val")
-                val = evaluate(model, loaders.val, device=device, precision=precision, dist_info=dist_info,
-                               on_step=progress.step)
+                val = evaluate(model, loaders.val, device=device, precision=precision, on_step=progress.step)
                 row.update(val_acc=val["acc"], val_loss=val["loss"])
                 if cfg.train.test_every_epoch:
-                    test = evaluate(model, loaders.test, device=device, precision=precision, dist_info=dist_info)
+                    test = evaluate(model, loaders.test, device=device, precision=precision)
                     row.update(test_acc=test["acc"], test_loss=test["loss"])
                 improved = best.update(epoch + 1, val["acc"], model)
             if main:
@@ -223,7 +221,7 @@ def _restore_resume_state(run_dir, model, optimizer, scheduler, scaler, device) 
 def _final_evaluation(cfg, run_dir, model, loaders, classes, device, precision, dist_info, best) -> dict[str, Any]:
     """Test accuracy at the validation-selected epoch; written into ``best.pt`` and ``summary.json``."""
     model.load_state_dict(best.state, strict=False)
-    test = evaluate(model, loaders.test, device=device, precision=precision, dist_info=dist_info)
+    test = evaluate(model, loaders.test, device=device, precision=precision)
     summary: dict[str, Any] = {
         "method": cfg.method.name,
         "dataset": cfg.data.name,

@@ -76,24 +76,24 @@ def test_evaluate_reproduces_the_logged_accuracy_and_api(tmp_path):
 def test_diverged_training_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     import insvp_cli.training as training
 
-    real = training.build_criterion
-    calls = {"n": 0}
+    epochs = {"n": 0}
+    real_epoch, real_criterion = training.train_one_epoch, training.build_criterion
 
-    def poisoned(cfg, mixup):
-        inner = real(cfg, mixup)
+    def counting_epoch(*args, **kwargs):
+        epochs["n"] += 1
+        return real_epoch(*args, **kwargs)
 
-        def loss(logits, targets):
-            calls["n"] += 1
-            value = inner(logits, targets)
-            return value * float("nan") if calls["n"] > 4 else value  # epoch 1 has 4 steps
+    def poisoned_criterion(cfg, mixup):
+        inner = real_criterion(cfg, mixup)
+        return lambda logits, targets: inner(logits, targets) * (float("nan") if epochs["n"] >= 2 else 1.0)
 
-        return loss
-
-    monkeypatch.setattr(training, "build_criterion", poisoned)
-    with pytest.raises(TrainingDiverged, match="loss became nan"):
+    monkeypatch.setattr(training, "train_one_epoch", counting_epoch)
+    monkeypatch.setattr(training, "build_criterion", poisoned_criterion)
+    with pytest.raises(TrainingDiverged, match="loss became nan at step 0"):
         fit(resolve_config(None, tiny_run(epochs=3)), tmp_path / "run")
     last = read_checkpoint(tmp_path / "run" / "last.pt")
     assert last["epoch"] == 1 and all(torch.isfinite(v).all() for v in last["state_dict"].values())
+    assert read_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == 1
 
 
 def _cli(*args: str, **kw) -> subprocess.CompletedProcess:

@@ -88,14 +88,14 @@ class Loaders:
         train: shuffled (seeded) training loader.
         val: validation loader, in dataset order.
         test: test loader, in dataset order.
-        train_sampler: the training :class:`DistributedSampler` when distributed (call its
-            ``set_epoch(epoch)`` before each epoch), else ``None``.
+        train_sampler: the training sampler: call its ``set_epoch(epoch)`` before each epoch. The order
+            of an epoch depends on ``(seed, epoch)`` alone, so a resumed run sees the same batches.
     """
 
     train: ImageLoader
     val: ImageLoader
     test: ImageLoader
-    train_sampler: DistributedSampler | None = None
+    train_sampler: DistributedSampler
 
 
 def build_loaders(splits: Splits, cfg: DataConfig, *, distributed: bool = False, seed: int = 0,
@@ -116,9 +116,11 @@ def build_loaders(splits: Splits, cfg: DataConfig, *, distributed: bool = False,
     """
     common = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, pin_memory=pin_memory,
                   persistent_workers=cfg.num_workers > 0, drop_last=False, on_bad_image=cfg.on_bad_image)
-    sampler = DistributedSampler(splits.train, shuffle=True, seed=seed, drop_last=False) if distributed else None
-    generator = torch.Generator().manual_seed(seed)
-    train = ImageLoader(splits.train, shuffle=sampler is None, sampler=sampler, generator=generator, **common)
+    # one process is a group of one: the same sampler, so shuffling is seeded per epoch either way. No
+    # loader generator: worker seeds then come from the global RNG, which the engine reseeds every epoch.
+    single = {} if distributed else {"num_replicas": 1, "rank": 0}
+    sampler = DistributedSampler(splits.train, shuffle=True, seed=seed, drop_last=False, **single)
+    train = ImageLoader(splits.train, sampler=sampler, **common)
     val = ImageLoader(splits.val, shuffle=False, **common)
     test = ImageLoader(splits.test, shuffle=False, **common)
     return Loaders(train, val, test, sampler)
