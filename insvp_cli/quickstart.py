@@ -10,30 +10,17 @@ test split.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from safetensors.torch import save_file
 
 from .checkpoint import read_checkpoint
+from .compare import MethodResult, compare_runs, run_or_reuse
 from .config import resolve_config
-from .training import SUMMARY, fit
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 ASSET = "asset:quickstart-vit-mnist04.safetensors"
-METHODS = ("insvp", "linear")
-
-
-@dataclass
-class QuickstartResult:
-    summaries: dict[str, dict[str, Any]]
-    backbone: str
-
-    @property
-    def margin(self) -> float:
-        return self.summaries["insvp"]["test_acc"] - self.summaries["linear"]["test_acc"]
+METHODS = ["insvp", "linear"]
 
 
 def recipe_path(name: str) -> Path:
@@ -43,8 +30,7 @@ def recipe_path(name: str) -> Path:
 
 def pretrain_backbone(out: Path, overrides: list[str] | tuple[str, ...] = (), console=None) -> Path:
     """Train the quickstart ViT from scratch on digits 0-4 and export its weights to ``out/backbone.safetensors``."""
-    cfg = resolve_config(recipe_path("quickstart-pretrain"), overrides)
-    _run(cfg, out / "pretrain", console)
+    run_or_reuse(resolve_config(recipe_path("quickstart-pretrain"), overrides), out / "pretrain", console)
     state = read_checkpoint(out / "pretrain" / "best.pt")["state_dict"]
     weights = {k.removeprefix("backbone."): v.contiguous() for k, v in state.items() if k.startswith("backbone.")}
     path = out / "backbone.safetensors"
@@ -53,19 +39,8 @@ def pretrain_backbone(out: Path, overrides: list[str] | tuple[str, ...] = (), co
 
 
 def quickstart(out: Path, pretrain: bool = False, overrides: list[str] | tuple[str, ...] = (),
-               console=None) -> QuickstartResult:
-    """Run (or finish) the quickstart in ``out``: finished stages are reused, interrupted ones resumed."""
+               console=None) -> list[MethodResult]:
+    """Run (or finish) the quickstart in ``out``: finished runs are reused, interrupted ones resumed."""
     backbone = str(pretrain_backbone(out, console=console)) if pretrain else ASSET
-    summaries = {}
-    for method in METHODS:
-        cfg = resolve_config(recipe_path("quickstart"),
-                             [f"method.name={method}", f"backbone.weights={backbone}", *overrides])
-        summaries[method] = _run(cfg, out / method, console)
-    return QuickstartResult(summaries, backbone)
-
-
-def _run(cfg, run_dir: Path, console) -> dict[str, Any]:
-    summary = run_dir / SUMMARY
-    if summary.is_file():
-        return json.loads(summary.read_text())
-    return fit(cfg, run_dir, console=console)
+    return compare_runs(recipe_path("quickstart"), METHODS, out, [f"backbone.weights={backbone}", *overrides],
+                        console)

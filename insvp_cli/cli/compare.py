@@ -1,0 +1,54 @@
+"""``insvp compare`` and ``insvp quickstart``: methods trained side by side on one recipe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..compare import HEADERS, MethodResult
+from ..errors import UsageError
+from .app import app, console
+from .options import RecipeOpt, SetOpt
+from .params import rich_table
+
+
+def _print(results: list[MethodResult], title: str, out: Path) -> None:
+    console.print(rich_table(HEADERS, [r.row() for r in results], title))
+    console.print(f"written: {out / 'comparison.md'}, {out / 'comparison.csv'}", highlight=False)
+
+
+@app.command()
+def compare(
+    recipe: RecipeOpt = None,
+    methods: Annotated[str, typer.Option(help="Comma-separated method names.")] = "linear,vpt,insvp",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder of the runs and the tables.")] = Path(
+        "runs/compare"),
+    overrides: SetOpt = None,
+) -> None:
+    """Train several methods on the same recipe (same seed, data, schedule) and compare them (paper Table 1)."""
+    from ..compare import compare_runs
+
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    if not names:
+        raise UsageError("--methods: name at least one method, e.g. --methods linear,vpt,insvp")
+    results = compare_runs(recipe, names, out, overrides or [], console=None)
+    _print(results, f"{', '.join(names)} on {recipe or 'the defaults'}", out)
+
+
+@app.command()
+def quickstart(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder of the quickstart runs.")] = Path("runs/quickstart"),
+    pretrain: Annotated[bool, typer.Option(help="Also pretrain the backbone on digits 0-4 instead of using the "
+                                                "shipped one (the command that made it).")] = False,
+    overrides: SetOpt = None,
+) -> None:
+    """Offline demo on real MNIST digits: a frozen ViT pretrained on 0-4, InsVP vs linear probe on 5-9."""
+    from ..quickstart import quickstart as run
+
+    results = {r.method: r for r in run(out, pretrain=pretrain, overrides=overrides or [])}
+    _print(list(results.values()), "digits 5-9 (MNIST-5k), frozen ViT pretrained on digits 0-4", out)
+    insvp, linear = results["insvp"].summary["test_acc"], results["linear"].summary["test_acc"]
+    console.print(f"InsVP test accuracy {insvp:.2f}% vs linear probe {linear:.2f}% ({insvp - linear:+.2f} points)",
+                  highlight=False)
