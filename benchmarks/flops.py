@@ -27,25 +27,18 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
+from _models import ONLY_COMMON, ReleaseAsPublished, build_method, method_config, published_from
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, flop_registry, sdpa_flop_count
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's insvp_cli, not an installed one
-
-from insvp_cli.backbone import create_backbone  # noqa: E402
-from insvp_cli.config import resolve_config  # noqa: E402
-from insvp_cli.methods import build_model  # noqa: E402
-from insvp_cli.methods.base import Method, blocks_with_prompts, embed_tokens, pool  # noqa: E402
-from insvp_cli.methods.insvp import InsVP  # noqa: E402
+from insvp_cli.backbone import create_backbone
+from insvp_cli.methods.base import Method
 
 BACKBONE = "vit_base_patch16_224"
-NUM_CLASSES = 47  # DTD, as in SPEC's parameter counts; the head's FLOPs are negligible either way
 RELEASE_TARGET = 0.87  # ours-release / release-as-published
 PAPER_TARGET = 1.03  # InsVP-paper / common-prompt-only, same L_p
-ONLY_COMMON = ["method.patch_prompter=false", "method.global_prompter=false", "method.specific_prompter=false"]
 
 aten = torch.ops.aten
 # Every kernel that computes softmax(Q K^T) V. ``bmm`` is timm's unfused path (``q @ k^T``, ``attn @ v``);
@@ -68,26 +61,6 @@ def _missing_formulas() -> dict:
     """Formulas ``FlopCounterMode`` lacks in this torch version (see the module docstring)."""
     op = getattr(aten, "_scaled_dot_product_flash_attention_for_cpu", None)
     return {op: _cpu_sdpa_flop} if op is not None and op not in flop_registry else {}
-
-
-class ReleaseAsPublished(InsVP):
-    """The release's forward: ``G_s`` recomputed in front of every prompted block (SPEC §1).
-
-    Same parameters and arithmetic as :class:`InsVP` (``p_F_j = w_c p_c_j + w_s p_s``), so in eval mode
-    its logits equal ours bit for bit; only the work differs.
-    """
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        cfg, parts = self.cfg, self.insvp
-        image = self.image_prompts(x)
-        tokens = embed_tokens(self.backbone, image.prompted)
-        prompts = []
-        for j in range(parts.num_blocks):
-            p_s = self.specific_prompt(image)  # the wasted work: once per block instead of once per forward
-            # (L_p, D) -> (B, L_p, D)
-            p_c = parts.common_drop(parts.common_prompt[j]).expand(x.shape[0], -1, -1)
-            prompts.append(cfg.common_weight * p_c + cfg.specific_weight * p_s)
-        return pool(self.backbone, blocks_with_prompts(self.backbone, tokens, prompts))
 
 
 @dataclass
@@ -119,16 +92,13 @@ def count(label: str, model: Method, x: torch.Tensor) -> Count:
 
 
 def build(backbone: nn.Module, *overrides: str) -> Method:
-    cfg = resolve_config(None, [f"backbone.name={BACKBONE}", "backbone.weights=none", *overrides])
     # Nothing trains here; parameters that require grad would also trip FlopCounterMode's module tracker.
-    return build_model(cfg, NUM_CLASSES, backbone=backbone).eval().requires_grad_(False)
+    return build_method(method_config(BACKBONE, *overrides), backbone).eval().requires_grad_(False)
 
 
-def published_from(ours: InsVP) -> ReleaseAsPublished:
+def published(ours: Method) -> ReleaseAsPublished:
     """The release-as-published forward around the very same backbone and prompter weights as ``ours``."""
-    published = ReleaseAsPublished(ours.backbone, ours.num_classes, ours.cfg)
-    published.load_state_dict(ours.state_dict())
-    return published.eval().requires_grad_(False)
+    return published_from(ours).eval().requires_grad_(False)
 
 
 def report(rows: list[Count]) -> str:
@@ -148,17 +118,17 @@ def report(rows: list[Count]) -> str:
 def main() -> int:
     torch.manual_seed(0)
     x = torch.randn(1, 3, 224, 224)
-    backbone = create_backbone(resolve_config(None, [f"backbone.name={BACKBONE}", "backbone.weights=none"]).backbone)
+    backbone = create_backbone(method_config(BACKBONE).backbone)
 
     release = build(backbone, "method.preset=release")
-    published = published_from(release)
+    theirs = published(release)
     rows = [
         count("backbone alone (linear probe)", build(backbone, "method.name=linear"), x),
         count("common prompt only (VPT-deep-like)", build(backbone, "method.preset=paper", *ONLY_COMMON), x),
         count("InsVP paper preset", build(backbone, "method.preset=paper"), x),
         count("common prompt only (VPT-deep-like)", build(backbone, "method.preset=release", *ONLY_COMMON), x),
         count("InsVP release preset (ours, G_s once)", release, x),
-        count("release as published (G_s in 12 blocks)", published, x),
+        count("release as published (G_s in 12 blocks)", theirs, x),
     ]
     common9, paper, ours, theirs = rows[1], rows[2], rows[4], rows[5]
     # G_s once is a pure saving: the published forward must give the same logits in eval mode.

@@ -1,0 +1,76 @@
+"""The models the benchmarks compare, shared by ``flops.py`` and ``throughput.py``.
+
+InsVP: "Efficient Instance Visual Prompting from Image Itself" (ACM MM 2024). Besides the registered
+methods (``linear``, ``insvp`` with its ``paper`` and ``release`` presets) the benchmarks need two
+variants that only exist for comparison:
+
+- common prompt only (VPT-deep-like): InsVP with ``G_l``, ``G_g`` and ``G_s`` switched off
+  (:data:`ONLY_COMMON`), so only the ``L_p`` common tokens per block remain;
+- the release as published (:class:`ReleaseAsPublished`): the ``release`` preset with ``G_s``
+  recomputed in front of every block, as the authors' code does (SPEC §1).
+
+Importing this module puts the checkout's root first on ``sys.path``, so the benchmarks measure this
+checkout's ``insvp_cli`` rather than an installed one.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's insvp_cli, not an installed one
+
+from insvp_cli.config import Config, resolve_config  # noqa: E402
+from insvp_cli.methods import build_model  # noqa: E402
+from insvp_cli.methods.base import Method, blocks_with_prompts, embed_tokens, pool  # noqa: E402
+from insvp_cli.methods.insvp import InsVP  # noqa: E402
+
+NUM_CLASSES = 47  # DTD, as in SPEC's parameter counts; the head's cost is negligible either way
+ONLY_COMMON = ("method.patch_prompter=false", "method.global_prompter=false", "method.specific_prompter=false")
+
+
+class ReleaseAsPublished(InsVP):
+    """The release's forward: ``G_s`` recomputed in front of every prompted block (SPEC §1).
+
+    Same parameters and arithmetic as :class:`InsVP` (``p_F_j = w_c p_c_j + w_s p_s``), so in eval mode
+    its logits equal ours bit for bit; only the work differs.
+    """
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        cfg, parts = self.cfg, self.insvp
+        image = self.image_prompts(x)
+        tokens = embed_tokens(self.backbone, image.prompted)
+        prompts = []
+        for j in range(parts.num_blocks):
+            p_s = self.specific_prompt(image)  # the wasted work: once per block instead of once per forward
+            # (L_p, D) -> (B, L_p, D)
+            p_c = parts.common_drop(parts.common_prompt[j]).expand(x.shape[0], -1, -1)
+            prompts.append(cfg.common_weight * p_c + cfg.specific_weight * p_s)
+        return pool(self.backbone, blocks_with_prompts(self.backbone, tokens, prompts))
+
+
+def method_config(backbone_name: str, *overrides: str) -> Config:
+    """The resolved config for ``backbone_name`` with random weights (cost does not depend on them)."""
+    return resolve_config(None, [f"backbone.name={backbone_name}", "backbone.weights=none", *overrides])
+
+
+def build_method(cfg: Config, backbone: nn.Module | None = None, num_classes: int = NUM_CLASSES) -> Method:
+    """The method of ``cfg``, built as the CLI builds it: frozen backbone, only the method's parameters require grad.
+
+    Pass ``backbone`` to share one backbone (and its weights) between several methods.
+    """
+    return build_model(cfg, num_classes, backbone=backbone)
+
+
+def published_from(ours: InsVP) -> ReleaseAsPublished:
+    """The release-as-published forward around the very same backbone and prompter weights as ``ours``.
+
+    ``requires_grad`` and train/eval mode follow ``ours``; callers change them as their measurement needs.
+    """
+    published = ReleaseAsPublished(ours.backbone, ours.num_classes, ours.cfg)
+    published.load_state_dict(ours.state_dict())
+    published.apply_trainable()
+    return published.train(ours.training)
