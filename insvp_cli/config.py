@@ -266,7 +266,7 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     """Read a recipe YAML file into a mapping (an empty file is an empty recipe)."""
     path = Path(path)
     if not path.is_file():
-        raise UsageError(f"recipe {path} does not exist; shipped recipes are in recipes/ (e.g. recipes/quickstart.yaml)")
+        raise UsageError(f"recipe {path} does not exist; shipped recipes are in recipes/ (e.g. recipes/svhn.yaml)")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -294,10 +294,7 @@ def resolve_config(
     """
     from .methods import METHODS  # the method registry imports this module for MethodConfig
 
-    if isinstance(recipe, dict):
-        tree = _deep_copy(recipe)
-    else:
-        tree = load_recipe(recipe) if recipe is not None else {}
+    tree = _deep_copy(recipe) if isinstance(recipe, dict) else load_recipe(recipe) if recipe is not None else {}
     override_tree: dict[str, Any] = {}
     for text in overrides:
         keys, value = parse_override(text)

@@ -35,6 +35,7 @@ from .data import build_loaders, build_splits, pop_bad_images
 from .distributed import DistInfo, init_distributed, shutdown_distributed
 from .engine import (
     Precision,
+    StepReport,
     build_criterion,
     build_mixup,
     build_optimizer,
@@ -137,7 +138,7 @@ def _fit(cfg: Config, run_dir: Path, dist_info: DistInfo, console) -> dict[str, 
             stats = train_one_epoch(
                 train_model, loaders.train, optimizer, scheduler, criterion, device=device, precision=precision,
                 scaler=scaler, mixup=mixup, grad_clip=cfg.train.grad_clip, dist_info=dist_info,
-                on_step=lambda r: progress.step(r.step, f"loss {r.loss:.4f}  lr {r.lr:.2e}  {r.images_per_s:.0f} img/s"),
+                on_step=lambda r: progress.step(r.step, _step_line(r)),
             )
             row: dict[str, Any] = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **stats}
             bad = pop_bad_images(loaders.train)
@@ -161,6 +162,10 @@ def _fit(cfg: Config, run_dir: Path, dist_info: DistInfo, console) -> dict[str, 
 
     summary = _final_evaluation(cfg, run_dir, model, loaders, splits.classes, device, precision, dist_info, best)
     return summary
+
+
+def _step_line(r: StepReport) -> str:
+    return f"loss {r.loss:.4f}  lr {r.lr:.2e}  {r.images_per_s:.0f} img/s"
 
 
 def _epoch_line(row: dict[str, Any], epochs: int, improved: bool) -> str:

@@ -117,7 +117,8 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     assert not (run / "summary.json").exists()
     resumed = _cli("train", "--resume", str(run))
     assert resumed.returncode == 0, resumed.stderr
-    assert json.loads((run / "summary.json").read_text()) == json.loads((tmp_path / "full" / "summary.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary == json.loads((tmp_path / "full" / "summary.json").read_text())
     strip = lambda p: [{k: v for k, v in json.loads(x).items() if "seconds" not in k and "per_s" not in k}  # noqa: E731
                        for x in p.read_text().splitlines()]
     assert strip(run / "metrics.jsonl") == strip(tmp_path / "full" / "metrics.jsonl")
@@ -142,7 +143,7 @@ def test_torchrun_two_processes_match_one(tmp_path):
         assert a[key] == pytest.approx(b[key], abs=0.5), key
     ra = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
     rb = [json.loads(x) for x in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
-    for x, y in zip(ra, rb):
+    for x, y in zip(ra, rb, strict=True):
         assert x["train_loss"] == pytest.approx(y["train_loss"], rel=1e-4)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -19,9 +19,9 @@ from .options import RecipeOpt, SetOpt
 def train(
     recipe: RecipeOpt = None,
     overrides: SetOpt = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (default: output_dir/run_name).",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default: output_dir/run_name).",
                                                 show_default=False)] = None,
-    resume: Annotated[Optional[Path], typer.Option(help="Continue the interrupted run in this folder.",
+    resume: Annotated[Path | None, typer.Option(help="Continue the interrupted run in this folder.",
                                                    show_default=False)] = None,
 ) -> None:
     """Train a method on a dataset; writes config.yaml, metrics.jsonl, best.pt, last.pt and summary.json."""
