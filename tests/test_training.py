@@ -173,3 +173,14 @@ def test_corrupt_and_foreign_checkpoints(tmp_path):
     proc = _cli("evaluate", str(tmp_path / "run" / "best.pt"), "--set",
                 "backbone.kwargs={patch_size: 8, embed_dim: 96, depth: 2, num_heads: 2}")
     assert proc.returncode == 2 and "another backbone" in proc.stderr, proc.stderr
+
+
+def test_vit_b_checkpoint_holds_trainable_weights_only(tmp_path):
+    from insvp_cli.checkpoint import atomic_save, make_checkpoint
+    from insvp_cli.methods import build_model
+
+    cfg = resolve_config("recipes/cub.yaml", ["backbone.weights=none"])
+    model = build_model(cfg, 200)
+    atomic_save(make_checkpoint(model, cfg, [str(i) for i in range(200)], {}, 0), tmp_path / "best.pt")
+    assert (tmp_path / "best.pt").stat().st_size < 3 * 2**20  # a few MB, not the 330 MB backbone
+    assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]  # no temp file left behind

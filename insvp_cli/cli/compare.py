@@ -15,7 +15,7 @@ from .params import rich_table
 
 
 def _print(results: list[MethodResult], title: str, out: Path) -> None:
-    console.print(rich_table(HEADERS, [r.row() for r in results], title))
+    console.print(rich_table(HEADERS, [r.row() for r in results], title, digits=2))
     console.print(f"written: {out / 'comparison.md'}, {out / 'comparison.csv'}", highlight=False)
 
 

@@ -89,14 +89,14 @@ def _emit(fmt: Format, headers: Sequence[str], rows: Sequence[Sequence[Cell]], d
         console.print(rich_table(headers, rows, title))
 
 
-def rich_table(headers: Sequence[str], rows: Sequence[Sequence[Cell]], title: str) -> Table:
-    """Rows as a rich table; numeric columns right-aligned."""
+def rich_table(headers: Sequence[str], rows: Sequence[Sequence[Cell]], title: str, digits: int = 3) -> Table:
+    """Rows as a rich table; numeric columns right-aligned, floats with ``digits`` decimals."""
     table = Table(title=title)
     for j, header in enumerate(headers):
         numeric = all(isinstance(row[j], (int, float)) for row in rows)
         table.add_column(header, justify="right" if numeric else "left")
     for row in rows:
-        table.add_row(*(human(cell) for cell in row))
+        table.add_row(*(human(cell, digits) for cell in row))
     return table
 
 
