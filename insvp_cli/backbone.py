@@ -116,28 +116,29 @@ def _create_from_hub(name: str, kwargs: dict[str, Any]) -> nn.Module:
         ) from exc
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path: Path, what: str = "backbone.weights") -> dict[str, torch.Tensor]:
     """Read a state dict from ``.safetensors`` or a torch file (``weights_only=True``; never unpickles code).
 
-    Unwraps ``{"state_dict": ...}`` / ``{"model": ...}`` containers.
+    Unwraps ``{"state_dict": ...}`` / ``{"model": ...}`` containers. ``what`` starts the error messages.
     """
     if not path.is_file():
-        raise UsageError(f"backbone.weights: {path} does not exist")
+        raise UsageError(f"{what}: {path} does not exist")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         return load_file(str(path))
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle errors come in many types
-        raise UsageError(f"backbone.weights: {path} is not a readable torch weights file ({exc})") from exc
+    except Exception as exc:  # pickled code, truncated files and non-torch files fail in many ways
+        raise UsageError(f"{what}: {path} is not a readable torch weights file ({type(exc).__name__}: "
+                         f"{str(exc).strip().splitlines()[0][:200]})") from None
     while isinstance(obj, dict):
         wrapper = next((k for k in _STATE_DICT_WRAPPERS if k in obj and isinstance(obj[k], dict)), None)
         if wrapper is None:
             break
         obj = obj[wrapper]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise UsageError(f"backbone.weights: {path} holds no state dict of tensors")
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise UsageError(f"{what}: {path} holds no state dict of tensors")
     return obj
 
 

@@ -32,15 +32,13 @@ and the dataset. The class names are unknown, so the checkpoint lists the class 
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
-from .checkpoint import atomic_save, atomic_write_text, make_checkpoint
+from .backbone import read_state_dict
+from .checkpoint import atomic_save, atomic_save_safetensors, atomic_write_text, make_checkpoint
 from .config import Config, resolve_config
 from .errors import UsageError
 
@@ -92,17 +90,7 @@ class Converted:
 
 def read_release_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Load the release's ``best_model.pth`` safely (``weights_only=True``); a DataParallel ``module.`` is dropped."""
-    if not path.is_file():
-        raise UsageError(f"{path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickled code, truncated files and non-torch files fail in many ways
-        raise UsageError(f"{path} is not a readable torch state dict ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0][:200]})") from None
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise UsageError(f"{path} holds no state dict of tensors")
+    obj = read_state_dict(path, what="release state dict")
     if all(k.startswith("module.") for k in obj):  # saved from a DataParallel / DDP wrapper
         obj = {k[len("module.") :]: v for k, v in obj.items()}
     return obj
@@ -162,7 +150,7 @@ def convert_official(state_dict_path: Path, recipe: Path | str, out_dir: Path,
 
     out_dir.mkdir(parents=True, exist_ok=True)
     backbone_path = (out_dir / "backbone.safetensors").resolve()
-    _atomic_save_safetensors(backbone_state, backbone_path)
+    atomic_save_safetensors(backbone_state, backbone_path)
     cfg = dataclasses.replace(cfg, backbone=dataclasses.replace(cfg.backbone, weights=str(backbone_path)))
     # rebuilding from the written file checks it and gives the fingerprint that load_model verifies
     model = build_model(cfg, num_classes, backbone=create_backbone(cfg.backbone))
@@ -211,15 +199,3 @@ def _check_shapes(state: dict[str, torch.Tensor], trainable: dict[str, tuple[str
     if missing:
         raise UsageError(f"the state dict lacks {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''} "
                          f"that recipe {recipe} needs")
-
-
-def _atomic_save_safetensors(state: dict[str, torch.Tensor], path: Path) -> None:
-    """``safetensors`` file written beside ``path`` then renamed over it (never a torn file)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.detach().contiguous() for k, v in state.items()}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -8,9 +8,8 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
-from .config import DEFAULT_METHOD, Config, load_recipe, parse_override, resolve_config
+from .config import Config, parse_override, resolve_config
 from .errors import ConfigError
 from .methods import METHODS, Method, build_model
 
@@ -110,13 +109,9 @@ def compare_methods(
     names = list(methods) if methods is not None else METHODS.names()
     for name in names:
         METHODS.get(name)  # unknown names fail here, listing the valid ones
-    tree = load_recipe(recipe) if recipe is not None else {}
-    recipe_method = tree.pop("method", None) or {}
-    per_method = tree.pop("methods", None) or {}
-    method_sets: dict[str, Any] = {}
-    shared = []
+    shared, method_sets = [], {}
     for text in overrides:
-        keys, value = parse_override(text)
+        keys, _ = parse_override(text)
         if keys[0] != "method":
             shared.append(text)
         elif keys[1:] == ["name"]:
@@ -124,7 +119,7 @@ def compare_methods(
         elif len(keys) != 2:
             raise ConfigError(f"--set {text!r}: method keys have one level (method.KEY=value)")
         else:
-            method_sets[keys[1]] = value
+            method_sets[keys[1]] = text
     fields = {name: {f.name for f in dataclasses.fields(METHODS.get(name).config_cls)} for name in names}
     known = set().union(*fields.values())
     unknown = sorted(set(method_sets) - known)
@@ -135,11 +130,9 @@ def compare_methods(
     shared.append("backbone.weights=none")
 
     def config_for(name: str) -> Config:
-        group = dict(per_method.get(name) or {})
-        if recipe_method.get("name", DEFAULT_METHOD) == name:
-            group.update(recipe_method)
-        group.update({k: v for k, v in method_sets.items() if k in fields[name]})
-        return resolve_config({**tree, "method": {**group, "name": name}}, shared)
+        # the resolver applies the recipe's per-method deltas and drops its other method's keys
+        own = [text for key, text in method_sets.items() if key in fields[name]]
+        return resolve_config(recipe, [*shared, f"method.name={name}", *own])
 
     template = create_backbone(config_for(names[0]).backbone)
     reports = []

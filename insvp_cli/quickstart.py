@@ -12,9 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from safetensors.torch import save_file
-
-from .checkpoint import read_checkpoint
+from .checkpoint import atomic_save_safetensors, read_checkpoint
 from .compare import MethodResult, compare_runs, run_or_reuse
 from .config import resolve_config
 
@@ -34,7 +32,7 @@ def pretrain_backbone(out: Path, overrides: list[str] | tuple[str, ...] = (), co
     state = read_checkpoint(out / "pretrain" / "best.pt")["state_dict"]
     weights = {k.removeprefix("backbone."): v.contiguous() for k, v in state.items() if k.startswith("backbone.")}
     path = out / "backbone.safetensors"
-    save_file(weights, str(path), metadata={"source": "insvp quickstart --pretrain", "data": "mnist5k digits 0-4"})
+    atomic_save_safetensors(weights, path, {"source": "insvp quickstart --pretrain", "data": "mnist5k digits 0-4"})
     return path
 
 
