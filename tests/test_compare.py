@@ -38,10 +38,11 @@ def test_compare_rejects_unknown_methods(tmp_path):
 
 
 def test_quickstart_uses_the_shipped_backbone(tmp_path):
-    results = quickstart(tmp_path, overrides=["train.epochs=1"])
+    results = quickstart(tmp_path, overrides=["train.epochs=1", "data.classes=[5, 6]"])
     assert [r.method for r in results] == ["insvp", "linear"]
-    assert all(r.summary["num_classes"] == 5 and r.summary["dataset"] == "mnist5k" for r in results)
-    assert results[1].summary["trainable_params"] == 96 * 5 + 5  # the linear probe's head alone
+    assert all(r.summary["num_classes"] == 2 and r.summary["dataset"] == "mnist5k" for r in results)
+    assert results[1].summary["trainable_params"] == 96 * 2 + 2  # the linear probe's head alone
+    assert (tmp_path / "comparison.md").is_file()
 
 
 def test_pretraining_reproduces_the_asset_layout(tmp_path):

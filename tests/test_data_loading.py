@@ -123,7 +123,7 @@ def test_loaders_shuffle_train_only_with_a_seed_and_keep_every_sample():
     assert train_order(0) == train_order(0) != train_order(1)
     assert sorted(train_order(0)) == sorted(splits.train.labels.tolist())  # drop_last is off
     loaders = build_loaders(splits, cfg, seed=0)
-    assert loaders.train_sampler is None
+    assert loaders.train_sampler.num_replicas == 1  # one process: a group of one, shuffled per (seed, epoch)
     images, labels = next(iter(loaders.val))
     assert images.shape == (32, 3, 16, 16) and labels.dtype == torch.int64
     assert torch.cat([y for _, y in loaders.test]).tolist() == splits.test.labels.tolist()  # not shuffled
