@@ -269,8 +269,10 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", overrides: 
     device = resolve_device(cfg.train.device)
     model = restore_model(ckpt, cfg).to(device)
     splits = build_splits(cfg.data, data_config(model.backbone))
-    if list(splits.classes) != list(ckpt["classes"]):
-        raise UsageError(f"checkpoint {ckpt['path']}: the data has other classes than it was trained on")
+    named = ckpt.get("classes_named", True)
+    if len(splits.classes) != len(ckpt["classes"]) or (named and list(splits.classes) != list(ckpt["classes"])):
+        raise UsageError(f"checkpoint {ckpt['path']}: the data has other classes ({len(splits.classes)}) than it "
+                         f"was trained on ({len(ckpt['classes'])}); check data.name, data.root and data.classes")
     loaders = build_loaders(splits, cfg.data, distributed=False, seed=cfg.train.seed, pin_memory=device.type == "cuda")
     result = evaluate(model, getattr(loaders, split), device=device,
                       precision=Precision.resolve(cfg.train.precision, device))
