@@ -57,6 +57,9 @@ class DataConfig:
         image_size: override the backbone's input size for the transforms.
         resize: ``crop`` (resize then crop, VPT style) or ``direct`` (resize straight to size, VTAB style).
         augment: random crop and flip during training.
+        vtab_protocol: VTAB-1k only (``data.name: vtab``, ``data.root`` = the task folder): ``tune`` trains on
+            ``train800`` and selects on ``val200``; ``final`` trains on ``train800val200`` (the paper's runs),
+            with ``val200``, a part of that training set, standing in for the validation split.
         batch_size: per-process batch size.
         num_workers: data-loader worker processes.
         on_bad_image: ``error`` stops at an unreadable image; ``skip`` drops it and reports the count.
@@ -72,6 +75,7 @@ class DataConfig:
     image_size: int | None = None
     resize: Literal["crop", "direct"] = "crop"
     augment: bool = True
+    vtab_protocol: Literal["tune", "final"] = "tune"
     batch_size: int = 64
     num_workers: int = 4
     on_bad_image: Literal["error", "skip"] = "error"

@@ -1,7 +1,7 @@
-"""Plain-text renderings of a table (headers + rows of numbers and strings): Markdown, CSV, human cells.
+"""Plain-text renderings of a table (headers + rows of numbers and strings): Markdown, CSV, LaTeX, human cells.
 
-Rich tables on the terminal, Markdown for the README and reports, CSV for spreadsheets and plots all
-render the same rows, so each number is formatted in one place.
+Rich tables on the terminal, Markdown for the README and reports, CSV for spreadsheets and plots, LaTeX
+for papers all render the same rows, so each number is formatted in one place.
 """
 
 from __future__ import annotations
@@ -12,6 +12,13 @@ from collections.abc import Sequence
 
 Cell = str | int | float
 Rows = Sequence[Sequence[Cell]]
+MARKS = ("", "\u2014")  # a blank or an em dash: no value (not published, missing), allowed in a numeric column
+
+
+def numeric_columns(headers: Sequence[str], rows: Rows) -> list[bool]:
+    """Which columns hold numbers (right-aligned): at least one number and nothing else but :data:`MARKS`."""
+    return [any(isinstance(row[j], (int, float)) for row in rows)
+            and all(isinstance(row[j], (int, float)) or row[j] in MARKS for row in rows) for j in range(len(headers))]
 
 
 def human(cell: Cell, digits: int = 3) -> str:
@@ -27,7 +34,7 @@ def human(cell: Cell, digits: int = 3) -> str:
 
 def markdown_table(headers: Sequence[str], rows: Rows, digits: int = 3) -> str:
     """A GitHub Markdown table; numeric columns are right-aligned."""
-    numeric = [bool(rows) and all(isinstance(row[j], (int, float)) for row in rows) for j in range(len(headers))]
+    numeric = numeric_columns(headers, rows)
     lines = [
         "| " + " | ".join(headers) + " |",
         "|" + "|".join("---:" if n else "---" for n in numeric) + "|",
@@ -43,3 +50,35 @@ def csv_table(headers: Sequence[str], rows: Rows) -> str:
     writer.writerow(headers)
     writer.writerows(rows)
     return out.getvalue()
+
+
+# LaTeX's special characters in text mode, and the dash marks that should be typeset as rules, not symbols
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  "\u2014": "---", "\u2013": "--", "\u2212": "$-$"}
+
+
+def latex_escape(text: str) -> str:
+    """``text`` safe in a LaTeX table cell (special characters escaped, em dash as ``---``)."""
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+
+
+def latex_table(headers: Sequence[str], rows: Rows, digits: int = 3) -> str:
+    """A booktabs ``tabular`` (``\\usepackage{booktabs}``): numeric columns right-aligned, the others left."""
+    numeric = numeric_columns(headers, rows)
+    lines = [
+        "\\begin{tabular}{" + "".join("r" if n else "l" for n in numeric) + "}",
+        "\\toprule",
+        " & ".join(latex_escape(h) for h in headers) + r" \\",
+        "\\midrule",
+        *(" & ".join(_latex_cell(cell, digits) for cell in row) + r" \\" for row in rows),
+        "\\bottomrule",
+        "\\end{tabular}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _latex_cell(cell: Cell, digits: int) -> str:
+    text = latex_escape(human(cell, digits))
+    # a hyphen in text mode is shorter than a minus sign
+    return f"$-${text[1:]}" if isinstance(cell, (int, float)) and text.startswith("-") else text

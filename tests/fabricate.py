@@ -248,3 +248,29 @@ def make_imagefolder(root: Path, with_val: bool = False, per_class: int = 5, tes
         return Expected(3 * per_class, 6, 3 * test_per_class, 3)
     val = 3 * held_out(per_class)
     return Expected(3 * per_class - val, val, 3 * test_per_class, 3)
+
+
+VTAB_SIZES = {"train800": 2, "val200": 1, "test": 2}  # images per class in each fabricated list
+
+
+def make_vtab(root: Path, classes: int = 3) -> Expected:
+    """One VTAB-1k task folder: ``images/<split>/NNNNNN.jpg`` and ``train800.txt``, ``val200.txt``,
+    ``train800val200.txt`` (the union of the first two, as released) and ``test.txt``, lines ``<path> <label>``.
+
+    Returns the sizes of the default ``tune`` protocol (train800 / val200 / test).
+    """
+    lines: dict[str, list[str]] = {name: [] for name in VTAB_SIZES}
+    folder = {"train800": "train", "val200": "train", "test": "test"}  # val200 images sit in images/train
+    counters = {"train": 0, "test": 0}
+    for name, per_class in VTAB_SIZES.items():
+        for label in range(classes):
+            for _ in range(per_class):
+                split = folder[name]
+                lines[name].append(f"images/{split}/{counters[split]:06d}.jpg {label}")
+                counters[split] += 1
+    lines["train800val200"] = lines["train800"] + lines["val200"]
+    root.mkdir(parents=True, exist_ok=True)
+    for name, rows in lines.items():
+        (root / f"{name}.txt").write_text("\n".join(rows) + "\n")
+    write_images([root / "images" / split / f"{i:06d}.jpg" for split, n in counters.items() for i in range(n)])
+    return Expected(*(classes * VTAB_SIZES[name] for name in ("train800", "val200", "test")), classes)

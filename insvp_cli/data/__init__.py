@@ -15,12 +15,12 @@ Use::
 ``splits.train`` / ``.val`` / ``.test`` are map-style datasets yielding ``(tensor (3, H, W), int label)``;
 ``splits.classes`` names the labels. Registered datasets (``dataset_names()``): the torchvision-backed
 ``cifar10``, ``cifar100``, ``svhn``, ``gtsrb``, ``food101``, ``dtd``, ``flowers102``; VPT's FGVC splits
-``cub``, ``nabirds``, ``oxford_flowers``, ``stanford_dogs``, ``stanford_cars``; ``imagefolder``; and the
-offline ``mnist5k`` and ``digits``.
+``cub``, ``nabirds``, ``oxford_flowers``, ``stanford_dogs``, ``stanford_cars``; one VTAB-1k task, ``vtab``;
+``imagefolder``; and the offline ``mnist5k`` and ``digits``.
 
 Splits: official validation splits are used where they exist (DTD partition 1, Flowers-102, the FGVC
-files, ``imagefolder/val``); otherwise ``data.val_fraction`` of each class of the official training set
-is held out (seeded by ``data.seed``, disjoint from what remains). ``data.classes`` keeps a subset of the
+files, VTAB's ``val200``, ``imagefolder/val``); otherwise ``data.val_fraction`` of each class of the official
+training set is held out (seeded by ``data.seed``, disjoint from what remains). ``data.classes`` keeps a subset of the
 labels (indices into the full class list), renumbered 0..K-1 in the given order.
 
 Unreadable images: inside a loader, a file PIL cannot read never raises in a worker process. With
@@ -42,7 +42,7 @@ import numpy as np
 
 from ..config import DataConfig
 from ..errors import UsageError
-from . import digits, fgvc, folder, torchvision_sets  # noqa: F401  (register the datasets)
+from . import digits, fgvc, folder, torchvision_sets, vtab  # noqa: F401  (register the datasets)
 from .base import (
     DATASETS,
     BadImage,

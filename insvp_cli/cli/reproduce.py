@@ -1,0 +1,58 @@
+"""``insvp reproduce``: train every run of one of the paper's tables (or list them with ``--dry-run``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import UsageError
+from .app import app, console
+from .options import SetOpt
+
+RunsOpt = Annotated[Path, typer.Option("--runs", help="Folder of the run folders (shared by all tables).")]
+DEFAULT_RUNS = Path("runs/reproduce")
+
+
+@app.command()
+def reproduce(
+    table: Annotated[str, typer.Argument(help="table1, table2, table3, table4, table5 or fig7.", show_default=False)],
+    data_root: Annotated[Path, typer.Option(help="Folder of the data folders: cub/, nabirds/, ..., vtab-1k/<task>/.",
+                                            show_default=False)],
+    weights_dir: Annotated[Path | None, typer.Option(
+        help="Folder of local backbone weight files, by the recipes' file names (table4: mocov3-vit-b-300ep.pth.tar).",
+        show_default=False)] = None,
+    methods: Annotated[str | None, typer.Option(help="Comma-separated methods (default: every method of the table "
+                                                     "that this project implements).", show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the runs as insvp train commands, their "
+                                                            "estimated image-steps and missing data; train nothing.")]
+    = False,
+    overrides: SetOpt = None,
+    runs: RunsOpt = DEFAULT_RUNS,
+) -> None:
+    """Train every run of a table of the paper, one after another: finished runs are skipped, interrupted ones resumed.
+
+    With more than one CUDA GPU visible each run uses all of them through torchrun. See the README section
+    "Reproducing the paper" for the data folders.
+    """
+    from ..reproduce.runner import dry_run_lines, header_lines, plan_table, run_plan, visible_gpus
+
+    names = None if methods is None else [m.strip() for m in methods.split(",") if m.strip()]
+    if names == []:
+        raise UsageError("--methods: name at least one method, e.g. --methods insvp")
+    plan = plan_table(table, data_root, runs, names, overrides or [], weights_dir, ngpus=visible_gpus())
+    if dry_run:
+        typer.echo("\n".join(dry_run_lines(plan)))
+        return
+    for line in header_lines(plan):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    outcome = run_plan(plan, console)
+    console.print(f"{plan.table.name}: {len(outcome.trained)} trained, {len(outcome.reused)} already finished, "
+                  f"{len(outcome.failed)} failed; insvp report {runs} --table {plan.table.name} shows the table",
+                  highlight=False, markup=False, soft_wrap=True)
+    if outcome.failed:
+        for name, why in outcome.failed:
+            console.print(f"  failed: {name}: {why}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(1)
+

@@ -1,0 +1,123 @@
+"""``insvp report``: finished runs in the layout of the paper's tables, beside the published numbers.
+
+For every row of a table: the paper's numbers (``paper``), ours (``ours``: test accuracy of the run's
+``summary.json``) and the difference (``ours - paper``). Rows the paper publishes that this project does
+not run (DAM-VP, E2VPT, ...) appear as ``paper`` rows only. A run that is missing or unfinished shows
+:data:`MISSING`; a value the paper does not publish is blank. Mean columns (Table 1's ``Avg``, Table 2's
+group means) are computed for ours only when every member is there.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UsageError
+from ..tables import Cell as TableCell
+from ..tables import csv_table, latex_table, markdown_table
+from ..training import SUMMARY
+from .tables import PAPER_TABLES, TABLES, TableDef
+
+MISSING = "—"  # a run that is missing or unfinished
+NOT_PUBLISHED = ""
+FORMATS = ("table", "markdown", "csv", "latex")  # "table" is a rich table on the terminal (the CLI draws it)
+DIGITS = 1  # the paper prints one decimal
+PROTOCOL_NOTE = ("paper: the release's best test accuracy over 100 epochs; ours: test accuracy at the epoch "
+                 "selected on the validation split (VTAB-1k final protocol: the last epoch)")
+
+
+@dataclass
+class Report:
+    """One table ready to render: ``headers``, ``rows`` of strings and numbers, and notes for under it."""
+
+    name: str
+    title: str
+    headers: list[str]
+    rows: list[list[TableCell]]
+    notes: list[str]
+    finished: int
+    runs: int
+
+
+def read_results(table: TableDef, runs_dir: Path) -> dict[str, float]:
+    """Test accuracy of every finished run of ``table`` under ``runs_dir``, by run name."""
+    results = {}
+    for run in table.runs():
+        summary = runs_dir / run.name / SUMMARY
+        if summary.is_file():
+            results[run.name] = float(json.loads(summary.read_text())["test_acc"])
+    return results
+
+
+def _mean(values: list[float | None]) -> float | None:
+    return None if not values or any(v is None for v in values) else sum(values) / len(values)
+
+
+def build_report(table: TableDef | str, runs_dir: Path) -> Report:
+    """The report of ``table`` from the runs under ``runs_dir`` (missing runs marked, never an error)."""
+    table = TABLES.get(table) if isinstance(table, str) else table
+    results = read_results(table, runs_dir)
+    cells = {(c.row, c.column): c.run.name for c in table.cells}
+    rows: list[list[TableCell]] = []
+    for row in table.rows:
+        ours = None
+        if any(r == row for r, _ in cells):
+            by_column = {col: results.get(cells[(row, col)]) if (row, col) in cells else None for col in table.columns}
+            by_column.update({a.label: _mean([by_column[c] for c in a.columns]) for a in table.aggregates})
+            ours = [by_column[col] for col in table.display]
+        paper = None
+        if table.published is not None and row in table.published.rows:
+            paper = [table.published.value(row, col) for col in table.display]
+        if paper is not None:
+            rows.append([row, "paper", *(NOT_PUBLISHED if v is None else v for v in paper)])
+        if ours is not None:
+            rows.append([row, "ours", *(MISSING if v is None else v for v in ours)])
+        if paper is not None and ours is not None:
+            rows.append([row, "ours - paper", *_differences(ours, paper)])
+    notes = [PROTOCOL_NOTE, f"{MISSING}: run missing or unfinished under {runs_dir}; blank: not published"]
+    if table.published is not None:
+        notes += list(table.published.notes)
+    notes += list(table.notes)
+    return Report(table.name, table.title, [table.row_header, "source", *table.display], rows, notes,
+                  len(results), len(table.runs()))
+
+
+def _differences(ours: list[float | None], paper: list[float | None]) -> list[TableCell]:
+    out: list[TableCell] = []
+    for mine, theirs in zip(ours, paper, strict=True):
+        if theirs is None:
+            out.append(NOT_PUBLISHED)
+        elif mine is None:
+            out.append(MISSING)
+        else:
+            out.append(round(mine - theirs, 2))
+    return out
+
+
+def tables_with_results(runs_dir: Path) -> list[str]:
+    """The paper's tables that have at least one finished run under ``runs_dir``.
+
+    Raises:
+        UsageError: ``runs_dir`` does not exist or holds no finished run of any table.
+    """
+    if not runs_dir.is_dir():
+        raise UsageError(f"runs folder {runs_dir} does not exist; pass the --runs folder of insvp reproduce")
+    names = [name for name in PAPER_TABLES if read_results(TABLES.get(name), runs_dir)]
+    if not names:
+        raise UsageError(f"no finished run of {', '.join(PAPER_TABLES)} under {runs_dir}; "
+                         "name a table with --table to see it with every run missing")
+    return names
+
+
+def render(report: Report, fmt: str) -> str:
+    """``report`` as Markdown (heading, table, notes), CSV (raw numbers) or a LaTeX booktabs tabular."""
+    if fmt == "markdown":
+        notes = "".join(f"- {note}\n" for note in report.notes)
+        return f"### {report.title}\n\n{markdown_table(report.headers, report.rows, DIGITS)}\n{notes}"
+    if fmt == "csv":
+        return csv_table(report.headers, report.rows)
+    if fmt == "latex":
+        comments = "".join(f"% {note}\n" for note in report.notes)
+        return f"% {report.title}\n{latex_table(report.headers, report.rows, DIGITS)}{comments}"
+    raise UsageError(f"--format: {fmt!r} is not valid; valid: {', '.join(FORMATS)}")

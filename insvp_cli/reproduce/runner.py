@@ -1,0 +1,331 @@
+"""``insvp reproduce``: the runs of one table of the paper, planned, listed (``--dry-run``) and trained.
+
+A plan resolves every run of the table (recipe < the table's overrides < ``data.root`` under
+``--data-root`` < ``--weights-dir`` < the user's ``--set``) and looks at its run folder:
+
+- ``done``: ``summary.json`` exists; the run is skipped.
+- ``resume``: ``config.yaml`` exists but no summary; training continues from ``resume.pt``.
+- ``new``: nothing there yet.
+- ``conflict``: the folder holds a run of other settings (e.g. other epochs); nothing is trained until
+  it is moved away or the settings match, so a table never mixes two protocols silently. Settings that
+  say where things are or how fast they run (:data:`LOCATION_KEYS`) do not count.
+
+Runs are trained one after another. With at most one CUDA GPU visible each run is trained in this
+process (``fit``, exactly as ``insvp train``). With more, each run is a ``torchrun --nproc_per_node <ngpus>
+-m insvp_cli train ...`` subprocess on all of them; ``data.batch_size`` is the global batch and is split
+over the processes, so the optimisation (steps per epoch, learning-rate schedule) is the single-GPU one.
+The commands that ``--dry-run`` prints are exactly those runs, copy-pasteable.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from ..compare import run_or_reuse
+from ..config import Config, resolve_config
+from ..data import DATASETS
+from ..engine import TrainingDiverged
+from ..errors import UsageError
+from ..training import SUMMARY
+from .sizes import image_steps
+from .tables import TABLES, RunSpec, TableDef
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"  # used from a checkout: recipes/ sits beside the package
+# config keys that say where the files are or how fast a run goes, not what it computes
+LOCATION_KEYS = ("data.root", "data.split_dir", "data.num_workers", "data.download", "train.device", "output_dir",
+                 "run_name")
+
+State = Literal["done", "resume", "new", "conflict"]
+Launcher = Literal["process", "torchrun"]
+
+
+@dataclass
+class PlannedRun:
+    """One run of a plan.
+
+    Attributes:
+        spec: the table's run.
+        run_dir: its folder under ``--runs``.
+        cfg: the resolved config it trains with.
+        overrides: every ``--set`` value on top of the recipe, in order.
+        state: ``done``, ``resume``, ``new`` or ``conflict``.
+        launcher: ``process`` (this process) or ``torchrun`` (a subprocess on every GPU).
+        command: the equivalent command line (empty for a finished run).
+        image_steps: epochs x training images (``None``: a dataset of unknown size).
+        conflict: what differs from the run already in ``run_dir`` (state ``conflict``).
+    """
+
+    spec: RunSpec
+    run_dir: Path
+    cfg: Config
+    overrides: tuple[str, ...]
+    state: State
+    launcher: Launcher
+    command: list[str]
+    image_steps: int | None
+    conflict: str = ""
+
+    @property
+    def pending(self) -> bool:
+        return self.state in ("new", "resume")
+
+
+@dataclass
+class Plan:
+    """Every run of one table with its state; see :func:`plan_table`."""
+
+    table: TableDef
+    methods: list[str]
+    runs: list[PlannedRun]
+    data_root: Path
+    ngpus: int
+
+    def pending(self) -> list[PlannedRun]:
+        return [r for r in self.runs if r.pending]
+
+    def count(self, state: State) -> int:
+        return sum(r.state == state for r in self.runs)
+
+    def missing_data(self) -> dict[Path, str]:
+        """Data folders that runs still to train need and that do not exist: folder -> dataset name."""
+        return {Path(r.cfg.data.root): r.cfg.data.name for r in self.pending()
+                if r.spec.data_folder is not None and not Path(r.cfg.data.root).expanduser().is_dir()}
+
+    def missing_weights(self) -> list[Path]:
+        """Local backbone weight files that runs still to train need and that do not exist."""
+        files = {Path(r.cfg.backbone.weights) for r in self.pending()
+                 if r.cfg.backbone.weights not in ("timm", "none") and not r.cfg.backbone.weights.startswith("asset:")}
+        return sorted(p for p in files if not p.expanduser().is_file())
+
+    def steps_to_train(self) -> tuple[int, int]:
+        """(known image-steps of the runs to train, how many of them have an unknown size)."""
+        steps = [r.image_steps for r in self.pending()]
+        return sum(s for s in steps if s is not None), sum(s is None for s in steps)
+
+
+@dataclass
+class Outcome:
+    """What :func:`run_plan` did: run names trained, reused (finished before) and failed (with why)."""
+
+    trained: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def visible_gpus() -> int:
+    """CUDA devices this process sees (0 without CUDA)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def plan_table(table: TableDef | str, data_root: Path, runs_dir: Path, methods: list[str] | None = None,
+               overrides: list[str] | tuple[str, ...] = (), weights_dir: Path | None = None,
+               ngpus: int = 0) -> Plan:
+    """Resolve every run of ``table`` and find its state; no data is read and nothing is trained.
+
+    Args:
+        table: a registered table name or definition.
+        data_root: the folder that holds the data folders (:data:`~insvp_cli.reproduce.tables.HTA_FOLDERS`,
+            ``vtab-1k/<task>``).
+        runs_dir: where the run folders go (``<runs_dir>/<run name>``).
+        methods: only the cells of these methods (default: every method of the table).
+        overrides: the user's ``--set`` values, applied to every run last.
+        weights_dir: where local backbone weight files are: a recipe's local weights path is replaced by
+            ``weights_dir / <its file name>`` (``timm`` tags are left to timm's cache).
+        ngpus: visible CUDA GPUs; more than one launches each run with ``torchrun`` on all of them.
+
+    Raises:
+        UsageError: unknown table or method, a bad override, a batch size that does not split over the GPUs.
+    """
+    table = TABLES.get(table) if isinstance(table, str) else table
+    selected = table.select(methods)
+    runs = [_plan_run(spec, data_root, runs_dir, tuple(overrides), weights_dir, ngpus)
+            for spec in table.runs(methods)]
+    return Plan(table, list(dict.fromkeys(c.method for c in selected)), runs, data_root, ngpus)
+
+
+def _plan_run(spec: RunSpec, data_root: Path, runs_dir: Path, user: tuple[str, ...], weights_dir: Path | None,
+              ngpus: int) -> PlannedRun:
+    recipe = RECIPES / spec.recipe if spec.recipe is not None else None
+    base = [*spec.overrides, *([f"data.root={data_root / spec.data_folder}"] if spec.data_folder else [])]
+    overrides = [*base, *_weights_override(recipe, base, weights_dir), *user]
+    cfg = resolve_config(recipe, overrides)
+    launcher: Launcher = "torchrun" if ngpus > 1 and cfg.train.device in ("auto", "cuda") else "process"
+    if launcher == "torchrun":
+        per_process, rest = divmod(cfg.data.batch_size, ngpus)
+        if rest or not per_process:
+            raise UsageError(f"{spec.name}: data.batch_size {cfg.data.batch_size} (the global batch) does not split "
+                             f"over {ngpus} GPUs; set --set data.batch_size=N with N a multiple of {ngpus}, or "
+                             "limit the GPUs with CUDA_VISIBLE_DEVICES")
+        overrides.append(f"data.batch_size={per_process}")
+        cfg = resolve_config(recipe, overrides)
+    run_dir = runs_dir / spec.name
+    state, conflict, location = _state(run_dir, cfg)
+    run = PlannedRun(spec, run_dir, cfg, tuple(overrides), state, launcher, [], image_steps(cfg), conflict)
+    if run.pending:
+        run.command = _command(run, recipe, ngpus, location)
+    return run
+
+
+def _weights_override(recipe: Path | None, base: list[str], weights_dir: Path | None) -> list[str]:
+    if weights_dir is None:
+        return []
+    weights = resolve_config(recipe, base).backbone.weights
+    if weights in ("timm", "none") or weights.startswith("asset:"):
+        return []
+    return [f"backbone.weights={weights_dir / Path(weights).name}"]
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _state(run_dir: Path, cfg: Config) -> tuple[State, str, dict[str, Any]]:
+    """(state, what conflicts, location keys whose value changed) of the run folder for ``cfg``."""
+    stored_path = run_dir / "config.yaml"
+    if not stored_path.is_file():
+        return "new", "", {}
+    try:
+        stored = _flatten(resolve_config(yaml.safe_load(stored_path.read_text())).to_dict())
+    except (UsageError, yaml.YAMLError) as exc:
+        return "conflict", f"its config.yaml does not resolve ({exc})", {}
+    wanted = _flatten(cfg.to_dict())
+    keys = sorted((set(stored) | set(wanted)) - set(LOCATION_KEYS))
+    differences = [f"{k}: {stored.get(k)!r} there, {wanted.get(k)!r} now" for k in keys
+                   if stored.get(k) != wanted.get(k)]
+    if differences:
+        return "conflict", "; ".join(differences[:3]) + (" ..." if len(differences) > 3 else ""), {}
+    moved = {k: wanted.get(k) for k in LOCATION_KEYS if stored.get(k) != wanted.get(k)}
+    return ("done" if (run_dir / SUMMARY).is_file() else "resume"), "", moved
+
+
+def _set_value(key: str, value: Any) -> str:
+    # strings as they are (paths read best unquoted); everything else as JSON, which YAML reads back exactly
+    return f"{key}={value}" if isinstance(value, str) else f"{key}={json.dumps(value)}"
+
+
+def _command(run: PlannedRun, recipe: Path | None, ngpus: int, location: dict[str, Any]) -> list[str]:
+    head = (["torchrun", "--nproc_per_node", str(ngpus), "-m", "insvp_cli", "train"] if run.launcher == "torchrun"
+            else ["insvp", "train"])
+    if run.state == "resume":
+        # `--resume` rebuilds the run from its own config.yaml; only moved folders or devices need saying
+        sets = [_set_value(k, v) for k, v in location.items() if k not in ("output_dir", "run_name")]
+        return [*head, "--resume", str(run.run_dir), *(x for s in sets for x in ("--set", s))]
+    args = [*head, *(["--recipe", _display(recipe)] if recipe is not None else [])]
+    return [*args, *(x for s in run.overrides for x in ("--set", s)), "--out", str(run.run_dir)]
+
+
+def _display(path: Path) -> str:
+    """``path`` relative to the working directory when it is under it (shorter commands), else absolute."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Showing and running a plan
+
+
+def header_lines(plan: Plan) -> list[str]:
+    """The overview: runs by state, estimated work, launcher, missing data folders and weight files."""
+    table, pending = plan.table, plan.pending()
+    steps, unknown = plan.steps_to_train()
+    lines = [
+        f"insvp reproduce {table.name}: {table.title}",
+        f"{len(plan.runs)} runs ({len(plan.methods)} method{'s' if len(plan.methods) != 1 else ''}: "
+        f"{', '.join(plan.methods)}): {plan.count('done')} done, {plan.count('resume')} to resume, "
+        f"{plan.count('new')} to train" + (f", {plan.count('conflict')} in conflict" if plan.count("conflict") else ""),
+        f"estimated work: {steps:,} image-steps (epochs x training images) for the {len(pending)} runs to go"
+        + (f", plus {unknown} of unknown size" if unknown else ""),
+        (f"launch: torchrun on {plan.ngpus} GPUs per run (data.batch_size split over them)" if plan.ngpus > 1
+         else "launch: one run after another in this process"),
+    ]
+    missing = plan.missing_data()
+    if missing:
+        lines.append(f"missing data folders under {plan.data_root} ({len(missing)}):")
+        lines += [f"  {folder}  ({name})" for folder, name in sorted(missing.items())]
+        lines += [f"  {name} expects: {DATASETS.get(name).layout}" for name in sorted(set(missing.values()))]
+    elif pending:
+        lines.append(f"data: every data folder is present under {plan.data_root}")
+    lines += [f"missing backbone weights: {path} (pass --weights-dir DIR or --set backbone.weights=PATH)"
+              for path in plan.missing_weights()]
+    lines += [f"conflict: {r.run_dir} holds a run with other settings ({r.conflict}); move it away or pass the "
+              f"same settings" for r in plan.runs if r.state == "conflict"]
+    return lines
+
+
+def dry_run_lines(plan: Plan) -> list[str]:
+    """A shell script: the overview as comments, then each run's command (finished runs as comments)."""
+    lines = [f"# {line}" for line in header_lines(plan)]
+    for i, run in enumerate(plan.runs, start=1):
+        steps = f"{run.image_steps:,} image-steps" if run.image_steps is not None else "unknown size"
+        lines.append(f"# [{i}/{len(plan.runs)}] {run.spec.name}: {run.state}, {steps}")
+        if run.pending:
+            lines.append(shlex.join(run.command))
+    return lines
+
+
+def run_plan(plan: Plan, console) -> Outcome:
+    """Train the plan's pending runs one after another; finished runs are reused.
+
+    A run that diverges (or, under torchrun, exits with an error) is recorded as failed and the next run
+    starts: one bad baseline does not stop a table of a hundred runs.
+
+    Raises:
+        UsageError: before anything is trained, when runs conflict or data folders or weight files are missing.
+    """
+    conflicts = [r for r in plan.runs if r.state == "conflict"]
+    if conflicts:
+        raise UsageError(f"{len(conflicts)} run folders hold runs with other settings, e.g. {conflicts[0].run_dir} "
+                         f"({conflicts[0].conflict}); move them away, choose another --runs, or pass the same --set")
+    missing = plan.missing_data()
+    if missing:
+        raise UsageError(f"missing data folders under {plan.data_root}: {', '.join(map(str, sorted(missing)))} "
+                         f"(insvp reproduce {plan.table.name} --dry-run shows the expected layouts)")
+    weights = plan.missing_weights()
+    if weights:
+        raise UsageError(f"missing backbone weights: {', '.join(map(str, weights))}; pass --weights-dir DIR or "
+                         "--set backbone.weights=PATH")
+    outcome = Outcome(reused=[r.spec.name for r in plan.runs if r.state == "done"])
+    pending = plan.pending()
+    for i, run in enumerate(pending, start=1):
+        done = len(outcome.reused) + len(outcome.trained)
+        console.rule(f"[{i}/{len(pending)}] {run.spec.name} ({run.state}) · {done}/{len(plan.runs)} runs done",
+                     style="bold")
+        error = _train(run, console)
+        if error is None:
+            outcome.trained.append(run.spec.name)
+        else:
+            outcome.failed.append((run.spec.name, error))
+            console.print(f"failed: {run.spec.name}: {error}", style="red", highlight=False)
+    return outcome
+
+
+def _train(run: PlannedRun, console) -> str | None:
+    """Train one run; ``None`` on success, else why it failed."""
+    if run.launcher == "torchrun":
+        # `python -m torch.distributed.run` is what the torchrun script runs; it needs no PATH lookup
+        argv = [sys.executable, "-m", "torch.distributed.run", *run.command[1:]]
+        code = subprocess.run(argv).returncode
+        return None if code == 0 else f"torchrun exited with code {code}"
+    try:
+        run_or_reuse(run.cfg, run.run_dir)
+    except TrainingDiverged as exc:
+        return str(exc)
+    return None
