@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -37,7 +38,8 @@ def train(
             raise UsageError(f"--out {run_dir} already holds a run; continue it with --resume {run_dir} "
                              f"or choose another folder")
     summary = fit(cfg, run_dir)
-    console.print(summary_table(summary))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun every process returns the summary; one prints it
+        console.print(summary_table(summary))
 
 
 def summary_table(summary: dict) -> Table:
