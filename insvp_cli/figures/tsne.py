@@ -23,6 +23,7 @@ from ..backbone import data_config
 from ..data import build_splits
 from ..data.loaders import ImageLoader
 from ..errors import UsageError
+from ..quickstart import RECIPES
 from ..training import SUMMARY
 from .common import TrainedModel, save_figure
 
@@ -70,8 +71,8 @@ def find_run(runs_dir: Path, dataset: str, method: str | None = None, prefer_spe
                 and (run / "best.pt").is_file()):
             runs.append(run)
     if not runs:
-        recipe = Path("recipes") / f"{dataset}.yaml"
-        how = f"insvp train --recipe {recipe}" if recipe.is_file() else f"insvp train --set data.name={dataset}"
+        shipped = (RECIPES / f"{dataset}.yaml").is_file()
+        how = f"insvp train --recipe recipes/{dataset}.yaml" if shipped else f"insvp train --set data.name={dataset}"
         if method is not None:
             how += f" --set method.name={method}"
         which = f"{method} run" if method else "run"
