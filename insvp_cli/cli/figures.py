@@ -108,7 +108,7 @@ def tsne(
         checkpoint = run / "best.pt"
     trained = load_trained(checkpoint, device, overrides or [])
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console, transient=True) as progress:
+                  console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task(f"{split} samples", total=None)
         result = tsne_figures(
             trained, out, split, max_samples or None, wanted, seed,
