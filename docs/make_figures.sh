@@ -7,7 +7,7 @@
 # one takes a few minutes). INSVP and PYTHON choose the commands, e.g. INSVP="python -m insvp_cli".
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export HF_HUB_OFFLINE=1 MPLBACKEND=Agg
+export HF_HUB_OFFLINE=1
 read -r -a insvp <<< "${INSVP:-insvp}"
 python=${PYTHON:-python}
 run() { echo "+ $*"; "$@"; }

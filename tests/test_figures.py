@@ -33,7 +33,7 @@ from insvp_cli.figures.gradcam import (
     resolve_target,
 )
 from insvp_cli.figures.params_plot import collect_runs
-from insvp_cli.figures.tsne import find_run, perplexity_for, tsne_2d
+from insvp_cli.figures.tsne import find_run, perplexity_for, plot_tsne, tsne_2d
 from insvp_cli.methods import build_model
 from insvp_cli.training import fit
 from tests.conftest import tiny_overrides, tiny_swin_overrides
@@ -313,6 +313,17 @@ def test_tsne_caps_perplexity_for_few_samples():
     assert coords.shape == (10, 2) and np.isfinite(coords).all()
     with pytest.raises(UsageError, match="at least 4 samples"):
         tsne_2d(np.zeros((3, 5)))
+
+
+def test_tsne_legend_for_few_classes_colour_bar_for_many():
+    rng = np.random.default_rng(0)
+    coords = rng.normal(size=(60, 2))
+    few = plot_tsne({"features": coords, "specific-prompt": coords}, rng.integers(0, 5, 60), list("abcde"), "t")
+    assert len(few.axes) == 2 and len(few.legends) == 1
+    assert [t.get_text() for t in few.legends[0].get_texts()] == list("abcde")
+    many = plot_tsne({"features": coords}, rng.integers(0, 43, 60), [f"c{k}" for k in range(43)], "t")
+    assert len(many.axes) == 2 and not many.legends  # the panel and its colour bar
+    assert many.axes[1].get_ylabel() == "class label (0..42)"
 
 
 # --------------------------------------------------------------------------------------------------

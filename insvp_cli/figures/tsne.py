@@ -233,8 +233,8 @@ def plot_tsne(embeddings: dict[str, np.ndarray], labels: np.ndarray, classes: Se
     """One scatter panel per embedding, coloured by class: a shared legend for up to
     :data:`LEGEND_CLASSES` classes, else a colour bar of the label index."""
     from matplotlib import colormaps
-    from matplotlib.colors import BoundaryNorm
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
 
     num = len(classes)
     if num <= 10:
@@ -252,8 +252,8 @@ def plot_tsne(embeddings: dict[str, np.ndarray], labels: np.ndarray, classes: Se
         if colours is not None:
             ax.scatter(coords[:, 0], coords[:, 1], c=[colours[k] for k in labels], s=size, linewidths=0)
         else:
-            scatter = ax.scatter(coords[:, 0], coords[:, 1], c=labels, cmap="turbo", s=size, linewidths=0,
-                                 norm=BoundaryNorm(np.arange(-0.5, num), 256))
+            scatter = ax.scatter(coords[:, 0], coords[:, 1], c=labels, cmap="turbo", s=size, linewidths=0, vmin=0,
+                                 vmax=num - 1)
         ax.set_title(TITLES[name], fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
@@ -262,7 +262,9 @@ def plot_tsne(embeddings: dict[str, np.ndarray], labels: np.ndarray, classes: Se
         fig.legend(handles=handles, loc="outside right center", title="class", fontsize=8, title_fontsize=9,
                    ncols=1 if num <= 10 else 2)
     else:
-        fig.colorbar(scatter, ax=list(axes), shrink=0.85, label=f"class label (0..{num - 1})")
+        bar = fig.colorbar(scatter, ax=list(axes), shrink=0.85, label=f"class label (0..{num - 1})")
+        bar.locator = MaxNLocator(integer=True)
+        bar.update_ticks()
     return fig
 
 
