@@ -7,11 +7,12 @@ arrays at the model's input size, then drawn.
 
 The class activation maps come from pytorch-grad-cam (``GradCAM``, ``GradCAMPlusPlus``, ``ScoreCAM``,
 ``EigenCAM``), each used as a context manager so its hooks are removed even when it fails. The target
-layer of a ViT is the last block's ``norm1`` (its output is what attention and the classifier's
-gradients meet; the final norm feeds only the class token to the head, so its patch gradients are
-zero). Its tokens are ``[prefix, prompts, patches]``: :class:`PatchTokens` keeps the patch grid and
-drops everything before it, however many prompt tokens the block carries. On a Swin Transformer the
-target is the final norm, whose ``(B, h, w, C)`` map holds image tokens only.
+layer of a ViT is the last block's ``norm1``, as is standard for ViTs: its patch tokens still feed the
+class token through the last attention, whereas after the final norm only the class token reaches the
+head, so the patch gradients there are zero. Its tokens are ``[prefix, prompts, patches]``:
+:class:`PatchTokens` keeps the patch grid and drops everything before it, however many prompt tokens
+the block carries. On a Swin Transformer the target is the final norm, whose ``(B, h, w, C)`` map holds
+image tokens only.
 """
 
 from __future__ import annotations
