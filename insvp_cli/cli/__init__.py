@@ -1,6 +1,7 @@
 """The ``insvp`` command line: one module per command, each a thin layer over one core function."""
 
-from . import compare, convert, data, params, report, reproduce, train  # noqa: F401  (each module registers its commands)
+# each module registers its commands on the app
+from . import compare, convert, data, figures, params, report, reproduce, train  # noqa: F401
 from .app import app, main
 
 __all__ = ["app", "main"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from enum import Enum
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -44,13 +45,22 @@ def params(
     compare: Annotated[bool, typer.Option("--compare", help="One row per registered method (paper Fig. 5).")] = False,
     overrides: SetOpt = None,
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+    plot: Annotated[Path | None, typer.Option(help="Plot test accuracy vs trainable parameters of every finished "
+                                                   "run under this folder (paper Fig. 5).", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="With --plot: the PNG file (default: "
+                                             "PLOT/params-vs-accuracy.png).", show_default=False)] = None,
 ) -> None:
     """Count the parameters of each component (prompters, prompts, head, frozen backbone). No weights needed.
 
     With --compare: every registered method on the same backbone and class count, with its extra trainable
     parameters without and with the head and their share of the backbone. method.KEY=value overrides apply
-    to the methods that have KEY.
+    to the methods that have KEY. With --plot RUNS: the trained runs' parameters against their accuracy.
     """
+    if plot is not None:
+        _plot(plot, out, compare or method is not None)
+        return
+    if out is not None:
+        raise UsageError("--out is the file of --plot; use it with --plot RUNS_DIR")
     sets = list(overrides or [])
     if compare:
         if method:
@@ -70,6 +80,18 @@ def params(
         console.print(report.summary_line())
     else:
         _emit(fmt, COMPONENT_HEADERS, component_rows(report), report.to_dict(), "")
+
+
+def _plot(runs: Path, out: Path | None, conflicting: bool) -> None:
+    from ..figures.params_plot import params_plot
+
+    if conflicting:
+        raise UsageError("--plot reads trained runs; leave out --compare and --method")
+    path, points = params_plot(runs, out)
+    methods = sorted({p.method for p in points})
+    datasets = sorted({p.dataset for p in points})
+    console.print(f"{len(points)} runs ({', '.join(methods)} on {', '.join(datasets)}); written: {path}",
+                  highlight=False, soft_wrap=True)
 
 
 def _comparison_title(reports: Sequence[ParamReport]) -> str:

@@ -1,0 +1,122 @@
+"""``insvp gradcam`` and ``insvp tsne``: what a trained model does with its prompts (paper Figs. 3, 4, 6, 8)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ..errors import UsageError
+from .app import app, console
+from .options import SetOpt
+
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")]
+
+
+class CamMethod(str, Enum):
+    gradcam = "gradcam"
+    gradcam_pp = "gradcam++"
+    scorecam = "scorecam"
+    eigencam = "eigencam"
+
+
+class Embedding(str, Enum):
+    features = "features"
+    specific_prompt = "specific-prompt"
+    both = "both"
+
+
+@app.command()
+def gradcam(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint (best.pt / last.pt) or a run folder.")],
+    images: Annotated[list[str], typer.Argument(help="Image files, folders of images, or glob patterns (quoted).",
+                                                show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the figures.")] = Path("figures"),
+    target: Annotated[str | None, typer.Option(help="Class to explain: a class name, else a label index "
+                                                    "(default: the predicted class).", show_default=False)] = None,
+    cam: Annotated[CamMethod, typer.Option(help="Class activation map method (pytorch-grad-cam).")] = CamMethod.gradcam,
+    compare: Annotated[Path | None, typer.Option(help="A second checkpoint, drawn as a row under the first.",
+                                                 show_default=False)] = None,
+    prompts: Annotated[bool, typer.Option("--prompts", help="Also save p_I, p_g and p_l on one shared colour "
+                                                            "scale (Fig. 4).")] = False,
+    device: DeviceOpt = "auto",
+    overrides: SetOpt = None,
+) -> None:
+    """Grad-CAM of each image as in paper Fig. 3: original, image prompt p_I, its heat map, x + p_I, CAM.
+
+    Writes OUT/<image>-gradcam.png per image (one row per checkpoint) and with --prompts
+    OUT/<image>-prompts.png. --set overrides (e.g. backbone.weights=PATH) apply to both checkpoints.
+    """
+    from ..figures.common import load_trained
+    from ..figures.gradcam import collect_images, gradcam_figures
+
+    paths = collect_images(images)  # bad paths fail before any model is built
+    models = [load_trained(c, device, overrides or []) for c in (checkpoint, compare) if c is not None]
+
+    def report(result) -> None:
+        rows = "; ".join(f"{r.model_label}: '{r.predicted_name}' {r.probability:.1%}" for r in result.explanations)
+        console.print(f"{result.image}: {rows}", highlight=False, soft_wrap=True)
+        for path in (result.figure, *result.prompts):
+            console.print(f"  written: {path}", highlight=False, soft_wrap=True)
+
+    results = gradcam_figures(models, paths, out, target, cam.value, prompts, on_image=report)
+    if prompts and not any(r.prompts for r in results):
+        console.print("no image prompts in these checkpoints: no prompt figures", highlight=False)
+
+
+@app.command()
+def tsne(
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="A checkpoint or a run folder.",
+                                                    show_default=False)] = None,
+    dataset: Annotated[str | None, typer.Option(help="Use the most recent finished run on this dataset under "
+                                                     "--runs.", show_default=False)] = None,
+    runs: Annotated[Path, typer.Option(help="Where --dataset looks for runs (recursively).")] = Path("runs"),
+    method: Annotated[str | None, typer.Option(help="With --dataset: only runs of this method.",
+                                               show_default=False)] = None,
+    split: Annotated[str, typer.Option(help="train, val or test (always with the evaluation transform).")] = "test",
+    max_samples: Annotated[int, typer.Option(help="A seeded random subset of this many samples; 0: all.")] = 2000,
+    of: Annotated[Embedding, typer.Option(help="What to embed: the final features (Fig. 8), InsVP's specific "
+                                               "prompt p_s (Fig. 6), or both.")] = Embedding.both,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for tsne.png and the CSVs.")] = Path("figures"),
+    seed: Annotated[int, typer.Option(help="Seeds the subset, PCA and t-SNE.")] = 0,
+    device: DeviceOpt = "auto",
+    overrides: SetOpt = None,
+) -> None:
+    """t-SNE of a trained model's features and of its specific prompt p_s, coloured by class (Figs. 6, 8).
+
+    Writes OUT/tsne.png and OUT/tsne-<features|specific-prompt>.csv (x, y, label, class_name per sample).
+    With --dataset, a run with p_s is preferred when p_s is asked for. --set overrides change the
+    checkpoint's config, e.g. data.root=PATH.
+    """
+    from ..figures.common import load_trained
+    from ..figures.tsne import EMBEDDINGS, find_run, has_specific_prompt, tsne_figures
+
+    if (checkpoint is None) == (dataset is None):
+        raise UsageError("give either --checkpoint CKPT or --dataset NAME")
+    if max_samples < 0:
+        raise UsageError(f"--max-samples {max_samples} must be >= 0 (0: all samples)")
+    wanted = list(EMBEDDINGS) if of is Embedding.both else [of.value]
+    if dataset is not None:
+        run = find_run(runs, dataset, method, prefer_specific="specific-prompt" in wanted)
+        which = f"{method} run" if method else "run"
+        with_ps = " with a specific prompt p_s" if "specific-prompt" in wanted and has_specific_prompt(run) else ""
+        console.print(f"using {run}: the most recent finished {which} on {dataset}{with_ps} under {runs}",
+                      highlight=False, soft_wrap=True)
+        checkpoint = run / "best.pt"
+    trained = load_trained(checkpoint, device, overrides or [])
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, transient=True, disable=not console.is_terminal) as progress:
+        task = progress.add_task(f"{split} samples", total=None)
+        result = tsne_figures(
+            trained, out, split, max_samples or None, wanted, seed,
+            on_start=lambda n: progress.update(task, total=n),
+            on_batch=lambda n: progress.advance(task, n),
+            on_embed=lambda n: progress.update(task, description=f"t-SNE of {n} samples"),
+        )
+    if result.skipped:
+        console.print(f"{trained.label} has no specific prompt p_s: features only", highlight=False)
+    console.print(f"t-SNE of {result.samples} {split} samples; written: {result.figure}, "
+                  f"{', '.join(str(p) for p in result.csvs.values())}", highlight=False, soft_wrap=True)
