@@ -29,32 +29,28 @@ TINY_SWINS = {
 }
 
 
-def tiny_swin_overrides(key: str = "w4_d24_32px", method: str = "insvp") -> list[str]:
-    """``--set`` overrides that select a tiny random-init Swin Transformer."""
-    kw = dict(TINY_SWINS[key])
+def _tiny_overrides(backbone: str, kwargs: dict, method: str) -> list[str]:
+    """``--set`` overrides that select timm model ``backbone`` built with ``kwargs`` (random init)."""
+    kw = dict(kwargs)
     img = kw.pop("img_size")
     extra = ", ".join(f"{k}: {list(v) if isinstance(v, tuple) else v}" for k, v in kw.items())
     return [
         f"method.name={method}",
-        "backbone.name=swin_tiny_patch4_window7_224",
+        f"backbone.name={backbone}",
         "backbone.weights=none",
         f"backbone.img_size={img}",
         f"backbone.kwargs={{{extra}}}",
     ]
+
+
+def tiny_swin_overrides(key: str = "w4_d24_32px", method: str = "insvp") -> list[str]:
+    """``--set`` overrides that select a tiny random-init Swin Transformer."""
+    return _tiny_overrides("swin_tiny_patch4_window7_224", TINY_SWINS[key], method)
 
 
 def tiny_overrides(key: str = "p8_d48_32px", method: str = "insvp") -> list[str]:
     """``--set`` overrides that select a tiny random-init ViT."""
-    kw = dict(TINY_VITS[key])
-    img = kw.pop("img_size")
-    extra = ", ".join(f"{k}: {v}" for k, v in kw.items())
-    return [
-        f"method.name={method}",
-        "backbone.name=vit_tiny_patch16_224",
-        "backbone.weights=none",
-        f"backbone.img_size={img}",
-        f"backbone.kwargs={{{extra}}}",
-    ]
+    return _tiny_overrides("vit_tiny_patch16_224", TINY_VITS[key], method)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from torch import nn
 
 from ..config import ConfigError, MethodConfig
 from . import register_method
-from .base import Bottleneck, Method, embed_tokens, pool, require_plain_blocks
+from .base import Bottleneck, RecomposedBlocks
 
 
 @dataclass
@@ -61,14 +61,13 @@ class Adapters(nn.Module):
         self.after_mlp = make()
 
 
-class Adapter(Method):
+class Adapter(RecomposedBlocks):
     """The frozen blocks, re-composed from their sub-modules with adapters on the sub-layer outputs."""
 
     prefix = "adapter"
 
     def __init__(self, backbone: nn.Module, num_classes: int, cfg: AdapterConfig):
         super().__init__(backbone, num_classes, cfg)
-        require_plain_blocks(backbone, "adapter")
         self.adapter = Adapters(cfg, backbone.embed_dim, len(backbone.blocks))
 
     def block(self, j: int, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -80,12 +79,6 @@ class Adapter(Method):
         h = block.mlp(block.norm2(x))
         h = h + self.adapter.after_mlp[j](h)
         return x + block.drop_path2(block.ls2(h))
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = embed_tokens(self.backbone, x)
-        for j, block in enumerate(self.backbone.blocks):
-            x = self.block(j, block, x)
-        return pool(self.backbone, self.backbone.norm(x))
 
 
 register_method("adapter", AdapterConfig, Adapter)

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..config import ConfigError, MethodConfig
 from . import register_method
-from .base import Bottleneck, Method, embed_tokens, pool, require_plain_blocks
+from .base import Bottleneck, RecomposedBlocks
 
 
 @dataclass
@@ -59,14 +59,13 @@ class ParallelBottlenecks(nn.Module):
         )
 
 
-class AdaptFormer(Method):
+class AdaptFormer(RecomposedBlocks):
     """The frozen blocks, re-composed from their sub-modules with a scaled bottleneck beside each MLP."""
 
     prefix = "adaptformer"
 
     def __init__(self, backbone: nn.Module, num_classes: int, cfg: AdaptFormerConfig):
         super().__init__(backbone, num_classes, cfg)
-        require_plain_blocks(backbone, "adaptformer")
         self.adaptformer = ParallelBottlenecks(cfg, backbone.embed_dim, len(backbone.blocks))
 
     def block(self, j: int, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -75,12 +74,6 @@ class AdaptFormer(Method):
         h = block.norm2(x)
         side = self.adaptformer.bottlenecks[j](h if self.cfg.adapter_input == "norm" else x)
         return x + block.drop_path2(block.ls2(block.mlp(h))) + self.cfg.scale * side
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = embed_tokens(self.backbone, x)
-        for j, block in enumerate(self.backbone.blocks):
-            x = self.block(j, block, x)
-        return pool(self.backbone, self.backbone.norm(x))
 
 
 register_method("adaptformer", AdaptFormerConfig, AdaptFormer)

@@ -160,6 +160,28 @@ def patch_size(backbone: nn.Module) -> int:
 # Inside the blocks: methods that add modules to each block call the block's own sub-modules
 
 
+class RecomposedBlocks(Method):
+    """A method that runs timm's plain ``Block``s itself, re-composed from their sub-modules (adapters).
+
+    Subclasses implement :meth:`block`; the backbone's state dict stays untouched because their own
+    modules live under their prefix.
+    """
+
+    def __init__(self, backbone: nn.Module, num_classes: int, cfg: MethodConfig):
+        super().__init__(backbone, num_classes, cfg)
+        require_plain_blocks(backbone, cfg.name)
+
+    def block(self, j: int, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Block ``j`` on tokens ``(B, T, D)``."""
+        raise NotImplementedError
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = embed_tokens(self.backbone, x)
+        for j, block in enumerate(self.backbone.blocks):
+            x = self.block(j, block, x)
+        return pool(self.backbone, self.backbone.norm(x))
+
+
 def require_plain_blocks(backbone: nn.Module, method: str) -> None:
     """Check that every block runs timm's pre-norm ``Block.forward``, which a method re-composes from its parts.
 
