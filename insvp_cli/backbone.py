@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,8 +131,7 @@ def read_state_dict(path: Path, what: str = "backbone.weights") -> dict[str, tor
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickled code, truncated files and non-torch files fail in many ways
-        raise UsageError(f"{what}: {path} is not a readable torch weights file ({type(exc).__name__}: "
-                         f"{str(exc).strip().splitlines()[0][:200]})") from None
+        raise UsageError(f"{what}: {path} is not a readable torch weights file ({first_sentence(exc)})") from None
     while isinstance(obj, dict):
         wrapper = next((k for k in _STATE_DICT_WRAPPERS if k in obj and isinstance(obj[k], dict)), None)
         if wrapper is None:
@@ -222,6 +222,12 @@ def _classifier_prefixes(model: nn.Module) -> tuple[str, ...]:
     classifier = getattr(model, "pretrained_cfg", {}).get("classifier", "head")
     names = classifier if isinstance(classifier, (list, tuple)) else [classifier]
     return tuple(f"{n}." for n in names)
+
+
+def first_sentence(exc: BaseException) -> str:
+    """``Type: first sentence`` of an exception, for one-line errors (torch's load errors run to pages)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0].split('. ')[0][:200] if text else ''}"
 
 
 def _short(keys: list[str], limit: int = 6) -> str:

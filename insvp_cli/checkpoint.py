@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .backbone import first_sentence
 from .config import Config, resolve_config
 from .errors import UsageError
 
@@ -96,8 +97,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated files, pickled code and non-torch files fail in many ways
-        raise UsageError(f"checkpoint {path} is not a readable insvp checkpoint ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0][:200]})") from None
+        raise UsageError(f"checkpoint {path} is not a readable insvp checkpoint ({first_sentence(exc)})") from None
     if not isinstance(ckpt, dict) or "format_version" not in ckpt or "state_dict" not in ckpt:
         raise UsageError(f"checkpoint {path} is not an insvp checkpoint (no format_version/state_dict)")
     if ckpt["format_version"] > FORMAT_VERSION:

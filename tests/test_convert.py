@@ -153,5 +153,5 @@ def test_rejected_state_dicts_and_recipes(tmp_path, change, override, message):
 def test_pickled_code_is_refused(tmp_path):
     path = tmp_path / "best_model.pth"
     torch.save({"prompts": torch.zeros(1), "args": object()}, path)
-    with pytest.raises(UsageError, match="not a readable torch state dict"):
+    with pytest.raises(UsageError, match="not a readable torch weights file"):
         convert_official(path, tmp_path / "absent.yaml", tmp_path / "out")
