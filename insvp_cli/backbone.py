@@ -235,14 +235,3 @@ def _short(keys: list[str], limit: int = 6) -> str:
         return "none"
     more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
     return ", ".join(keys[:limit]) + more
-
-
-def backbone_identity(model: nn.Module, cfg: BackboneConfig) -> dict[str, Any]:
-    """What a checkpoint records to rebuild and verify its backbone."""
-    return {
-        "name": cfg.name,
-        "weights": cfg.weights,
-        "class": type(model).__name__,
-        "num_params": sum(p.numel() for p in model.parameters()),
-        "embed_dim": getattr(model, "embed_dim", None),
-    }

@@ -217,14 +217,6 @@ def write_csv(path: Path, coords: np.ndarray, labels: np.ndarray, classes: Seque
     return path
 
 
-def read_csv(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """The coordinates ``(N, 2)``, labels ``(N,)`` and class names of a CSV from :func:`write_csv`."""
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    coords = np.array([[float(r["x"]), float(r["y"])] for r in rows], dtype=np.float32).reshape(-1, 2)
-    return coords, np.array([int(r["label"]) for r in rows], dtype=np.int64), [r["class_name"] for r in rows]
-
-
 # --------------------------------------------------------------------------------------------------
 # Drawing
 
