@@ -23,10 +23,12 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's insvp_cli, not an installed one
 
-from insvp_cli.config import Config, resolve_config  # noqa: E402
-from insvp_cli.methods import build_model  # noqa: E402
-from insvp_cli.methods.base import Method, blocks_with_prompts, embed_tokens, pool  # noqa: E402
+from insvp_cli.backbone.vit import blocks_with_prompts, embed_tokens, pool  # noqa: E402
+from insvp_cli.config import Config  # noqa: E402
+from insvp_cli.methods.base import Method  # noqa: E402
+from insvp_cli.methods.build import build_model  # noqa: E402
 from insvp_cli.methods.insvp import InsVP  # noqa: E402
+from insvp_cli.resolve import resolve_config  # noqa: E402
 
 NUM_CLASSES = 47  # DTD, as in SPEC's parameter counts; the head's cost is negligible either way
 ONLY_COMMON = ("method.patch_prompter=false", "method.global_prompter=false", "method.specific_prompter=false")

@@ -18,8 +18,9 @@ import torch
 from torch import nn
 
 from .backbone import first_sentence
-from .config import Config, resolve_config
+from .config import Config
 from .errors import UsageError
+from .resolve import resolve_config
 
 FORMAT_VERSION = 1
 
@@ -112,7 +113,7 @@ def checkpoint_config(ckpt: dict[str, Any], overrides: list[str] | tuple[str, ..
 
 def restore_model(ckpt: dict[str, Any], cfg: Config | None = None, backbone: nn.Module | None = None) -> nn.Module:
     """Rebuild the method from a checkpoint alone (plus the backbone weights source it records)."""
-    from .methods import build_model
+    from .methods.build import build_model
 
     cfg = cfg or checkpoint_config(ckpt)
     model = build_model(cfg, len(ckpt["classes"]), backbone=backbone)

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import atomic_write_text
-from .config import Config, resolve_config
+from .config import Config
+from .resolve import resolve_config
 from .tables import csv_table, markdown_table
 from .training import SUMMARY, fit
 

@@ -1,25 +1,65 @@
-"""Typed configuration: dataclasses that validate themselves, and ONE resolver.
+"""Typed configuration: dataclasses that validate themselves, and the coercion that builds them from YAML.
 
-Precedence: dataclass defaults < recipe YAML < ``--set a.b=value`` overrides. Unknown keys, wrong
-types and bad choices raise :class:`~insvp_cli.errors.ConfigError` naming the key path and what
-would be valid. The ``method`` group is polymorphic: ``method.name`` picks the registered method,
-whose own config dataclass then validates the rest of the group.
+This is the bottom layer: it imports neither torch nor the methods. Every numeric key carries its valid
+range (:func:`bounded`) and every choice its set (``Literal``); :func:`build_dataclass` checks both, so a
+bad value is an error that names the key path and what would be valid before any work starts. The
+resolver that layers defaults < recipes < ``--set`` is :mod:`insvp_cli.resolve`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from .errors import ConfigError, UsageError
+from .errors import ConfigError
 
 DEFAULT_METHOD = "insvp"
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The valid range of a numeric config value (any bound may be absent)."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def contains(self, value: float) -> bool:
+        return ((self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
+                and (self.le is None or value <= self.le) and (self.lt is None or value < self.lt))
+
+    def describe(self) -> str:
+        low = f"[{_num(self.ge)}" if self.ge is not None else f"({_num(self.gt)}" if self.gt is not None else None
+        high = f"{_num(self.le)}]" if self.le is not None else f"{_num(self.lt)})" if self.lt is not None else None
+        if low and high:
+            return f"in {low}, {high}"
+        if low:
+            return f"{'>=' if self.ge is not None else '>'} {low[1:]}"
+        return f"{'<=' if self.le is not None else '<'} {high[:-1]}"
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def bounded(default: Any = None, *, ge: float | None = None, gt: float | None = None, le: float | None = None,
+            lt: float | None = None, default_factory: Any = None) -> Any:
+    """A dataclass field whose value (or each item of a list value) must lie in the given range; ``None`` passes.
+
+    Example: ``lr: float = bounded(1e-3, gt=0)``.
+    """
+    meta = {"bounds": Bounds(ge, gt, le, lt)}
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -37,7 +77,7 @@ class BackboneConfig:
 
     name: str = "vit_base_patch16_224.augreg_in21k"
     weights: str = "timm"
-    img_size: int | None = None
+    img_size: int | None = bounded(None, ge=1)
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -46,7 +86,7 @@ class DataConfig:
     """Which dataset and how to read it (see :mod:`insvp_cli.data`).
 
     Attributes:
-        name: a registered dataset name (``insvp data check --help`` lists them).
+        name: a registered dataset name (``insvp data list`` lists them).
         root: the dataset folder as downloaded; ``None`` for datasets shipped with packages.
         split_dir: folder of ``train.json``/``val.json``/``test.json`` for the FGVC sets (default: root).
         download: let torchvision download the dataset when the machine is online.
@@ -54,7 +94,8 @@ class DataConfig:
             no official validation split (paper 0.1; the release used 0.2).
         seed: seed of every split.
         classes: keep only these class ids, remapped to 0..K-1 (e.g. ``[5, 6, 7, 8, 9]``).
-        image_size: override the backbone's input size for the transforms.
+        image_size: the transforms' output size if not the backbone's input size (only for backbones that
+            take other sizes).
         resize: ``crop`` (resize then crop, VPT style) or ``direct`` (resize straight to size, VTAB style).
         augment: random crop and flip during training.
         vtab_protocol: VTAB-1k only (``data.name: vtab``, ``data.root`` = the task folder): ``tune`` trains on
@@ -69,29 +110,24 @@ class DataConfig:
     root: str | None = None
     split_dir: str | None = None
     download: bool = False
-    val_fraction: float = 0.1
-    seed: int = 0
-    classes: list[int] | None = None
-    image_size: int | None = None
+    val_fraction: float = bounded(0.1, gt=0, lt=1)
+    seed: int = bounded(0, ge=0)
+    classes: list[int] | None = bounded(None, ge=0)
+    image_size: int | None = bounded(None, ge=8)
     resize: Literal["crop", "direct"] = "crop"
     augment: bool = True
     vtab_protocol: Literal["tune", "final"] = "tune"
-    batch_size: int = 64
-    num_workers: int = 4
+    batch_size: int = bounded(64, ge=1)
+    num_workers: int = bounded(4, ge=0)
     on_bad_image: Literal["error", "skip"] = "error"
 
-    def __post_init__(self) -> None:
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(f"data.val_fraction: {self.val_fraction} is not in (0, 1)")
-        if self.batch_size < 1:
-            raise ConfigError(f"data.batch_size: {self.batch_size} must be >= 1")
-        if self.num_workers < 0:
-            raise ConfigError(f"data.num_workers: {self.num_workers} must be >= 0")
+
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 @dataclass
 class TrainConfig:
-    """The optimisation schedule shared by every method (release values in SPEC §1).
+    """The optimisation schedule shared by every method (the release's values: docs/method.md).
 
     Attributes:
         epochs: training epochs.
@@ -99,7 +135,7 @@ class TrainConfig:
         weight_decay: AdamW weight decay (not applied to biases, norms and prompt tokens).
         warmup_fraction: share of all steps spent in the per-step linear warm-up (release: 20 of 100
             epochs), then cosine to ``min_lr``.
-        min_lr: final learning rate of the cosine schedule.
+        min_lr: final learning rate of the cosine schedule (at most ``lr``).
         mixup: Mixup alpha (0 disables).
         cutmix: CutMix alpha (0 disables).
         mix_prob: probability of applying Mixup/CutMix to a batch.
@@ -108,42 +144,45 @@ class TrainConfig:
         precision: ``auto`` (bf16 on CUDA, fp32 on CPU), ``fp32``, ``bf16`` or ``fp16`` (with GradScaler).
         grad_clip: clip the gradient norm to this value (``None``: no clipping).
         seed: seed of the model initialisation and of the data order.
-        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         test_every_epoch: also evaluate the test split every epoch (the release's "best test" curve).
         eval_every: evaluate (and maybe save ``best``) every this many epochs.
     """
 
-    epochs: int = 100
-    lr: float = 1e-3
-    weight_decay: float = 1e-3
-    warmup_fraction: float = 0.2
-    min_lr: float = 1e-6
-    mixup: float = 0.8
-    cutmix: float = 1.0
-    mix_prob: float = 0.5
-    switch_prob: float = 0.5
-    label_smoothing: float = 0.1
+    epochs: int = bounded(100, ge=1)
+    lr: float = bounded(1e-3, gt=0)
+    weight_decay: float = bounded(1e-3, ge=0)
+    warmup_fraction: float = bounded(0.2, ge=0, lt=1)
+    min_lr: float = bounded(1e-6, ge=0)
+    mixup: float = bounded(0.8, ge=0)
+    cutmix: float = bounded(1.0, ge=0)
+    mix_prob: float = bounded(0.5, ge=0, le=1)
+    switch_prob: float = bounded(0.5, ge=0, le=1)
+    label_smoothing: float = bounded(0.1, ge=0, lt=1)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    grad_clip: float | None = None
-    seed: int = 0
+    grad_clip: float | None = bounded(None, gt=0)
+    seed: int = bounded(0, ge=0)
     device: str = "auto"
     test_every_epoch: bool = False
-    eval_every: int = 1
+    eval_every: int = bounded(1, ge=1)
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise ConfigError(f"train.epochs: {self.epochs} must be >= 1")
-        if self.lr <= 0:
-            raise ConfigError(f"train.lr: {self.lr} must be > 0")
-        if not 0.0 <= self.warmup_fraction < 1.0:
-            raise ConfigError(f"train.warmup_fraction: {self.warmup_fraction} is not in [0, 1)")
+        if self.min_lr > self.lr:
+            raise ConfigError(f"train.min_lr: {self.min_lr} is above train.lr {self.lr}; the cosine decays to it")
+        if not _DEVICE.fullmatch(self.device):
+            raise ConfigError(f"train.device: {self.device!r} is not valid; valid: auto, cpu, cuda, cuda:N, mps")
 
 
 @dataclass
 class MethodConfig:
-    """Base of every method's config; ``name`` selects the method in the registry."""
+    """Base of every method's config; ``name`` selects the method in the registry (``insvp_cli.methods``)."""
 
     name: str = DEFAULT_METHOD
+
+    def embeddings(self) -> tuple[str, ...]:
+        """What ``Method.embed`` can return for this config, for figures: ``features`` always, plus the
+        method's own (e.g. InsVP's ``specific-prompt``). Known from the config alone, no model built."""
+        return ("features",)
 
 
 @dataclass
@@ -166,6 +205,9 @@ class Config:
 
 # --------------------------------------------------------------------------------------------------
 # Building dataclasses from plain data, with errors that name the key path
+
+# a float as people write it: YAML 1.1 (what PyYAML reads) parses `1e-3` as a string, not a number
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 def _type_name(tp: Any) -> str:
@@ -214,8 +256,12 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
             raise ConfigError(f"{path}: {value!r} is not an integer")
         return value
     if tp is float:
+        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            value = float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{path}: {value!r} is not a number")
+        if not math.isfinite(value):
+            raise ConfigError(f"{path}: {value!r} is not a finite number")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -224,121 +270,29 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
     raise TypeError(f"{path}: unsupported annotation {tp!r}")
 
 
+def _check_bounds(value: Any, bounds: Bounds, path: str) -> None:
+    for i, item in enumerate(value if isinstance(value, list) else [value]):
+        if item is not None and not bounds.contains(item):
+            where = f"{path}[{i}]" if isinstance(value, list) else path
+            raise ConfigError(f"{where}: {item} is not {bounds.describe()}")
+
+
 def build_dataclass(cls: type, data: Any, path: str) -> Any:
-    """Instantiate dataclass ``cls`` from a mapping, validating every key and value."""
+    """Instantiate dataclass ``cls`` from a mapping, validating every key, type and range."""
     if isinstance(data, cls):
         return data
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of {', '.join(f.name for f in dataclasses.fields(cls))}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.init]
-    unknown = [k for k in data if k not in names]
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = [k for k in data if k not in fields]
     if unknown:
         where = f"{path}." if path else ""
-        raise ConfigError(f"unknown key {where}{unknown[0]}; valid keys: {', '.join(names)}")
-    kwargs = {k: _coerce(v, hints[k], f"{path}.{k}" if path else k) for k, v in data.items()}
+        raise ConfigError(f"unknown key {where}{unknown[0]}; valid keys: {', '.join(fields)}")
+    kwargs = {}
+    for key, value in data.items():
+        key_path = f"{path}.{key}" if path else key
+        kwargs[key] = _coerce(value, hints[key], key_path)
+        if "bounds" in fields[key].metadata:
+            _check_bounds(kwargs[key], fields[key].metadata["bounds"], key_path)
     return cls(**kwargs)
-
-
-# --------------------------------------------------------------------------------------------------
-# The resolver
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """Split ``a.b=value`` into a key path and a YAML-parsed value."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
-        raise ConfigError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. train.lr=0.001")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc.problem})") from None
-    return key.strip().split("."), value
-
-
-def _set_path(tree: dict[str, Any], keys: list[str], value: Any, text: str) -> None:
-    node = tree
-    for i, key in enumerate(keys[:-1]):
-        child = node.setdefault(key, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"--set {text!r}: {'.'.join(keys[: i + 1])} is a value, not a group")
-        node = child
-    node[keys[-1]] = value
-
-
-def load_recipe(path: str | Path) -> dict[str, Any]:
-    """Read a recipe YAML file into a mapping (an empty file is an empty recipe)."""
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"recipe {path} does not exist; shipped recipes are in recipes/ (e.g. recipes/svhn.yaml)")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"recipe {path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"recipe {path}: the top level must be a mapping of groups (backbone, data, method, train)")
-    return data
-
-
-def resolve_config(
-    recipe: str | Path | dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = ()
-) -> Config:
-    """THE resolver: defaults < recipe (a YAML path or a mapping) < ``--set`` overrides.
-
-    The ``method`` group follows the method finally selected: when ``--set method.name=B`` switches a
-    recipe written for method A to B, the recipe's ``method`` keys (A's hyper-parameters) do not apply;
-    B starts from its own defaults plus the recipe's optional per-method deltas ``methods: {B: {...}}``.
-
-    Args:
-        recipe: path of a recipe YAML file, an already-loaded mapping (e.g. from a checkpoint), or None.
-        overrides: ``a.b=value`` strings; values are parsed as YAML (``true``, ``0.1``, ``[7, 9, 3]``).
-
-    Returns:
-        The validated :class:`Config`.
-    """
-    from .methods import METHODS  # the method registry imports this module for MethodConfig
-
-    tree = _deep_copy(recipe) if isinstance(recipe, dict) else load_recipe(recipe) if recipe is not None else {}
-    override_tree: dict[str, Any] = {}
-    for text in overrides:
-        keys, value = parse_override(text)
-        _set_path(override_tree, keys, value, text)
-
-    per_method = tree.pop("methods", None) or {}
-    if not isinstance(per_method, dict) or any(not isinstance(v, dict) for v in per_method.values()):
-        raise ConfigError("methods: expected a mapping of method name -> its hyper-parameters")
-    recipe_method = _group(tree, "method")
-    override_method = _group(override_tree, "method")
-    name = override_method.get("name", recipe_method.get("name", DEFAULT_METHOD))
-    if not isinstance(name, str) or name not in METHODS:
-        raise ConfigError(f"method.name: unknown method {name!r}; valid: {', '.join(METHODS.names())}")
-    for other, delta in per_method.items():  # typos in deltas of unselected methods are errors too
-        if other not in METHODS:
-            raise ConfigError(f"methods.{other}: unknown method; valid: {', '.join(METHODS.names())}")
-        build_dataclass(METHODS.get(other).config_cls, {**delta, "name": other}, f"methods.{other}")
-    method_tree = dict(per_method.get(name, {}))
-    if recipe_method.get("name", DEFAULT_METHOD) == name:
-        method_tree.update(recipe_method)
-    method_tree.update(override_method)
-    method_tree["name"] = name
-    tree = _merge(tree, override_tree)
-    tree["method"] = build_dataclass(METHODS.get(name).config_cls, method_tree, "method")
-    return build_dataclass(Config, tree, "")
-
-
-def _group(tree: dict[str, Any], key: str) -> dict[str, Any]:
-    group = tree.get(key, {})
-    if not isinstance(group, dict):
-        raise ConfigError(f"{key}: expected a mapping, e.g. {key}: {{name: insvp}}")
-    return group
-
-
-def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in top.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
-
-
-def _deep_copy(tree: dict[str, Any]) -> dict[str, Any]:
-    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in tree.items()}

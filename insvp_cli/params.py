@@ -9,9 +9,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .config import Config, parse_override, resolve_config
+from .config import Config
 from .errors import ConfigError
-from .methods import METHODS, Method, build_model
+from .methods import METHODS
+from .methods.base import Method
+from .methods.build import build_model
+from .resolve import parse_override, resolve_config
 
 
 @dataclass

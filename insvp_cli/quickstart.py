@@ -14,21 +14,15 @@ from pathlib import Path
 
 from .checkpoint import atomic_save_safetensors, read_checkpoint
 from .compare import MethodResult, compare_runs, run_or_reuse
-from .config import resolve_config
+from .resolve import resolve_config
 
-RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 ASSET = "asset:quickstart-vit-mnist04.safetensors"
 METHODS = ["insvp", "linear"]
 
 
-def recipe_path(name: str) -> Path:
-    """A shipped recipe (the package is used from a checkout: recipes/ sits beside it)."""
-    return RECIPES / f"{name}.yaml"
-
-
 def pretrain_backbone(out: Path, overrides: list[str] | tuple[str, ...] = (), console=None) -> Path:
     """Train the quickstart ViT from scratch on digits 0-4 and export its weights to ``out/backbone.safetensors``."""
-    run_or_reuse(resolve_config(recipe_path("quickstart-pretrain"), overrides), out / "pretrain", console)
+    run_or_reuse(resolve_config("quickstart-pretrain", overrides), out / "pretrain", console)
     state = read_checkpoint(out / "pretrain" / "best.pt")["state_dict"]
     weights = {k.removeprefix("backbone."): v.contiguous() for k, v in state.items() if k.startswith("backbone.")}
     path = out / "backbone.safetensors"
@@ -40,5 +34,5 @@ def quickstart(out: Path, pretrain: bool = False, overrides: list[str] | tuple[s
                console=None) -> list[MethodResult]:
     """Run (or finish) the quickstart in ``out``: finished runs are reused, interrupted ones resumed."""
     backbone = str(pretrain_backbone(out, console=console)) if pretrain else ASSET
-    return compare_runs(recipe_path("quickstart"), METHODS, out, [f"backbone.weights={backbone}", *overrides],
+    return compare_runs("quickstart", METHODS, out, [f"backbone.weights={backbone}", *overrides],
                         console)

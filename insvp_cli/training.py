@@ -30,7 +30,7 @@ from torch import nn
 
 from .backbone import create_backbone, data_config
 from .checkpoint import atomic_save, atomic_write_text, make_checkpoint, read_checkpoint, restore_model
-from .config import Config, resolve_config
+from .config import Config
 from .data import build_loaders, build_splits, pop_bad_images
 from .distributed import DistInfo, init_distributed, shutdown_distributed
 from .engine import (
@@ -44,8 +44,9 @@ from .engine import (
     train_one_epoch,
 )
 from .errors import UsageError
-from .methods import build_model
+from .methods.build import build_model
 from .progress import RunProgress
+from .resolve import resolve_config
 
 SUMMARY = "summary.json"
 

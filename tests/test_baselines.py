@@ -12,12 +12,14 @@ from timm.models.vision_transformer import ResPostBlock
 from typer.testing import CliRunner
 
 from insvp_cli.backbone import create_backbone
+from insvp_cli.backbone.vit import pool
 from insvp_cli.cli import app
-from insvp_cli.config import BackboneConfig, resolve_config
+from insvp_cli.config import BackboneConfig
 from insvp_cli.errors import ConfigError, UsageError
-from insvp_cli.methods import METHODS, build_model
-from insvp_cli.methods.base import pool
+from insvp_cli.methods import METHODS
+from insvp_cli.methods.build import build_model
 from insvp_cli.params import compare_methods, count_parameters
+from insvp_cli.resolve import resolve_config
 from tests.conftest import TINY_VITS, tiny_overrides
 
 VIT_B = "vit_base_patch16_224"

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from insvp_cli.config import Config, resolve_config
+from insvp_cli.config import Config
 from insvp_cli.errors import ConfigError, UsageError
 from insvp_cli.methods import METHODS
+from insvp_cli.resolve import resolve_config
 
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
 RECIPES = sorted(RECIPE_DIR.rglob("*.yaml"))

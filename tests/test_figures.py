@@ -19,7 +19,6 @@ import torch
 from PIL import Image
 
 from insvp_cli.cli import main
-from insvp_cli.config import resolve_config
 from insvp_cli.data import load_splits
 from insvp_cli.errors import UsageError
 from insvp_cli.figures.common import load_trained
@@ -34,7 +33,8 @@ from insvp_cli.figures.gradcam import (
 )
 from insvp_cli.figures.params_plot import collect_runs
 from insvp_cli.figures.tsne import find_run, perplexity_for, plot_tsne, tsne_2d
-from insvp_cli.methods import build_model
+from insvp_cli.methods.build import build_model
+from insvp_cli.resolve import resolve_config
 from insvp_cli.training import fit
 from tests.conftest import tiny_overrides, tiny_swin_overrides
 
@@ -176,13 +176,14 @@ def test_cam_and_prompt_arrays_have_the_image_size_and_follow_the_image(insvp_mo
         assert 0.0 <= result.probability <= 1.0 and result.predicted_name in CLASSES
     # instance prompts: another image, another prompt (and another CAM)
     assert not np.allclose(a.prompts.prompt, b.prompts.prompt)
-    assert not np.allclose(a.prompts.global_prompt, b.prompts.global_prompt)
-    assert not np.allclose(a.prompts.patch_prompt, b.prompts.patch_prompt)
+    assert set(a.prompts.parts) == {"p_g", "p_l"}
+    assert not np.allclose(a.prompts.parts["p_g"], b.prompts.parts["p_g"])
+    assert not np.allclose(a.prompts.parts["p_l"], b.prompts.parts["p_l"])
     assert not np.allclose(a.cam, b.cam)
     # p_I is the weighted sum of its parts (paper preset: 0.7 p_g + 0.3 p_l)
     cfg = insvp_model.cfg.method
-    np.testing.assert_allclose(a.prompts.prompt, cfg.global_weight * a.prompts.global_prompt
-                               + cfg.patch_weight * a.prompts.patch_prompt, atol=1e-5)
+    np.testing.assert_allclose(a.prompts.prompt, cfg.global_weight * a.prompts.parts["p_g"]
+                               + cfg.patch_weight * a.prompts.parts["p_l"], atol=1e-5)
 
 
 @pytest.mark.parametrize("method", CAM_METHODS)
@@ -282,7 +283,7 @@ def test_tsne_subset_and_dataset_lookup(cli, runs, tmp_path):
         rows = read_rows(out / f"tsne-{name}.csv")
         assert len(rows) == 30 and {r["label"] for r in rows} <= {"0", "1", "2"}
     assert find_run(runs, "digits") == runs / "linear"
-    assert find_run(runs, "digits", prefer_specific=True) == runs / "insvp"
+    assert find_run(runs, "digits", prefer="specific-prompt") == runs / "insvp"
     assert find_run(runs, "digits", method="insvp") == runs / "insvp"
 
 
@@ -300,7 +301,7 @@ def test_tsne_usage_errors(cli, runs):
     code, output = cli("tsne", "--dataset", "gtsrb", "--runs", runs)
     assert code == 2
     assert f"no finished run on dataset gtsrb under {runs}" in output
-    assert "create one with: insvp train --recipe recipes/gtsrb.yaml" in output
+    assert "create one with: insvp train --recipe gtsrb" in output
     assert cli("tsne")[0] == 2
     assert cli("tsne", "-c", runs / "insvp", "--dataset", "digits")[0] == 2
     code, output = cli("tsne", "-c", runs / "insvp", "--split", "dev")

@@ -7,8 +7,9 @@ import copy
 import pytest
 import torch
 
-from insvp_cli.config import resolve_config
-from insvp_cli.methods import METHODS, build_model
+from insvp_cli.methods import METHODS
+from insvp_cli.methods.build import build_model
+from insvp_cli.resolve import resolve_config
 from tests.conftest import TINY_VITS, tiny_overrides
 
 NUM_CLASSES = 5

@@ -14,7 +14,6 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from insvp_cli.cli import app
-from insvp_cli.config import resolve_config
 from insvp_cli.errors import UsageError
 from insvp_cli.reproduce import (
     PAPER_TABLES,
@@ -35,6 +34,7 @@ from insvp_cli.reproduce.report import MISSING
 from insvp_cli.reproduce.runner import dry_run_lines
 from insvp_cli.reproduce.sizes import train_images
 from insvp_cli.reproduce.tables import HTA_FOLDERS
+from insvp_cli.resolve import resolve_config
 from insvp_cli.tables import latex_table, markdown_table
 from tests.test_training import tiny_run
 
@@ -109,7 +109,7 @@ def test_acceptance_table1_dry_run_lists_every_run_and_the_missing_folders():
     for folder in HTA_FOLDERS.values():
         assert f"#   /nonexistent/{folder}  (" in output
     recipe, sets, out = parse(commands[-1])
-    assert REPO / recipe == REPO / "recipes" / "svhn.yaml" and out == "runs/reproduce/vit-b16-in21k/svhn/insvp"
+    assert recipe == "svhn" and out == "runs/reproduce/vit-b16-in21k/svhn/insvp"  # a shipped recipe, by name
     assert sets == ["method.name=insvp", "data.root=/nonexistent/svhn"]
     assert "image-steps" in output
 
@@ -123,7 +123,7 @@ def test_dry_run_counts_and_commands_resolve_to_the_planned_configs(name, tmp_pa
     plan = plan_table(name, tmp_path, tmp_path / "runs")
     for command, run in zip(commands, plan.runs, strict=True):
         recipe, sets, out = parse(command)
-        assert resolve_config(recipe and REPO / recipe, sets) == run.cfg  # copy-pasteable: the same config
+        assert resolve_config(recipe, sets) == run.cfg  # copy-pasteable: the same config
         assert Path(out) == tmp_path / "runs" / run.spec.name
 
 

@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 import insvp_cli
 from insvp_cli.checkpoint import read_checkpoint
 from insvp_cli.cli import app
-from insvp_cli.config import resolve_config
 from insvp_cli.engine import TrainingDiverged
+from insvp_cli.resolve import resolve_config
 from insvp_cli.training import fit
 from tests.conftest import tiny_overrides
 
@@ -177,7 +177,7 @@ def test_corrupt_and_foreign_checkpoints(tmp_path):
 
 def test_vit_b_checkpoint_holds_trainable_weights_only(tmp_path):
     from insvp_cli.checkpoint import atomic_save, make_checkpoint
-    from insvp_cli.methods import build_model
+    from insvp_cli.methods.build import build_model
 
     cfg = resolve_config("recipes/cub.yaml", ["backbone.weights=none"])
     model = build_model(cfg, 200)

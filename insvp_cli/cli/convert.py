@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ..convert import convert_official
 from ..errors import UsageError
+from ..methods.insvp.convert import convert_official
 from .app import app, console
 from .options import SetOpt
 

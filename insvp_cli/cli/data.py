@@ -11,9 +11,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..config import resolve_config
 from ..data import DATASETS, load_splits
 from ..data.check import CheckReport, check_dataset, count_files
+from ..resolve import resolve_config
 from .app import app, console
 from .options import RecipeOpt, SetOpt
 

@@ -92,7 +92,7 @@ def tsne(
     checkpoint's config, e.g. data.root=PATH.
     """
     from ..figures.common import load_trained
-    from ..figures.tsne import EMBEDDINGS, find_run, has_specific_prompt, tsne_figures
+    from ..figures.tsne import EMBEDDINGS, find_run, offers, tsne_figures
 
     if (checkpoint is None) == (dataset is None):
         raise UsageError("give either --checkpoint CKPT or --dataset NAME")
@@ -100,9 +100,10 @@ def tsne(
         raise UsageError(f"--max-samples {max_samples} must be >= 0 (0: all samples)")
     wanted = list(EMBEDDINGS) if of is Embedding.both else [of.value]
     if dataset is not None:
-        run = find_run(runs, dataset, method, prefer_specific="specific-prompt" in wanted)
+        run = find_run(runs, dataset, method, prefer="specific-prompt" if "specific-prompt" in wanted else None)
         which = f"{method} run" if method else "run"
-        with_ps = " with a specific prompt p_s" if "specific-prompt" in wanted and has_specific_prompt(run) else ""
+        with_ps = " with a specific prompt p_s" if "specific-prompt" in wanted and offers(run, "specific-prompt") \
+            else ""
         console.print(f"using {run}: the most recent finished {which} on {dataset}{with_ps} under {runs}",
                       highlight=False, soft_wrap=True)
         checkpoint = run / "best.pt"

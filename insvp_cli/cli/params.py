@@ -11,9 +11,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..config import resolve_config
 from ..errors import UsageError
-from ..methods import build_model
+from ..methods.build import build_model
 from ..params import (
     COMPARISON_HEADERS,
     COMPONENT_HEADERS,
@@ -24,6 +23,7 @@ from ..params import (
     component_rows,
     count_parameters,
 )
+from ..resolve import resolve_config
 from ..tables import Cell, csv_table, human, markdown_table
 from .app import app, console
 from .options import RecipeOpt, SetOpt

@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ..config import resolve_config
 from ..errors import UsageError
+from ..resolve import resolve_config
 from .app import app, console
 from .options import RecipeOpt, SetOpt
 

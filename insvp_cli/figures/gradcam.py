@@ -7,9 +7,8 @@ arrays at the model's input size, then drawn.
 
 The class activation maps come from pytorch-grad-cam (``GradCAM``, ``GradCAMPlusPlus``, ``ScoreCAM``,
 ``EigenCAM``), each used as a context manager so its hooks are removed even when it fails. The target
-layer of a ViT is the last block's ``norm1``, as is standard for ViTs: its patch tokens still feed the
-class token through the last attention, whereas after the final norm only the class token reaches the
-head, so the patch gradients there are zero. Its tokens are ``[prefix, prompts, patches]``:
+layer is the method's :meth:`~insvp_cli.methods.base.Method.cam_layer` (a ViT's last block ``norm1``
+unless the method says otherwise). Its tokens are ``[prefix, prompts, patches]``:
 :class:`PatchTokens` keeps the patch grid and drops everything before it, however many prompt tokens
 the block carries. On a Swin Transformer the target is the final norm, whose ``(B, h, w, C)`` map holds
 image tokens only.
@@ -28,9 +27,9 @@ from matplotlib.figure import Figure
 from PIL import Image
 from torch import nn
 
+from ..backbone.swin import is_swin
 from ..data.base import IMAGE_READ_ERRORS
 from ..errors import UsageError
-from ..methods.swin import is_swin
 from .common import TrainedModel, denormalise, save_figure
 
 CAM_METHODS = ("gradcam", "gradcam++", "scorecam", "eigencam")
@@ -137,20 +136,16 @@ def channels_first(feature_map: torch.Tensor) -> torch.Tensor:
 
 
 def cam_layer(model: nn.Module, image_size: tuple[int, int]) -> tuple[nn.Module, Callable]:
-    """The layer whose activations and gradients make the CAM, and the reshape of its output.
+    """The method's CAM layer (:meth:`~insvp_cli.methods.base.Method.cam_layer`) and the reshape of its output.
 
     Raises:
         UsageError: a backbone that is neither a timm ViT nor a timm Swin Transformer.
     """
-    backbone = model.backbone
+    layer, backbone = model.cam_layer(), model.backbone
     if is_swin(backbone):
-        return backbone.norm, channels_first
-    blocks = getattr(backbone, "blocks", None)
-    if blocks is None or not hasattr(backbone, "patch_embed"):
-        raise UsageError(f"Grad-CAM needs a timm ViT or Swin Transformer backbone; "
-                         f"{type(backbone).__name__} is neither")
+        return layer, channels_first
     grid = tuple(backbone.patch_embed.dynamic_feat_size(image_size))
-    return blocks[-1].norm1, PatchTokens(grid, backbone.num_prefix_tokens)
+    return layer, PatchTokens(grid, backbone.num_prefix_tokens)
 
 
 def _cam_class(name: str):
@@ -194,26 +189,23 @@ def compute_cam(model: nn.Module, x: torch.Tensor, target: int | None = None,
 
 @dataclass
 class ImagePromptArrays:
-    """InsVP's image-level prompts of one image, ``(H, W, 3)`` each, in normalised-input units.
+    """A method's image-level prompts of one image, ``(H, W, 3)`` each, in normalised-input units.
 
     Attributes:
-        prompt: ``p_I = w_g p_g + w_l p_l``, what is added to the (normalised) image.
-        global_prompt: ``p_g``, or ``None`` when ``G_g`` is off.
-        patch_prompt: ``p_l``, or ``None`` when ``G_l`` is off.
+        prompt: what is added to the (normalised) image; InsVP's ``p_I = w_g p_g + w_l p_l``.
+        parts: the named components of ``prompt`` (InsVP: ``p_g`` and ``p_l`` when their prompters are on).
         prompted: ``x + p_I`` de-normalised for display, in [0, 1].
         magnitude: ``|p_I|`` ``(H, W)``, the L2 norm over the colour channels (the heat map of Fig. 3).
     """
 
     prompt: np.ndarray
-    global_prompt: np.ndarray | None
-    patch_prompt: np.ndarray | None
+    parts: dict[str, np.ndarray]
     prompted: np.ndarray
     magnitude: np.ndarray
 
     def components(self) -> dict[str, np.ndarray]:
-        """The prompts that exist, by their symbol: ``p_I``, ``p_g``, ``p_l``."""
-        parts = {"p_I": self.prompt, "p_g": self.global_prompt, "p_l": self.patch_prompt}
-        return {name: value for name, value in parts.items() if value is not None}
+        """``p_I`` and its parts, by their symbol."""
+        return {"p_I": self.prompt, **self.parts}
 
 
 def _hwc(t: torch.Tensor) -> np.ndarray:
@@ -224,17 +216,13 @@ def _hwc(t: torch.Tensor) -> np.ndarray:
 @torch.no_grad()
 def image_prompt_arrays(trained: TrainedModel, x: torch.Tensor) -> ImagePromptArrays | None:
     """The image prompts of one normalised image ``(1, 3, H, W)``; ``None`` for a method without any."""
-    image_prompts = getattr(trained.model, "image_prompts", None)
-    if image_prompts is None:
-        return None
-    out = image_prompts(x)
-    if out.prompt is None:  # InsVP with both image prompters switched off
+    out = trained.model.image_prompts(x)
+    if out is None or out.prompt is None:  # no image prompts (InsVP with both image prompters off, too)
         return None
     prompt = _hwc(out.prompt[0])
     return ImagePromptArrays(
         prompt=prompt,
-        global_prompt=None if out.global_prompt is None else _hwc(out.global_prompt[0]),
-        patch_prompt=None if out.patch_prompt is None else _hwc(out.patch_prompt[0]),
+        parts={name: _hwc(part[0]) for name, part in out.parts.items()},
         prompted=denormalise(out.prompted[0], trained.mean, trained.std),
         magnitude=np.linalg.norm(prompt, axis=-1),
     )
@@ -377,7 +365,7 @@ def plot_prompt_components(row: Explanation, title: str) -> Figure:
     axes = fig.subplots(1, len(parts) + 1)
     _show(axes[0], row.image, "original")
     for ax, (name, value) in zip(axes[1:], parts.items(), strict=True):
-        _show(ax, prompt_rgb(value, scale), names[name])
+        _show(ax, prompt_rgb(value, scale), names.get(name, name))
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 

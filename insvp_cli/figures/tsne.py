@@ -16,18 +16,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from matplotlib.figure import Figure
 
 from ..backbone import data_config
 from ..data import build_splits
 from ..data.loaders import ImageLoader
 from ..errors import UsageError
-from ..quickstart import RECIPES
+from ..resolve import RECIPES
 from ..training import SUMMARY
 from .common import TrainedModel, save_figure
 
 EMBEDDINGS = ("features", "specific-prompt")
+SYMBOLS = {"features": "final features", "specific-prompt": "specific prompt p_s"}
 TITLES = {"features": "final features (Fig. 8)", "specific-prompt": "specific prompt p_s (Fig. 6)"}
 PCA_DIMS = 50  # t-SNE on more dimensions is slow and no better: reduce with PCA first, as is customary
 MAX_PERPLEXITY = 30.0  # scikit-learn's default
@@ -38,24 +38,24 @@ LEGEND_CLASSES = 20  # up to this many classes get a legend; more get a colour b
 # Which run
 
 
-def has_specific_prompt(run: Path) -> bool:
-    """Whether a run's resolved config builds ``G_s`` (read from ``config.yaml``, no model built)."""
-    config = run / "config.yaml"
-    if not config.is_file():
+def offers(run: Path, embedding: str) -> bool:
+    """Whether a run's method offers ``embedding`` (its resolved ``config.yaml``; no model built)."""
+    from ..training import load_run_config
+
+    try:
+        return embedding in load_run_config(run).method.embeddings()
+    except UsageError:  # not a run of this version: it offers nothing to prefer
         return False
-    method = (yaml.safe_load(config.read_text()) or {}).get("method", {})
-    return bool(method.get("specific_prompter")) and (method.get("prompt_len") or 0) > 0 \
-        and method.get("prompt_blocks") != 0
 
 
-def find_run(runs_dir: Path, dataset: str, method: str | None = None, prefer_specific: bool = False) -> Path:
+def find_run(runs_dir: Path, dataset: str, method: str | None = None, prefer: str | None = None) -> Path:
     """The most recent finished run (a folder with ``summary.json`` and ``best.pt``) on ``dataset``.
 
     Args:
         runs_dir: searched recursively.
         dataset: ``summary.json``'s ``dataset``.
         method: only runs of this method.
-        prefer_specific: among the runs, take the most recent one with a specific prompt ``p_s`` if any.
+        prefer: among the runs, take the most recent one whose method offers this embedding, if any.
 
     Raises:
         UsageError: no such run; the message says how to make one.
@@ -72,31 +72,22 @@ def find_run(runs_dir: Path, dataset: str, method: str | None = None, prefer_spe
             runs.append(run)
     if not runs:
         shipped = (RECIPES / f"{dataset}.yaml").is_file()
-        how = f"insvp train --recipe recipes/{dataset}.yaml" if shipped else f"insvp train --set data.name={dataset}"
+        how = f"insvp train --recipe {dataset}" if shipped else f"insvp train --set data.name={dataset}"
         if method is not None:
             how += f" --set method.name={method}"
         which = f"{method} run" if method else "run"
         raise UsageError(f"no finished {which} on dataset {dataset} under {runs_dir} (a folder with summary.json "
                          f"and best.pt); create one with: {how}, or pass --checkpoint")
     runs.sort(key=lambda r: (r / SUMMARY).stat().st_mtime, reverse=True)
-    if prefer_specific:
-        with_specific = [r for r in runs if has_specific_prompt(r)]
-        if with_specific:
-            return with_specific[0]
+    if prefer is not None:
+        offering = [r for r in runs if offers(r, prefer)]
+        if offering:
+            return offering[0]
     return runs[0]
 
 
 # --------------------------------------------------------------------------------------------------
 # Extraction
-
-
-def specific_prompt_of(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor | None:
-    """``p_s`` of a batch, flattened ``(B, L_p * D)``; ``None`` for a model without a specific prompt."""
-    if not hasattr(model, "specific_prompt") or not hasattr(model, "image_prompts"):
-        return None
-    p_s = model.specific_prompt(model.image_prompts(x))
-    # (B, L_p, D) -> (B, L_p * D)
-    return None if p_s is None else p_s.flatten(1)
 
 
 @dataclass
@@ -145,13 +136,13 @@ def extract(trained: TrainedModel, split: str = "test", max_samples: int | None 
     if max_samples is not None and len(dataset) > max_samples:
         rng = np.random.default_rng(seed)
         dataset = dataset.select(np.sort(rng.choice(len(dataset), max_samples, replace=False)))
-    of, skipped = list(dict.fromkeys(of)), []
-    if "specific-prompt" in of and specific_prompt_of(trained.model, _probe(dataset, trained)) is None:
-        if len(of) > 1:
-            of, skipped = [name for name in of if name != "specific-prompt"], ["specific-prompt"]
-        else:
-            raise UsageError(f"checkpoint {trained.path} ({trained.method}) has no specific prompt p_s; "
-                             "it is InsVP's with G_s (method.specific_prompter: true); use --of features")
+    offered = trained.cfg.method.embeddings()
+    skipped = [name for name in dict.fromkeys(of) if name not in offered]
+    of = [name for name in dict.fromkeys(of) if name in offered]
+    if not of:
+        missing = ", ".join(SYMBOLS.get(name, name) for name in skipped)
+        raise UsageError(f"checkpoint {trained.path} ({trained.method}) has no {missing}; it offers "
+                         f"{', '.join(offered)} (p_s is InsVP's with G_s); use --of features")
     loader = ImageLoader(dataset, batch_size=cfg.data.batch_size, shuffle=False, num_workers=cfg.data.num_workers,
                          on_bad_image=cfg.data.on_bad_image)
     if on_start is not None:
@@ -160,21 +151,14 @@ def extract(trained: TrainedModel, split: str = "test", max_samples: int | None 
     labels = []
     for images, targets in loader:
         images = images.to(trained.device)
-        if "features" in of:
-            vectors["features"].append(trained.model.forward_features(images).float().cpu().numpy())
-        if "specific-prompt" in of:
-            vectors["specific-prompt"].append(specific_prompt_of(trained.model, images).float().cpu().numpy())
+        for name in of:
+            vectors[name].append(trained.model.embed(images, name).float().cpu().numpy())
         labels.append(targets.numpy())
         if on_batch is not None:
             on_batch(len(targets))
     if not labels:
         raise UsageError(f"split {split} of {cfg.data.name} has no readable samples")
     return Extracted({name: np.concatenate(v) for name, v in vectors.items()}, np.concatenate(labels), skipped)
-
-
-def _probe(dataset, trained: TrainedModel) -> torch.Tensor:
-    """The first sample as a batch of one, to ask the model what it computes."""
-    return dataset[0][0].unsqueeze(0).to(trained.device)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -246,7 +230,7 @@ def plot_tsne(embeddings: dict[str, np.ndarray], labels: np.ndarray, classes: Se
         else:
             scatter = ax.scatter(coords[:, 0], coords[:, 1], c=labels, cmap="turbo", s=size, linewidths=0, vmin=0,
                                  vmax=num - 1)
-        ax.set_title(TITLES[name], fontsize=10)
+        ax.set_title(TITLES.get(name, name), fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
     if colours is not None:

@@ -1,52 +1,65 @@
-"""The method registry. A method is one module: a config dataclass, a :class:`Method` subclass, one register call.
+"""The method registry: every method's name, its config class and its model class, imported on demand.
 
-Importing this package imports every method module once (the lines at the bottom), so registering a
-new method means adding its module and one import line here.
+A method is one package ``insvp_cli/methods/<name>/``: ``config.py`` (its config dataclass, a
+:class:`~insvp_cli.config.MethodConfig`; no torch), ``model.py`` (its :class:`~insvp_cli.methods.base.Method`
+subclass) and a package docstring naming its paper. It is registered by ONE line below. The registry
+imports neither torch nor a method's model until that model is built, so resolving a config (and every
+``--help``) stays fast.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 
-import torch
-
-from ..config import Config, MethodConfig
 from ..registry import Registry
-from .base import Method
+
+if TYPE_CHECKING:
+    from ..config import MethodConfig
+    from .base import Method
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    config_cls: type[MethodConfig]
-    model_cls: type[Method]
+    """Where a registered method lives: ``insvp_cli.methods.<name>.config.<config>`` and ``.model.<model>``."""
+
+    name: str
+    config: str
+    model: str
+
+    def _load(self, module: str, attr: str) -> type:
+        return getattr(importlib.import_module(f"{__name__}.{self.name}.{module}"), attr)
+
+    @cached_property
+    def config_cls(self) -> type[MethodConfig]:
+        cls = self._load("config", self.config)
+        if cls().name != self.name:
+            raise ValueError(f"{cls.__name__}.name defaults to {cls().name!r}, registered as {self.name!r}")
+        return cls
+
+    @cached_property
+    def model_cls(self) -> type[Method]:
+        return self._load("model", self.model)
 
 
 METHODS: Registry[MethodSpec] = Registry("method")
 
 
-def register_method(name: str, config_cls: type[MethodConfig], model_cls: type[Method]) -> None:
-    if config_cls().name != name:
-        raise ValueError(f"{config_cls.__name__}.name defaults to {config_cls().name!r}, registered as {name!r}")
-    METHODS.register(name, MethodSpec(config_cls, model_cls))
+def register_method(name: str, config: str, model: str) -> None:
+    """Register the method of package ``insvp_cli/methods/<name>/`` by the names of its two classes."""
+    METHODS.register(name, MethodSpec(name, config, model))
 
 
-def build_model(cfg: Config, num_classes: int, backbone: torch.nn.Module | None = None) -> Method:
-    """Create the backbone (unless given), wrap it in the configured method and set what trains.
-
-    The method's own parameters are initialised from ``cfg.train.seed`` so that two builds agree.
-    """
-    from ..backbone import create_backbone
-
-    if backbone is None:
-        backbone = create_backbone(cfg.backbone)
-    spec = METHODS.get(cfg.method.name)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.train.seed)
-        model = spec.model_cls(backbone, num_classes, cfg.method)
-    model.apply_trainable()
-    model.train()
-    return model
-
-
-# One import line per method: the import registers it.
-from . import adapter, adaptformer, bias, full, insvp, linear, mlp, partial, vp, vpt  # noqa: E402, F401
+# One line per method.
+register_method("adapter", "AdapterConfig", "Adapter")
+register_method("adaptformer", "AdaptFormerConfig", "AdaptFormer")
+register_method("bias", "BiasConfig", "Bias")
+register_method("full", "FullConfig", "Full")
+register_method("insvp", "InsVPConfig", "InsVP")
+register_method("linear", "LinearConfig", "Linear")
+register_method("mlp", "MLPConfig", "MLP")
+register_method("partial", "PartialConfig", "Partial")
+register_method("vp", "VPConfig", "VP")
+register_method("vpt", "VPTConfig", "VPT")

@@ -1,34 +1,84 @@
-"""The protocol every method follows, and the ViT pieces that several methods share.
-
-Shared pieces: the forward with prompt tokens (InsVP, VPT), and for methods that change what happens
-inside a block (adapter, AdaptFormer) a check that the blocks are timm's plain pre-norm ``Block`` and
-the zero-initialised bottleneck they insert.
+"""The protocol every method follows, its optional hooks, and the block-level pieces adapter methods share.
 
 A method wraps a frozen timm backbone (never a fork of timm's model code) and owns a classification
 head. Its trainable parameters are found mechanically from name patterns, so the engine needs no
-``if method == ...`` branch anywhere.
+``if method == ...`` branch anywhere. What figures, exports and the training loop may ask of a method
+beyond ``forward`` is an explicit hook of :class:`Method` with a default that fits methods without it:
+
+========================  =====================================================  ===============================
+hook                      what it gives                                          default
+========================  =====================================================  ===============================
+``image_prompts(x)``      what the method adds to the image (Grad-CAM figures)   ``None``: nothing
+``embed(x, name)``        a per-image vector to draw (t-SNE); names from the     ``features``: ``forward_features``
+                          config's ``embeddings()``
+``cam_layer()``           the layer whose activations make the CAM               the backbone's last block norm
+``prepare(data)``         a look at the training split before the first epoch    nothing
+                          (clustering, label mappings)
+``on_epoch_start(e, d)``  work before each epoch (iterative label mappings)      nothing
+``loss(logits, y, c)``    the training loss (auxiliary terms)                    ``c(logits, y)``
+========================  =====================================================  ===============================
+
+Methods that change what happens inside a block (adapter, AdaptFormer) re-compose timm's plain pre-norm
+``Block`` from its sub-modules (:class:`RecomposedBlocks`) and insert the zero-initialised
+:class:`Bottleneck`.
 """
 
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 import torch
 from timm.models.vision_transformer import Block
 from torch import nn
 
+from ..backbone.swin import is_swin
+from ..backbone.vit import embed_tokens, pool
 from ..config import MethodConfig
 from ..errors import UsageError
+
+
+@dataclass
+class ImagePrompts:
+    """What a method does to a batch of normalised images ``(B, 3, H, W)`` before the backbone sees them.
+
+    Attributes:
+        image: the input after the method's fixed, parameter-free preprocessing (InsVP's SimAM), else ``x``.
+        prompt: what is added to ``image`` (InsVP's ``p_I``), ``(B, 3, H, W)``; ``None`` if nothing is.
+        prompted: ``image + prompt``: what the backbone sees.
+        parts: named components of ``prompt`` by their symbol (InsVP: ``p_g``, ``p_l``), for figures.
+    """
+
+    image: torch.Tensor
+    prompt: torch.Tensor | None
+    prompted: torch.Tensor
+    parts: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class TrainingData:
+    """What a method may look at before and during training: the training split only, never val or test.
+
+    Attributes:
+        loader: makes a loader over the training split with the evaluation transform (no augmentation),
+            in a fixed order, yielding ``(images, labels)``; built only when called.
+        classes: the class names, ``classes[label]``.
+        device: where the model lives.
+    """
+
+    loader: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
+    classes: list[str]
+    device: torch.device
 
 
 class Method(nn.Module):
     """Base class: a frozen ``backbone`` plus a trainable ``head`` plus the method's own parameters.
 
-    Subclasses set :attr:`prefix` (the name under which their own modules live) and implement
-    :meth:`forward_features`. :meth:`trainable_patterns` lists ``fnmatch`` patterns over
-    ``named_parameters()``; the builder sets ``requires_grad`` from them, and checkpoints store
-    exactly those tensors.
+    Subclasses set :attr:`prefix` (the name under which their own modules live) and override
+    :meth:`forward_features` when they change the backbone's forward. :meth:`trainable_patterns` lists
+    ``fnmatch`` patterns over ``named_parameters()``; the builder sets ``requires_grad`` from them, and
+    checkpoints store exactly those tensors (and the buffers under the same names).
 
     Args:
         backbone: a timm model created with ``num_classes=0``.
@@ -48,8 +98,8 @@ class Method(nn.Module):
     # ---- the protocol -----------------------------------------------------------------------------
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised images ``(B, 3, H, W)`` -> pooled pre-logit features ``(B, D)``."""
-        raise NotImplementedError
+        """Normalised images ``(B, 3, H, W)`` -> pooled pre-logit features ``(B, D)``; default: the backbone's own."""
+        return pool(self.backbone, self.backbone.forward_features(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised images ``(B, 3, H, W)`` -> logits ``(B, num_classes)``."""
@@ -63,6 +113,49 @@ class Method(nn.Module):
     def no_weight_decay(self) -> set[str]:
         """Parameter names exempt from weight decay besides biases and norms (e.g. prompt tokens)."""
         return set()
+
+    # ---- optional hooks (see the module docstring) ------------------------------------------------
+
+    def image_prompts(self, x: torch.Tensor) -> ImagePrompts | None:
+        """What the method adds to the images ``(B, 3, H, W)``; ``None`` for methods that add nothing."""
+        return None
+
+    def embed(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        """A per-image vector ``(B, dim)`` named by ``cfg.embeddings()``: ``features`` are the head's input.
+
+        Raises:
+            UsageError: a name this method's config does not offer.
+        """
+        if name == "features":
+            return self.forward_features(x)
+        raise UsageError(f"method {self.cfg.name} has no embedding {name!r}; it has: "
+                         f"{', '.join(self.cfg.embeddings())}")
+
+    def cam_layer(self) -> nn.Module:
+        """The layer whose activations and gradients make a class activation map.
+
+        A ViT's last block ``norm1``: its patch tokens still reach the class token through the last
+        attention, whereas after the final norm only the class token reaches the head. A Swin
+        Transformer's final norm, whose ``(B, h, w, C)`` map holds image tokens only.
+        """
+        if is_swin(self.backbone):
+            return self.backbone.norm
+        blocks = getattr(self.backbone, "blocks", None)
+        if blocks is None:
+            raise UsageError(f"a class activation map needs a timm ViT or Swin Transformer; "
+                             f"{type(self.backbone).__name__} is neither")
+        return blocks[-1].norm1
+
+    def prepare(self, data: TrainingData) -> None:
+        """Called once before the first epoch of a new run (not on resume: what it computes must live in
+        buffers under :attr:`prefix`, which checkpoints and the resume state carry)."""
+
+    def on_epoch_start(self, epoch: int, data: TrainingData) -> None:
+        """Called before every epoch (0-based), resumed ones included."""
+
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, criterion: nn.Module) -> torch.Tensor:
+        """The training loss of the batch whose forward gave ``logits`` (targets may be soft, from Mixup)."""
+        return criterion(logits, targets)
 
     # ---- mechanics shared by all methods ----------------------------------------------------------
 
@@ -98,62 +191,6 @@ class Method(nn.Module):
             key = ".".join(parts[:2]) if parts[0] == self.prefix and len(parts) > 1 else parts[0]
             counts[key] = counts.get(key, 0) + param.numel()
         return counts
-
-
-# --------------------------------------------------------------------------------------------------
-# The ViT forward with prompt tokens (VPT-deep style), used by InsVP and VPT
-
-
-def embed_tokens(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Images ``(B, 3, H, W)`` -> tokens ``(B, prefix + N, D)``, exactly as timm's ``forward_features`` begins."""
-    x = backbone.patch_embed(x)
-    x = backbone._pos_embed(x)
-    x = backbone.patch_drop(x)
-    return backbone.norm_pre(x)
-
-
-def blocks_with_prompts(
-    backbone: nn.Module, x: torch.Tensor, prompts: Sequence[torch.Tensor] | torch.Tensor = ()
-) -> torch.Tensor:
-    """Run the blocks with prompt tokens inserted after the prefix (class/register) tokens.
-
-    Block ``j < len(prompts)`` gets its own ``prompts[j]`` (``(B, P, D)``), replacing the outputs of the
-    previous block's prompts; after the last prompted block the prompt outputs travel on through the
-    remaining blocks, as in VPT-deep. They are dropped before the final norm, so the model's own pooling
-    (class token or average) sees exactly the tokens it would without prompts.
-
-    Args:
-        backbone: a timm VisionTransformer.
-        x: tokens ``(B, prefix + N, D)`` from :func:`embed_tokens`.
-        prompts: per-block prompt tokens; empty = timm's plain forward.
-
-    Returns:
-        Normalised tokens ``(B, prefix + N, D)``.
-    """
-    npt = backbone.num_prefix_tokens
-    num_prompt = 0
-    for j, block in enumerate(backbone.blocks):
-        if j < len(prompts):
-            p = prompts[j]
-            # (B, prefix + P_prev + N, D) -> (B, prefix + P + N, D)
-            x = torch.cat([x[:, :npt], p.to(x.dtype), x[:, npt + num_prompt :]], dim=1)
-            num_prompt = p.shape[1]
-        x = block(x)
-    if num_prompt:
-        # (B, prefix + P + N, D) -> (B, prefix + N, D)
-        x = torch.cat([x[:, :npt], x[:, npt + num_prompt :]], dim=1)
-    return backbone.norm(x)
-
-
-def pool(backbone: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-    """Tokens ``(B, T, D)`` -> pre-logit features ``(B, D)`` through the model's own pooling and ``fc_norm``."""
-    return backbone.forward_head(tokens, pre_logits=True)
-
-
-def patch_size(backbone: nn.Module) -> int:
-    size = backbone.patch_embed.patch_size
-    size = size if isinstance(size, int) else size[0]
-    return int(size)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -30,15 +30,15 @@ from typing import Any, Literal
 import yaml
 
 from ..compare import run_or_reuse
-from ..config import Config, resolve_config
+from ..config import Config
 from ..data import DATASETS
 from ..engine import TrainingDiverged
 from ..errors import UsageError
+from ..resolve import resolve_config
 from ..training import SUMMARY
 from .sizes import image_steps
 from .tables import TABLES, RunSpec, TableDef
 
-RECIPES = Path(__file__).resolve().parents[2] / "recipes"  # used from a checkout: recipes/ sits beside the package
 # config keys that say where the files are or how fast a run goes, not what it computes
 LOCATION_KEYS = ("data.root", "data.split_dir", "data.num_workers", "data.download", "train.device", "output_dir",
                  "run_name")
@@ -155,7 +155,7 @@ def plan_table(table: TableDef | str, data_root: Path, runs_dir: Path, methods: 
 
 def _plan_run(spec: RunSpec, data_root: Path, runs_dir: Path, user: tuple[str, ...], weights_dir: Path | None,
               ngpus: int) -> PlannedRun:
-    recipe = RECIPES / spec.recipe if spec.recipe is not None else None
+    recipe = spec.recipe.removesuffix(".yaml") if spec.recipe is not None else None  # a shipped recipe's name
     base = [*spec.overrides, *([f"data.root={data_root / spec.data_folder}"] if spec.data_folder else [])]
     overrides = [*base, *_weights_override(recipe, base, weights_dir), *user]
     cfg = resolve_config(recipe, overrides)
@@ -176,7 +176,7 @@ def _plan_run(spec: RunSpec, data_root: Path, runs_dir: Path, user: tuple[str, .
     return run
 
 
-def _weights_override(recipe: Path | None, base: list[str], weights_dir: Path | None) -> list[str]:
+def _weights_override(recipe: str | None, base: list[str], weights_dir: Path | None) -> list[str]:
     if weights_dir is None:
         return []
     weights = resolve_config(recipe, base).backbone.weights
@@ -219,23 +219,15 @@ def _set_value(key: str, value: Any) -> str:
     return f"{key}={value}" if isinstance(value, str) else f"{key}={json.dumps(value)}"
 
 
-def _command(run: PlannedRun, recipe: Path | None, ngpus: int, location: dict[str, Any]) -> list[str]:
+def _command(run: PlannedRun, recipe: str | None, ngpus: int, location: dict[str, Any]) -> list[str]:
     head = (["torchrun", "--nproc_per_node", str(ngpus), "-m", "insvp_cli", "train"] if run.launcher == "torchrun"
             else ["insvp", "train"])
     if run.state == "resume":
         # `--resume` rebuilds the run from its own config.yaml; only moved folders or devices need saying
         sets = [_set_value(k, v) for k, v in location.items() if k not in ("output_dir", "run_name")]
         return [*head, "--resume", str(run.run_dir), *(x for s in sets for x in ("--set", s))]
-    args = [*head, *(["--recipe", _display(recipe)] if recipe is not None else [])]
+    args = [*head, *(["--recipe", recipe] if recipe is not None else [])]
     return [*args, *(x for s in run.overrides for x in ("--set", s)), "--out", str(run.run_dir)]
-
-
-def _display(path: Path) -> str:
-    """``path`` relative to the working directory when it is under it (shorter commands), else absolute."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -15,10 +15,11 @@ the prompted image. Per-dataset SimAM and ``L_p`` live in the recipes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
-from ...config import ConfigError, MethodConfig
+from ...config import MethodConfig, bounded
+from ...errors import ConfigError
 
 PRESETS: dict[str, dict[str, object]] = {
     "paper": {
@@ -79,22 +80,22 @@ class InsVPConfig(MethodConfig):
     global_prompter: bool = True
     common_prompt: bool = True
     specific_prompter: bool = True
-    prompt_len: int | None = None
-    prompt_blocks: int | None = None
-    beta_image: float | None = None
-    beta_feature: float | None = None
+    prompt_len: int | None = bounded(None, ge=0)
+    prompt_blocks: int | None = bounded(None, ge=0)
+    beta_image: float | None = bounded(None, ge=0, le=1)
+    beta_feature: float | None = bounded(None, ge=0, le=1)
     global_weight: float | None = None
     patch_weight: float | None = None
     common_weight: float | None = None
     specific_weight: float | None = None
-    patch_hidden: int = 16
-    global_hidden: int = 6
-    global_kernels: list[int] | None = None
-    global_dilations: list[int] | None = None
-    specific_kernels: list[int] = field(default_factory=lambda: [7, 9, 3])
+    patch_hidden: int = bounded(16, ge=1)
+    global_hidden: int = bounded(6, ge=1)
+    global_kernels: list[int] | None = bounded(None, ge=1)
+    global_dilations: list[int] | None = bounded(None, ge=1)
+    specific_kernels: list[int] = bounded(ge=1, default_factory=lambda: [7, 9, 3])
     specific_input: Literal["image", "prompted"] | None = None
     common_init: Literal["xavier", "uniform"] | None = None
-    dropout: float = 0.1
+    dropout: float = bounded(0.1, ge=0, lt=1)
     simam: bool = False
     freeze_specific_prompter: bool = False
 
@@ -111,8 +112,6 @@ class InsVPConfig(MethodConfig):
             value = getattr(self, beta)
             if value is None:
                 continue
-            if not 0.0 <= value <= 1.0:
-                raise ConfigError(f"method.{beta}: {value} is not in [0, 1]")
             weights = (value, 1.0 - value)
             for key, weight in zip(pair, weights, strict=True):
                 current = getattr(self, key)
@@ -121,20 +120,15 @@ class InsVPConfig(MethodConfig):
                 setattr(self, key, weight)
 
     def _validate(self) -> None:
-        if self.prompt_len < 0:
-            raise ConfigError(f"method.prompt_len: {self.prompt_len} must be >= 0")
-        if self.prompt_blocks is not None and self.prompt_blocks < 0:
-            raise ConfigError(f"method.prompt_blocks: {self.prompt_blocks} must be >= 0 (or null for all blocks)")
         for key, length in (("global_kernels", 2), ("global_dilations", 2), ("specific_kernels", 3)):
             values = getattr(self, key)
-            if len(values) != length or any(v < 1 for v in values):
+            if len(values) != length:
                 raise ConfigError(f"method.{key}: {values} must be {length} positive integers")
         for key in ("global_kernels", "specific_kernels"):
             if any(k % 2 == 0 for k in getattr(self, key)):
                 raise ConfigError(f"method.{key}: {getattr(self, key)} must be odd (same-size padding)")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"method.dropout: {self.dropout} is not in [0, 1)")
-        for key in ("patch_hidden", "global_hidden"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"method.{key}: {getattr(self, key)} must be >= 1")
 
+    def embeddings(self) -> tuple[str, ...]:
+        """``features`` and, when ``G_s`` is built (on, with prompt tokens in some block), ``specific-prompt``."""
+        built = self.specific_prompter and self.prompt_len > 0 and self.prompt_blocks != 0
+        return ("features", "specific-prompt") if built else ("features",)

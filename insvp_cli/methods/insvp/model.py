@@ -3,26 +3,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..base import Method
-from ..prompting import FeaturePrompting, feature_prompting
+from ...backbone.prompting import FeaturePrompting, feature_prompting
+from ..base import ImagePrompts, Method
 from .config import InsVPConfig
 from .layers import GlobalPrompter, PatchPrompter, SpecificPrompter, simam
-
-
-@dataclass
-class ImagePrompts:
-    """What InsVP does to one batch of images (used by the figures). Absent components are ``None``."""
-
-    image: torch.Tensor
-    global_prompt: torch.Tensor | None
-    patch_prompt: torch.Tensor | None
-    prompt: torch.Tensor | None
-    prompted: torch.Tensor
 
 
 class InsVPPrompts(nn.Module):
@@ -122,12 +110,15 @@ class InsVP(Method):
         cfg, parts = self.cfg, self.insvp
         if cfg.simam:
             x = simam(x)
-        p_g = parts.global_prompter(x) if parts.global_prompter is not None else None
-        p_l = parts.patch_prompter(x) if parts.patch_prompter is not None else None
-        terms = [w * p for w, p in ((cfg.global_weight, p_g), (cfg.patch_weight, p_l)) if p is not None]
+        named = {}
+        if parts.global_prompter is not None:
+            named["p_g"] = parts.global_prompter(x)
+        if parts.patch_prompter is not None:
+            named["p_l"] = parts.patch_prompter(x)
+        weights = {"p_g": cfg.global_weight, "p_l": cfg.patch_weight}
+        terms = [weights[k] * p for k, p in named.items()]
         p_i = sum(terms[1:], terms[0]) if terms else None
-        prompted = x + p_i if p_i is not None else x
-        return ImagePrompts(image=x, global_prompt=p_g, patch_prompt=p_l, prompt=p_i, prompted=prompted)
+        return ImagePrompts(image=x, prompt=p_i, prompted=x + p_i if p_i is not None else x, parts=named)
 
     def specific_prompt(self, prompts: ImagePrompts) -> torch.Tensor | None:
         """``p_s = G_s(.)``: ``(B, L_p, D)`` (Swin: the first stage's width), once per forward, shared by all blocks."""
@@ -135,6 +126,13 @@ class InsVP(Method):
             return None
         source = prompts.prompted if self.cfg.specific_input == "prompted" else prompts.image
         return self.insvp.specific_prompter(source)
+
+    def embed(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        """``specific-prompt``: ``p_s`` flattened ``(B, L_p * D)`` (paper Fig. 6); else the base's embeddings."""
+        if name == "specific-prompt" and name in self.cfg.embeddings():
+            # (B, L_p, D) -> (B, L_p * D)
+            return self.specific_prompt(self.image_prompts(x)).flatten(1)
+        return super().embed(x, name)
 
     def feature_prompts(self, p_s: torch.Tensor | None, batch: int) -> list[torch.Tensor]:
         """Feature level (paper §3.3): ``p_F_j = w_c p_c_j + w_s p_s`` for each of the first ``N_F`` blocks."""

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..errors import UsageError
 from . import swin
-from .base import blocks_with_prompts, embed_tokens, patch_size, pool
+from .vit import blocks_with_prompts, embed_tokens, patch_size, pool
 
 
 class FeaturePrompting:

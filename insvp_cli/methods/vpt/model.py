@@ -1,45 +1,16 @@
-"""Visual prompt tuning (Jia et al., "Visual Prompt Tuning", ECCV 2022).
-
-``num_tokens`` learnable tokens are inserted after the class token. ``deep: false`` (VPT-shallow):
-one set before the first block, whose outputs then travel through every block. ``deep: true``
-(VPT-deep): a new set before every block, replacing the previous block's prompt outputs. The prompt
-outputs are dropped before the final norm, so the class token alone feeds the head. Tokens are
-initialised xavier-uniform over ``3 * patch^2 + D`` fans as in the paper's code, with dropout 0.1 on them.
-"""
+"""The ``vpt`` method's model (see the package docstring)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..config import ConfigError, MethodConfig
-from . import register_method
-from .base import Method, blocks_with_prompts, embed_tokens, patch_size, pool
-
-
-@dataclass
-class VPTConfig(MethodConfig):
-    """VPT hyper-parameters.
-
-    Attributes:
-        num_tokens: prompt tokens per prompted block (the paper searches 1 to 200).
-        deep: VPT-deep (prompts before every block) instead of VPT-shallow (before the first only).
-        dropout: dropout on the prompt tokens.
-    """
-
-    name: str = "vpt"
-    num_tokens: int = 10
-    deep: bool = True
-    dropout: float = 0.1
-
-    def __post_init__(self) -> None:
-        if self.num_tokens < 1:
-            raise ConfigError(f"method.num_tokens: {self.num_tokens} must be >= 1")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"method.dropout: {self.dropout} is not in [0, 1)")
+from ...backbone.vit import blocks_with_prompts, embed_tokens, patch_size, pool
+from ...errors import ConfigError
+from ..base import Method
+from .config import VPTConfig
 
 
 class PromptTokens(nn.Module):
@@ -77,6 +48,3 @@ class VPT(Method):
         tokens = embed_tokens(self.backbone, x)
         tokens = blocks_with_prompts(self.backbone, tokens, self.vpt(x.shape[0]))
         return pool(self.backbone, tokens)
-
-
-register_method("vpt", VPTConfig, VPT)

@@ -1,42 +1,17 @@
-"""Visual prompting with a padding prompt (Bahng et al., "Exploring Visual Prompts for Adapting
-Large-Scale Models", arXiv 2203.17274, 2022).
-
-A learnable frame of width ``p`` around the image border is added to every (normalised) input image;
-the centre stays untouched. Four tensors make the frame: top and bottom ``(3, p, W)``, left and right
-``(3, H - 2p, p)``, initialised from a standard normal as in the paper's code. At 224 px with ``p = 30``
-that is 69,840 parameters.
-"""
+"""The ``vp`` method's model (see the package docstring)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..config import ConfigError, MethodConfig
-from . import register_method
-from .base import Method, pool
+from ...backbone.vit import pool
+from ...errors import ConfigError
+from ..base import ImagePrompts, Method
+from .config import VPConfig
 
 _PAPER_PAD = 30
 _PAPER_SIZE = 224
-
-
-@dataclass
-class VPConfig(MethodConfig):
-    """Padding-prompt hyper-parameters.
-
-    Attributes:
-        pad: the frame width ``p`` in pixels; ``None``: the paper's 30 px at 224 px, scaled with the
-            shorter input side (4 px at 32 px), at least 1.
-    """
-
-    name: str = "vp"
-    pad: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.pad is not None and self.pad < 1:
-            raise ConfigError(f"method.pad: {self.pad} must be >= 1 (or null to scale the paper's 30 px at 224)")
 
 
 class PadPrompt(nn.Module):
@@ -76,9 +51,10 @@ class VP(Method):
         """The prompt is an input, not a weight: no decay, as for prompt tokens."""
         return {f"vp.{name}" for name, _ in self.vp.named_parameters()}
 
+    def image_prompts(self, x: torch.Tensor) -> ImagePrompts:
+        # (1, 3, H, W) -> (B, 3, H, W)
+        prompt = self.vp().to(x.dtype).expand_as(x)
+        return ImagePrompts(image=x, prompt=prompt, prompted=x + prompt)
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        # (B, 3, H, W) + (1, 3, H, W)
-        return pool(self.backbone, self.backbone.forward_features(x + self.vp().to(x.dtype)))
-
-
-register_method("vp", VPConfig, VP)
+        return pool(self.backbone, self.backbone.forward_features(self.image_prompts(x).prompted))

@@ -37,10 +37,11 @@ from pathlib import Path
 
 import torch
 
-from .backbone import read_state_dict
-from .checkpoint import atomic_save, atomic_save_safetensors, atomic_write_text, make_checkpoint
-from .config import Config, resolve_config
-from .errors import UsageError
+from ...backbone import read_state_dict
+from ...checkpoint import atomic_save, atomic_save_safetensors, atomic_write_text, make_checkpoint
+from ...config import Config
+from ...errors import UsageError
+from ...resolve import resolve_config
 
 # Release name (prefix, or a whole name) -> our name. See the module docstring for the shapes.
 RELEASE_TO_OURS: dict[str, str] = {
@@ -130,8 +131,8 @@ def convert_official(state_dict_path: Path, recipe: Path | str, out_dir: Path,
         UsageError: unreadable file, a recipe for another method or preset, unknown keys, or the first
             tensor whose shape differs from the recipe's model (naming both shapes).
     """
-    from .backbone import create_backbone
-    from .methods import build_model
+    from ..build import build_model
+    from ...backbone import create_backbone
 
     state = read_release_state_dict(state_dict_path)
     cfg = _release_config(resolve_config(recipe, overrides))

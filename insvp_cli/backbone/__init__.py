@@ -20,8 +20,8 @@ import timm
 import torch
 from torch import nn
 
-from .config import BackboneConfig
-from .errors import UsageError
+from ..config import BackboneConfig
+from ..errors import UsageError
 
 LOCAL_WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".pth.tar", ".npz")
 _STATE_DICT_WRAPPERS = ("state_dict", "model", "module")
@@ -62,7 +62,7 @@ def create_backbone(cfg: BackboneConfig) -> nn.Module:
 def resolve_weights_path(weights: str) -> Path:
     """A local weights path; ``asset:NAME`` names a file shipped in ``insvp_cli/assets/``."""
     if weights.startswith("asset:"):
-        return Path(__file__).resolve().parent / "assets" / weights.removeprefix("asset:")
+        return Path(__file__).resolve().parents[1] / "assets" / weights.removeprefix("asset:")
     return Path(weights).expanduser()
 
 

@@ -1,0 +1,24 @@
+"""AdapterConfig: the hyper-parameters of the ``adapter`` method (see the package docstring)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ...config import MethodConfig, bounded
+
+
+@dataclass
+class AdapterConfig(MethodConfig):
+    """Adapter hyper-parameters.
+
+    Attributes:
+        reduction: reduction factor ``r``: the bottleneck width is ``d // r`` (at least 1).
+        placement: ``pfeiffer`` (after the MLP) or ``houlsby`` (after the attention and after the MLP).
+        activation: the bottleneck's non-linearity, ``gelu`` or ``relu``.
+    """
+
+    name: str = "adapter"
+    reduction: int = bounded(8, ge=1)
+    placement: Literal["pfeiffer", "houlsby"] = "pfeiffer"
+    activation: Literal["gelu", "relu"] = "gelu"

@@ -1,0 +1,27 @@
+"""``build_model``: the configured method around its frozen backbone, with exactly its parameters trainable."""
+
+from __future__ import annotations
+
+import torch
+
+from ..config import Config
+from . import METHODS
+from .base import Method
+
+
+def build_model(cfg: Config, num_classes: int, backbone: torch.nn.Module | None = None) -> Method:
+    """Create the backbone (unless given), wrap it in the configured method and set what trains.
+
+    The method's own parameters are initialised from ``cfg.train.seed`` so that two builds agree.
+    """
+    from ..backbone import create_backbone
+
+    if backbone is None:
+        backbone = create_backbone(cfg.backbone)
+    model_cls = METHODS.get(cfg.method.name).model_cls
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.train.seed)
+        model = model_cls(backbone, num_classes, cfg.method)
+    model.apply_trainable()
+    model.train()
+    return model

@@ -1,0 +1,1 @@
+"""Linear probe: the frozen backbone's pooled features and a trainable linear head."""

@@ -1,0 +1,25 @@
+"""MLPConfig: the hyper-parameters of the ``mlp`` method (see the package docstring)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...config import MethodConfig, bounded
+
+
+@dataclass
+class MLPConfig(MethodConfig):
+    """MLP-k hyper-parameters.
+
+    Attributes:
+        layers: ``k``, the number of linear layers including the final classifier (1 = a linear probe).
+        hidden: width of the hidden layers (``None``: the backbone's feature width, as in VPT).
+        norm: BatchNorm1d after each hidden activation (VPT's head does).
+        dropout: dropout after each hidden layer.
+    """
+
+    name: str = "mlp"
+    layers: int = bounded(3, ge=1)
+    hidden: int | None = bounded(None, ge=1)
+    norm: bool = True
+    dropout: float = bounded(0.1, ge=0, lt=1)

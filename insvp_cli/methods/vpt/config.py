@@ -1,0 +1,23 @@
+"""VPTConfig: the hyper-parameters of the ``vpt`` method (see the package docstring)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...config import MethodConfig, bounded
+
+
+@dataclass
+class VPTConfig(MethodConfig):
+    """VPT hyper-parameters.
+
+    Attributes:
+        num_tokens: prompt tokens per prompted block (the paper searches 1 to 200).
+        deep: VPT-deep (prompts before every block) instead of VPT-shallow (before the first only).
+        dropout: dropout on the prompt tokens.
+    """
+
+    name: str = "vpt"
+    num_tokens: int = bounded(10, ge=1)
+    deep: bool = True
+    dropout: float = bounded(0.1, ge=0, lt=1)

@@ -1,0 +1,160 @@
+"""THE resolver: dataclass defaults < recipes (in order) < ``--set a.b=value`` overrides -> a validated Config.
+
+It sits above the config dataclasses (:mod:`insvp_cli.config`) and the method registry
+(:mod:`insvp_cli.methods`) and imports neither torch nor a method's model. Recipes shipped with the
+package live in ``insvp_cli/recipes/`` (the checkout's ``recipes/`` points there); ``--recipe svhn`` or
+``--recipe vtab/dtd`` names one of them, a path names any file.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import DEFAULT_METHOD, Config, build_dataclass
+from .errors import ConfigError, UsageError
+from .methods import METHODS
+
+RECIPES = Path(__file__).resolve().parent / "recipes"
+
+Recipe = str | Path | dict[str, Any]
+
+
+def shipped_recipes() -> list[str]:
+    """Names of the recipes shipped with the package (``svhn``, ``vtab/dtd``, ...), sorted."""
+    return sorted(p.relative_to(RECIPES).with_suffix("").as_posix() for p in RECIPES.rglob("*.yaml"))
+
+
+def find_recipe(recipe: str | Path) -> Path:
+    """A recipe file: an existing path as given, else a shipped recipe by name (``svhn``, ``vtab/dtd.yaml``).
+
+    Raises:
+        UsageError: neither exists; the message lists close shipped names.
+    """
+    path = Path(recipe).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise UsageError(f"recipe {path} is a folder; give a YAML file or a shipped recipe name")
+    name = path.as_posix().removesuffix(".yaml").removeprefix("recipes/")
+    shipped = RECIPES / f"{name}.yaml"
+    if shipped.is_file():
+        return shipped
+    close = difflib.get_close_matches(name, shipped_recipes(), n=4, cutoff=0.5)
+    hint = f"; close shipped recipes: {', '.join(close)}" if close else "; `insvp recipes` lists the shipped ones"
+    raise UsageError(f"recipe {recipe} does not exist (neither a file nor a shipped recipe name){hint}")
+
+
+def load_recipe(recipe: str | Path) -> dict[str, Any]:
+    """Read a recipe YAML file (a path or a shipped name) into a mapping (an empty file is an empty recipe)."""
+    path = find_recipe(recipe)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"recipe {path}: not valid YAML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"recipe {path}: cannot be read ({exc.__class__.__name__}: {exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"recipe {path}: the top level must be a mapping of groups (backbone, data, method, train)")
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b=value`` into a key path and a YAML-parsed value."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
+        raise ConfigError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. train.lr=0.001")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc.problem})") from None
+    return key.strip().split("."), value
+
+
+def overrides_tree(overrides: Sequence[str]) -> dict[str, Any]:
+    """``--set`` strings as one nested mapping (later strings win)."""
+    tree: dict[str, Any] = {}
+    for text in overrides:
+        keys, value = parse_override(text)
+        node = tree
+        for i, key in enumerate(keys[:-1]):
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {text!r}: {'.'.join(keys[: i + 1])} is a value, not a group")
+            node = child
+        node[keys[-1]] = value
+    return tree
+
+
+def resolve_config(recipe: Recipe | Sequence[Recipe] | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Defaults < recipes (paths, shipped names or mappings, later ones win) < ``--set`` overrides.
+
+    The ``method`` group follows the method finally selected: when ``--set method.name=B`` switches a
+    recipe written for method A to B, the recipe's ``method`` keys (A's hyper-parameters) do not apply;
+    B starts from its own defaults plus the recipe's optional per-method deltas ``methods: {B: {...}}``.
+    The same holds between recipes: a later recipe that names another method replaces the method group.
+
+    Args:
+        recipe: a recipe (path of a YAML file, shipped recipe name, or an already-loaded mapping, e.g. from
+            a checkpoint), a list of them, or None.
+        overrides: ``a.b=value`` strings; values are parsed as YAML (``true``, ``0.1``, ``[7, 9, 3]``).
+
+    Returns:
+        The validated :class:`~insvp_cli.config.Config`.
+    """
+    recipes = [] if recipe is None else list(recipe) if isinstance(recipe, (list, tuple)) else [recipe]
+    tree: dict[str, Any] = {}
+    for item in recipes:
+        tree = _merge_recipe(tree, _copy(item) if isinstance(item, dict) else load_recipe(item))
+    override_tree = overrides_tree(overrides)
+
+    per_method = tree.pop("methods", None) or {}
+    if not isinstance(per_method, dict) or any(not isinstance(v, dict) for v in per_method.values()):
+        raise ConfigError("methods: expected a mapping of method name -> its hyper-parameters")
+    recipe_method = _group(tree, "method")
+    override_method = _group(override_tree, "method")
+    name = override_method.get("name", recipe_method.get("name", DEFAULT_METHOD))
+    if not isinstance(name, str) or name not in METHODS:
+        raise ConfigError(f"method.name: unknown method {name!r}; valid: {', '.join(METHODS.names())}")
+    for other, delta in per_method.items():  # typos in deltas of unselected methods are errors too
+        if other not in METHODS:
+            raise ConfigError(f"methods.{other}: unknown method; valid: {', '.join(METHODS.names())}")
+        build_dataclass(METHODS.get(other).config_cls, {**delta, "name": other}, f"methods.{other}")
+    method_tree = dict(per_method.get(name, {}))
+    if recipe_method.get("name", DEFAULT_METHOD) == name:
+        method_tree.update(recipe_method)
+    method_tree.update(override_method)
+    method_tree["name"] = name
+    tree = _merge(tree, override_tree)
+    tree["method"] = build_dataclass(METHODS.get(name).config_cls, method_tree, "method")
+    return build_dataclass(Config, tree, "")
+
+
+def _merge_recipe(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``; a ``method`` group naming another method replaces the earlier one whole."""
+    base_method, top_method = _group(base, "method"), _group(top, "method")
+    if "name" in top_method and top_method["name"] != base_method.get("name", DEFAULT_METHOD):
+        base = {k: v for k, v in base.items() if k != "method"}
+    return _merge(base, top)
+
+
+def _group(tree: dict[str, Any], key: str) -> dict[str, Any]:
+    group = tree.get(key, {})
+    if not isinstance(group, dict):
+        raise ConfigError(f"{key}: expected a mapping, e.g. {key}: {{name: insvp}}")
+    return group
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _copy(tree: dict[str, Any]) -> dict[str, Any]:
+    return {k: _copy(v) if isinstance(v, dict) else v for k, v in tree.items()}
