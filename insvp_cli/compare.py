@@ -14,9 +14,10 @@ from typing import Any
 
 from .checkpoint import atomic_write_text
 from .config import Config
+from .render import csv_table, markdown_table
 from .resolve import resolve_config
-from .tables import csv_table, markdown_table
-from .training import SUMMARY, fit
+from .rundir import SUMMARY
+from .training import fit
 
 HEADERS = ("method", "extra params", "trainable params", "val acc", "test acc", "train images/s")
 

@@ -49,7 +49,7 @@ def all_reduce_sum(values: list[float], info: DistInfo, device: torch.device) ->
     return t.tolist()
 
 
-def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
+def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
     """True on every rank if any rank says so (e.g. a non-finite loss)."""
     if not info.enabled:
         return flag

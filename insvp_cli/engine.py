@@ -17,11 +17,8 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
-from .distributed import DistInfo, all_reduce_sum, broadcast_flag
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+from .distributed import DistInfo, all_reduce_sum, any_rank
+from .errors import TrainingDiverged
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -142,9 +139,8 @@ def train_one_epoch(
             images, targets = mixup(images, targets)
         with precision.autocast():
             loss = criterion(model(images), targets)
-        if broadcast_flag(not torch.isfinite(loss).item(), dist_info, device):
-            raise TrainingDiverged(f"the loss became {loss.item()} at step {step}; lower train.lr or use "
-                                   f"train.grad_clip")
+        if any_rank(not torch.isfinite(loss).item(), dist_info, device):
+            raise TrainingDiverged(f"the loss became {loss.item()} at step {step + 1} of the epoch")
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()

@@ -11,3 +11,18 @@ class UsageError(Exception):
 
 class ConfigError(UsageError):
     """An unknown key, a wrong type or a bad choice in a recipe or a ``--set`` override."""
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C during a run: it resumes from its last finished epoch with ``insvp train --resume RUN``.
+
+    Not a ``KeyboardInterrupt``, so that it reaches the entry point with the run folder it names.
+    """
+
+    def __init__(self, run_dir):
+        super().__init__(str(run_dir))
+        self.run_dir = run_dir
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message says what the run folder keeps."""

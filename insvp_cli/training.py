@@ -1,13 +1,14 @@
 """``fit``: a whole run, from a resolved config to ``summary.json``; and ``evaluate_checkpoint``.
 
-Run folder layout (all writes atomic):
+Run folder layout (every write atomic: a temp file beside it, then a rename):
 
 - ``config.yaml``   the resolved config, written before training starts
-- ``metrics.jsonl`` one row per epoch (loss, lr, accuracies, throughput)
+- ``metrics.jsonl`` one row per finished epoch (loss, lr, accuracies, throughput)
 - ``best.pt``       trainable weights at the best validation accuracy (+ config, metrics)
 - ``last.pt``       trainable weights after the last finished epoch
-- ``resume.pt``     optimizer, scheduler, scaler, epoch and best-so-far: what ``--resume`` needs
+- ``resume.pt``     optimizer, scheduler, scaler, RNG, best-so-far and the metric rows: what ``--resume`` needs
 - ``summary.json``  the final result: validation-selected epoch and its test accuracy (exists = finished)
+- ``.lock``         held while a process trains in the folder; a second one is refused
 
 Model selection is on the validation split; test accuracy is reported at the selected epoch. With
 ``train.test_every_epoch`` the per-epoch test curve is logged as well, and the release's protocol
@@ -19,19 +20,20 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
 from .backbone import create_backbone, data_config
 from .checkpoint import atomic_save, atomic_write_text, make_checkpoint, read_checkpoint, restore_model
 from .config import Config
-from .data import build_loaders, build_splits, pop_bad_images
+from .data import ImageLoader, Loaders, Splits, build_loaders, build_splits, pop_bad_images
 from .distributed import DistInfo, init_distributed, shutdown_distributed
 from .engine import (
     Precision,
@@ -43,12 +45,11 @@ from .engine import (
     evaluate,
     train_one_epoch,
 )
-from .errors import UsageError
+from .errors import RunInterrupted, TrainingDiverged, UsageError
+from .methods.base import Method, TrainingData
 from .methods.build import build_model
 from .progress import RunProgress
-from .resolve import resolve_config
-
-SUMMARY = "summary.json"
+from .rundir import CONFIG, METRICS, RESUME, SUMMARY, RunLock, config_changes, load_run_config, read_metrics
 
 
 def resolve_device(name: str, dist_info: DistInfo | None = None) -> torch.device:
@@ -59,6 +60,8 @@ def resolve_device(name: str, dist_info: DistInfo | None = None) -> torch.device
             raise UsageError(f"train.device: {name!r} but no CUDA device is available; use cpu or auto")
         if dist_info is not None and dist_info.enabled:
             return torch.device("cuda", dist_info.local_rank)
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UsageError("train.device: 'mps' but no Apple GPU is available; use cpu or auto")
     return torch.device(name)
 
 
@@ -83,7 +86,7 @@ class BestSoFar:
     val_acc: float = -1.0
     state: dict[str, torch.Tensor] | None = None
 
-    def update(self, epoch: int, val_acc: float, model: nn.Module) -> bool:
+    def update(self, epoch: int, val_acc: float, model: Method) -> bool:
         if val_acc > self.val_acc:  # ties keep the earlier epoch
             self.epoch, self.val_acc = epoch, val_acc
             self.state = {k: v.detach().cpu().clone() for k, v in model.trainable_state_dict().items()}
@@ -91,19 +94,144 @@ class BestSoFar:
         return False
 
 
-def fit(cfg: Config, run_dir: Path | None = None, *, console=None) -> dict[str, Any]:
+@dataclass
+class Run:
+    """Everything one training run holds: what ``fit`` builds once and every step of it reads.
+
+    Attributes:
+        cfg: the resolved config.
+        run_dir: the run folder.
+        model: the method (not wrapped in DDP).
+        splits, loaders: the data.
+        device, precision, dist: where and how it runs.
+        optimizer, scheduler, scaler: the optimisation state (``scaler`` for fp16 only).
+        best: the validation-selected epoch so far.
+        rows: the metric rows of the finished epochs (also inside ``resume.pt``).
+    """
+
+    cfg: Config
+    run_dir: Path
+    model: Method
+    splits: Splits
+    loaders: Loaders
+    device: torch.device
+    precision: Precision
+    dist: DistInfo
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler | None
+    best: BestSoFar = field(default_factory=BestSoFar)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.splits.classes)
+
+    @property
+    def epochs_done(self) -> int:
+        return self.rows[-1]["epoch"] if self.rows else 0
+
+    def training_data(self) -> TrainingData:
+        """The training split with the evaluation transform, for the methods' data hooks."""
+        def loader() -> ImageLoader:
+            dataset = self.splits.train.with_transform(self.splits.test.transform)
+            return ImageLoader(dataset, batch_size=self.cfg.data.batch_size, shuffle=False,
+                               num_workers=self.cfg.data.num_workers, on_bad_image=self.cfg.data.on_bad_image)
+
+        return TrainingData(loader, self.classes, self.device)
+
+
+def fit(cfg: Config, run_dir: Path | None = None, *, console=None, final_test: bool = True,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir`` (resuming it if it holds a ``resume.pt``); return the summary.
 
-    Works in one process or under ``torchrun`` (one process per device; DDP; rank 0 writes).
+    Works in one process or under ``torchrun`` (one process per device; DDP; rank 0 writes and holds the
+    run folder's lock).
+
+    Args:
+        cfg: the resolved config.
+        run_dir: the run folder (default: ``output_dir/run_name``).
+        console: where progress goes (default: stderr).
+        final_test: evaluate the test split at the selected epoch (off for hyper-parameter search, which
+            must never look at test); ``summary["test_acc"]`` is then ``None``.
+        on_epoch: called with each epoch's metric row after it is saved (e.g. to report to a pruner; it
+            may raise to stop the run, which stays resumable).
+
+    Raises:
+        UsageError: the folder is locked by another process, or holds something else than this run.
+        TrainingDiverged: a non-finite loss; the message says what was kept.
+        RunInterrupted: Ctrl-C; the run resumes from its last finished epoch.
     """
+    run_dir = run_dir or default_run_dir(cfg)
     dist_info = init_distributed("cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu")
     try:
-        return _fit(cfg, run_dir or default_run_dir(cfg), dist_info, console)
+        with RunLock(run_dir, enabled=dist_info.is_main):
+            return _fit(cfg, run_dir, dist_info, console, final_test, on_epoch)
+    except KeyboardInterrupt as exc:
+        raise RunInterrupted(run_dir) from exc
     finally:
         shutdown_distributed(dist_info)
 
 
-def _fit(cfg: Config, run_dir: Path, dist_info: DistInfo, console) -> dict[str, Any]:
+def _fit(cfg: Config, run_dir: Path, dist_info: DistInfo, console, final_test: bool,
+         on_epoch: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+    run = _build_run(cfg, run_dir, dist_info)
+    resumed = _restore(run)
+    if not resumed:
+        run.model.prepare(run.training_data())
+    changes = config_changes(load_run_config(run_dir), cfg) if (run_dir / CONFIG).is_file() else {}
+    if dist_info.is_main:
+        atomic_write_text(cfg.to_yaml(), run_dir / CONFIG)
+    mixup = build_mixup(cfg.train, len(run.classes))
+    criterion = partial(run.model.loss, criterion=build_criterion(cfg.train, mixup))
+    train_model: nn.Module = run.model
+    if dist_info.enabled:
+        train_model = nn.parallel.DistributedDataParallel(
+            run.model, device_ids=[run.device.index] if run.device.type == "cuda" else None)
+
+    with RunProgress(cfg.train.epochs, enabled=dist_info.is_main, console=console) as progress:
+        if resumed:
+            changed = "".join(f"; {key} {old} -> {new}" for key, (old, new) in changes.items())
+            progress.message(f"resuming {run_dir} at epoch {run.epochs_done + 1}/{cfg.train.epochs}{changed}")
+        for epoch in range(run.epochs_done, cfg.train.epochs):
+            seed_everything(cfg.train.seed + epoch)
+            run.loaders.train_sampler.set_epoch(epoch)
+            run.model.on_epoch_start(epoch, run.training_data())
+            progress.start_epoch(epoch, len(run.loaders.train))
+            try:
+                stats = train_one_epoch(
+                    train_model, run.loaders.train, run.optimizer, run.scheduler, criterion, device=run.device,
+                    precision=run.precision, scaler=run.scaler, mixup=mixup, grad_clip=cfg.train.grad_clip,
+                    dist_info=dist_info, on_step=lambda r: progress.step(r.step, _step_line(r)),
+                )
+            except TrainingDiverged as exc:
+                raise _diverged(run, exc) from None
+            row: dict[str, Any] = {"epoch": epoch + 1, "lr": run.optimizer.param_groups[0]["lr"], **stats}
+            if changes:  # the first epoch after a resume that changed settings says which
+                row["resumed_with"], changes = {key: new for key, (_, new) in changes.items()}, {}
+            bad = pop_bad_images(run.loaders.train)
+            if bad:
+                row["skipped_bad_images"] = len(bad)
+                progress.message(f"skipped {len(bad)} unreadable images this epoch, e.g. {bad[0]}")
+            improved = False
+            if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs:
+                progress.start_epoch(epoch, len(run.loaders.val), "val")
+                val = _evaluate(run, "val", progress.step)
+                row.update(val_acc=val["acc"], val_loss=val["loss"])
+                if cfg.train.test_every_epoch and final_test:
+                    test = _evaluate(run, "test")
+                    row.update(test_acc=test["acc"], test_loss=test["loss"])
+                improved = run.best.update(epoch + 1, val["acc"], run.model)
+            run.rows.append(row)
+            if dist_info.is_main:
+                _save_epoch(run, improved)
+            progress.end_epoch(epoch, _epoch_line(row, cfg.train.epochs, improved))
+            if on_epoch is not None:
+                on_epoch(row)
+    return _finish(run, final_test)
+
+
+def _build_run(cfg: Config, run_dir: Path, dist_info: DistInfo) -> Run:
     device = resolve_device(cfg.train.device, dist_info)
     seed_everything(cfg.train.seed)
     backbone = create_backbone(cfg.backbone)
@@ -111,58 +239,28 @@ def _fit(cfg: Config, run_dir: Path, dist_info: DistInfo, console) -> dict[str, 
     model = build_model(cfg, len(splits.classes), backbone).to(device)
     loaders = build_loaders(splits, cfg.data, distributed=dist_info.enabled, seed=cfg.train.seed,
                             pin_memory=device.type == "cuda")
-    main = dist_info.is_main
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(cfg.to_yaml(), run_dir / "config.yaml")
-
     precision = Precision.resolve(cfg.train.precision, device)
     optimizer = build_optimizer(model, cfg.train)
     scheduler = build_scheduler(optimizer, cfg.train, len(loaders.train))
     scaler = torch.amp.GradScaler(device.type) if precision.needs_scaler else None
-    mixup = build_mixup(cfg.train, len(splits.classes))
-    criterion = build_criterion(cfg.train, mixup)
-    start_epoch, best = _restore_resume_state(run_dir, model, optimizer, scheduler, scaler, device)
+    return Run(cfg, run_dir, model, splits, loaders, device, precision, dist_info, optimizer, scheduler, scaler)
 
-    train_model: nn.Module = model
-    if dist_info.enabled:
-        train_model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
 
-    with RunProgress(cfg.train.epochs, enabled=main, console=console) as progress:
-        if start_epoch:
-            progress.message(f"resuming {run_dir} at epoch {start_epoch + 1}/{cfg.train.epochs}")
-        for epoch in range(start_epoch, cfg.train.epochs):
-            seed_everything(cfg.train.seed + epoch)
-            loaders.train_sampler.set_epoch(epoch)
-            progress.start_epoch(epoch, len(loaders.train))
-            stats = train_one_epoch(
-                train_model, loaders.train, optimizer, scheduler, criterion, device=device, precision=precision,
-                scaler=scaler, mixup=mixup, grad_clip=cfg.train.grad_clip, dist_info=dist_info,
-                on_step=lambda r: progress.step(r.step, _step_line(r)),
-            )
-            row: dict[str, Any] = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], **stats}
-            bad = pop_bad_images(loaders.train)
-            if bad:
-                row["skipped_bad_images"] = len(bad)
-                progress.message(f"skipped {len(bad)} unreadable images this epoch, e.g. {bad[0]}")
-            improved = False
-            if (epoch + 1) % cfg.train.eval_every == 0 or epoch + 1 == cfg.train.epochs:
-                progress.start_epoch(epoch, len(loaders.val), "val")
-                val = evaluate(model, loaders.val, device=device, precision=precision, on_step=progress.step)
-                row.update(val_acc=val["acc"], val_loss=val["loss"])
-                if cfg.train.test_every_epoch:
-                    test = evaluate(model, loaders.test, device=device, precision=precision)
-                    row.update(test_acc=test["acc"], test_loss=test["loss"])
-                improved = best.update(epoch + 1, val["acc"], model)
-            if main:
-                _append_metrics(run_dir, row)
-                _save_epoch(run_dir, model, cfg, splits.classes, row, epoch, improved, optimizer, scheduler,
-                            scaler, best)
-            progress.end_epoch(epoch, _epoch_line(row, cfg.train.epochs, improved))
+def _diverged(run: Run, exc: TrainingDiverged) -> TrainingDiverged:
+    """``exc`` with what the run folder keeps and how to go on."""
+    if run.epochs_done:
+        kept = (f"{run.run_dir} keeps epoch {run.epochs_done} (last.pt, best.pt); continue it with a lower "
+                f"learning rate: insvp train --resume {run.run_dir} --set train.lr=...")
+    else:
+        kept = "no epoch finished, so nothing was kept; start again with a lower train.lr or a train.grad_clip"
+    return TrainingDiverged(f"{exc}; {kept}")
 
-    summary = _final_evaluation(cfg, run_dir, model, loaders, splits.classes, device, precision, dist_info, best)
-    return summary
+
+def _evaluate(run: Run, split: str, on_step: Callable[[int], None] | None = None) -> dict[str, float]:
+    loader = getattr(run.loaders, split)
+    result = evaluate(run.model, loader, device=run.device, precision=run.precision, on_step=on_step)
+    result["skipped_bad_images"] = len(pop_bad_images(loader))
+    return result
 
 
 def _step_line(r: StepReport) -> str:
@@ -179,85 +277,95 @@ def _epoch_line(row: dict[str, Any], epochs: int, improved: bool) -> str:
     return "  ".join(parts)
 
 
-def _append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
-    with open(run_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(row) + "\n")
-        f.flush()
+def _save_epoch(run: Run, improved: bool) -> None:
+    """Checkpoints of the epoch just finished, safe against a kill at any point.
 
-
-def _save_epoch(run_dir, model, cfg, classes, row, epoch, improved, optimizer, scheduler, scaler, best) -> None:
-    # order matters for a kill at any point: best, then last, then the resume state that points past them
+    Order matters: ``best.pt``, ``last.pt``, then ``resume.pt`` (which carries the metric rows), then
+    ``metrics.jsonl``. A kill before ``resume.pt`` replays the epoch; a kill after it finds the rows in
+    ``resume.pt``, so ``metrics.jsonl`` never holds a row twice or a torn row.
+    """
+    model, cfg, row, epoch = run.model, run.cfg, run.rows[-1], run.rows[-1]["epoch"]
     if improved:
-        atomic_save(make_checkpoint(model, cfg, classes, {"val_acc": row["val_acc"]}, epoch + 1), run_dir / "best.pt")
-    atomic_save(make_checkpoint(model, cfg, classes, row, epoch + 1), run_dir / "last.pt")
+        atomic_save(make_checkpoint(model, cfg, run.classes, {"val_acc": row["val_acc"]}, epoch),
+                    run.run_dir / "best.pt")
+    atomic_save(make_checkpoint(model, cfg, run.classes, row, epoch), run.run_dir / "last.pt")
     atomic_save({
-        "format_version": 1,
-        "epoch": epoch + 1,
+        "format_version": 2,
+        "epoch": epoch,
         "model": {k: v.detach().cpu() for k, v in model.trainable_state_dict().items()},
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "scaler": scaler.state_dict() if scaler is not None else None,
-        "best": {"epoch": best.epoch, "val_acc": best.val_acc, "state": best.state},
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "scaler": run.scaler.state_dict() if run.scaler is not None else None,
+        "best": {"epoch": run.best.epoch, "val_acc": run.best.val_acc, "state": run.best.state},
+        "rows": json.dumps(run.rows),
         "rng": {"torch": torch.get_rng_state(), "numpy": torch.from_numpy(np.random.get_state()[1].copy()),
                 "python": list(random.getstate()[1])},
-    }, run_dir / "resume.pt")
+    }, run.run_dir / RESUME)
+    atomic_write_text("".join(json.dumps(r) + "\n" for r in run.rows), run.run_dir / METRICS)
 
 
-def _restore_resume_state(run_dir, model, optimizer, scheduler, scaler, device) -> tuple[int, BestSoFar]:
-    path = run_dir / "resume.pt"
+def _restore(run: Run) -> bool:
+    """Load ``resume.pt`` if the folder has one; the optimizer's scalar settings come from the (possibly
+    changed) config, so a resumed run applies a new learning rate from its next step."""
+    path = run.run_dir / RESUME
     if not path.is_file():
-        return 0, BestSoFar()
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state["model"], strict=False)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    if scaler is not None and state["scaler"] is not None:
-        scaler.load_state_dict(state["scaler"])
-    epoch = int(state["epoch"])
-    best = BestSoFar(**state["best"])
-    # rows of an epoch that ran after the last resume state was written are replayed: drop them
-    metrics = run_dir / "metrics.jsonl"
-    if metrics.is_file():
-        rows = [line for line in metrics.read_text().splitlines() if line.strip()]
-        kept = [line for line in rows if json.loads(line)["epoch"] <= epoch]
-        atomic_write_text("".join(line + "\n" for line in kept), metrics)
-    return epoch, best
+        return False
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        run.model.load_state_dict(state["model"], strict=False)
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.scheduler.load_state_dict(state["scheduler"])
+        if run.scaler is not None and state["scaler"] is not None:
+            run.scaler.load_state_dict(state["scaler"])
+        run.best = BestSoFar(**state["best"])
+        run.rows = json.loads(state["rows"]) if "rows" in state else read_metrics(run.run_dir)[: state["epoch"]]
+    except Exception as exc:  # truncated, foreign or from another model: every way it can fail is one message
+        raise UsageError(f"{path} cannot be resumed from ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
+                         f"last.pt keeps the weights of its last epoch") from None
+    train = run.cfg.train
+    run.scheduler.base_lrs = [train.lr for _ in run.optimizer.param_groups]
+    for group, factor in zip(run.optimizer.param_groups, run.scheduler.lr_lambdas, strict=True):
+        group["lr"] = train.lr * factor(run.scheduler.last_epoch)
+        group["initial_lr"] = train.lr
+        if group["weight_decay"]:  # the decay group; the no-decay group stays at 0
+            group["weight_decay"] = train.weight_decay
+    return True
 
 
-def _final_evaluation(cfg, run_dir, model, loaders, classes, device, precision, dist_info, best) -> dict[str, Any]:
+def _finish(run: Run, final_test: bool) -> dict[str, Any]:
     """Test accuracy at the validation-selected epoch; written into ``best.pt`` and ``summary.json``."""
-    model.load_state_dict(best.state, strict=False)
-    test = evaluate(model, loaders.test, device=device, precision=precision)
+    cfg, model = run.cfg, run.model
+    model.load_state_dict(run.best.state, strict=False)
+    skipped = {}
+    test_acc = test_loss = None
+    if final_test:
+        test = _evaluate(run, "test")
+        test_acc, test_loss = test["acc"], test["loss"]
+        skipped["test"] = test["skipped_bad_images"]
+    skipped["val"] = _evaluate(run, "val")["skipped_bad_images"] if cfg.data.on_bad_image == "skip" else 0
     summary: dict[str, Any] = {
         "method": cfg.method.name,
         "dataset": cfg.data.name,
         "backbone": cfg.backbone.name,
-        "num_classes": len(classes),
+        "num_classes": len(run.classes),
         "epochs": cfg.train.epochs,
-        "best_epoch": best.epoch,
-        "val_acc": best.val_acc,
-        "test_acc": test["acc"],
+        "best_epoch": run.best.epoch,
+        "val_acc": run.best.val_acc,
+        "test_acc": test_acc,
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "trainable_params_without_head": sum(p.numel() for n, p in model.named_parameters()
                                              if p.requires_grad and not n.startswith("head.")),
+        "skipped_bad_images": skipped,
     }
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()] if dist_info.is_main else []
-    curve = [r["test_acc"] for r in rows if "test_acc" in r]
+    curve = [r["test_acc"] for r in run.rows if "test_acc" in r]
     if curve:
         summary["release_protocol_best_test_acc"] = max(curve)
         summary["release_protocol_note"] = "best test accuracy over epochs, selected on the test set (as the release)"
-    if dist_info.is_main:
-        metrics = {"val_acc": best.val_acc, "test_acc": test["acc"], "test_loss": test["loss"]}
-        atomic_save(make_checkpoint(model, cfg, classes, metrics, best.epoch), run_dir / "best.pt")
-        atomic_write_text(json.dumps(summary, indent=2) + "\n", run_dir / SUMMARY)
+    if run.dist.is_main:
+        metrics = {"val_acc": run.best.val_acc, "test_acc": test_acc, "test_loss": test_loss}
+        atomic_save(make_checkpoint(model, cfg, run.classes, metrics, run.best.epoch), run.run_dir / "best.pt")
+        atomic_write_text(json.dumps(summary, indent=2) + "\n", run.run_dir / SUMMARY)
     return summary
-
-
-def load_run_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise UsageError(f"--resume {run_dir}: no config.yaml there; it is not a run folder")
-    return resolve_config(yaml.safe_load(path.read_text()), overrides)
 
 
 def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", overrides: list[str] | tuple[str, ...] = (),
@@ -275,8 +383,9 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", overrides: 
         raise UsageError(f"checkpoint {ckpt['path']}: the data has other classes ({len(splits.classes)}) than it "
                          f"was trained on ({len(ckpt['classes'])}); check data.name, data.root and data.classes")
     loaders = build_loaders(splits, cfg.data, distributed=False, seed=cfg.train.seed, pin_memory=device.type == "cuda")
-    result = evaluate(model, getattr(loaders, split), device=device,
-                      precision=Precision.resolve(cfg.train.precision, device))
+    loader = getattr(loaders, split)
+    result = evaluate(model, loader, device=device, precision=Precision.resolve(cfg.train.precision, device))
     logged = ckpt["metrics"].get(f"{split}_acc")
     return {"checkpoint": ckpt["path"], "split": split, "acc": result["acc"], "loss": result["loss"],
-            "images": int(result["images"]), "logged_acc": logged}
+            "images": int(result["images"]), "skipped_bad_images": len(pop_bad_images(loader)),
+            "logged_acc": logged}

@@ -18,13 +18,13 @@ from typer.testing import CliRunner
 import insvp_cli
 from insvp_cli.checkpoint import read_checkpoint
 from insvp_cli.cli import app
-from insvp_cli.engine import TrainingDiverged
+from insvp_cli.errors import TrainingDiverged
 from insvp_cli.resolve import resolve_config
 from insvp_cli.training import fit
 from tests.conftest import tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
-RUN_FILES = {"config.yaml", "metrics.jsonl", "best.pt", "last.pt", "resume.pt", "summary.json"}
+RUN_FILES = {"config.yaml", "metrics.jsonl", "best.pt", "last.pt", "resume.pt", "summary.json", ".lock"}
 runner = CliRunner()
 
 
@@ -89,7 +89,7 @@ def test_diverged_training_keeps_the_last_good_checkpoint(tmp_path, monkeypatch)
 
     monkeypatch.setattr(training, "train_one_epoch", counting_epoch)
     monkeypatch.setattr(training, "build_criterion", poisoned_criterion)
-    with pytest.raises(TrainingDiverged, match="loss became nan at step 0"):
+    with pytest.raises(TrainingDiverged, match="loss became nan at step 1 of the epoch; .* keeps epoch 1"):
         fit(resolve_config(None, tiny_run(epochs=3)), tmp_path / "run")
     last = read_checkpoint(tmp_path / "run" / "last.pt")
     assert last["epoch"] == 1 and all(torch.isfinite(v).all() for v in last["state_dict"].values())

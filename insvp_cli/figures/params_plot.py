@@ -20,7 +20,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from ..errors import UsageError
-from ..training import SUMMARY
+from ..rundir import SUMMARY
 from .common import save_figure
 
 REQUIRED = ("trainable_params_without_head", "trainable_params", "test_acc", "method", "dataset")

@@ -23,7 +23,7 @@ from ..data import build_splits
 from ..data.loaders import ImageLoader
 from ..errors import UsageError
 from ..resolve import RECIPES
-from ..training import SUMMARY
+from ..rundir import SUMMARY
 from .common import TrainedModel, save_figure
 
 EMBEDDINGS = ("features", "specific-prompt")
@@ -40,7 +40,7 @@ LEGEND_CLASSES = 20  # up to this many classes get a legend; more get a colour b
 
 def offers(run: Path, embedding: str) -> bool:
     """Whether a run's method offers ``embedding`` (its resolved ``config.yaml``; no model built)."""
-    from ..training import load_run_config
+    from ..rundir import load_run_config
 
     try:
         return embedding in load_run_config(run).method.embeddings()
@@ -77,7 +77,7 @@ def find_run(runs_dir: Path, dataset: str, method: str | None = None, prefer: st
             how += f" --set method.name={method}"
         which = f"{method} run" if method else "run"
         raise UsageError(f"no finished {which} on dataset {dataset} under {runs_dir} (a folder with summary.json "
-                         f"and best.pt); create one with: {how}, or pass --checkpoint")
+                         f"and best.pt); create one with: {how}, or give a checkpoint")
     runs.sort(key=lambda r: (r / SUMMARY).stat().st_mtime, reverse=True)
     if prefer is not None:
         offering = [r for r in runs if offers(r, prefer)]

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
-from ..tables import Cell as TableCell
-from ..tables import csv_table, latex_table, markdown_table
-from ..training import SUMMARY
+from ..render import Value, csv_table, latex_table, markdown_table
+from ..rundir import SUMMARY
 from .tables import PAPER_TABLES, TABLES, TableDef
 
 MISSING = "—"  # a run that is missing or unfinished
@@ -34,7 +33,7 @@ class Report:
     name: str
     title: str
     headers: list[str]
-    rows: list[list[TableCell]]
+    rows: list[list[Value]]
     notes: list[str]
     finished: int
     runs: int
@@ -59,7 +58,7 @@ def build_report(table: TableDef | str, runs_dir: Path) -> Report:
     table = TABLES.get(table) if isinstance(table, str) else table
     results = read_results(table, runs_dir)
     cells = {(c.row, c.column): c.run.name for c in table.cells}
-    rows: list[list[TableCell]] = []
+    rows: list[list[Value]] = []
     for row in table.rows:
         ours = None
         if any(r == row for r, _ in cells):
@@ -83,8 +82,8 @@ def build_report(table: TableDef | str, runs_dir: Path) -> Report:
                   len(results), len(table.runs()))
 
 
-def _differences(ours: list[float | None], paper: list[float | None]) -> list[TableCell]:
-    out: list[TableCell] = []
+def _differences(ours: list[float | None], paper: list[float | None]) -> list[Value]:
+    out: list[Value] = []
     for mine, theirs in zip(ours, paper, strict=True):
         if theirs is None:
             out.append(NOT_PUBLISHED)

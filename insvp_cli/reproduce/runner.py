@@ -32,10 +32,9 @@ import yaml
 from ..compare import run_or_reuse
 from ..config import Config
 from ..data import DATASETS
-from ..engine import TrainingDiverged
-from ..errors import UsageError
+from ..errors import TrainingDiverged, UsageError
 from ..resolve import resolve_config
-from ..training import SUMMARY
+from ..rundir import SUMMARY
 from .sizes import image_steps
 from .tables import TABLES, RunSpec, TableDef
 

@@ -1,0 +1,187 @@
+"""Run folders: what makes a folder a run of this tool, who may write into it, and what a resume may change.
+
+A run folder holds ``config.yaml`` (written before training starts), ``metrics.jsonl``, ``best.pt``,
+``last.pt``, ``resume.pt`` and, once finished, ``summary.json`` (see :mod:`insvp_cli.training`). While a
+process trains in it, it holds the folder's lock (``.lock``, an OS file lock that dies with the
+process); ``.lock.owner`` says who that is. Nothing here imports torch, so the command line checks a
+folder before any model is built.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import Config
+from .errors import UsageError
+from .resolve import resolve_config
+
+CONFIG = "config.yaml"
+METRICS = "metrics.jsonl"
+RESUME = "resume.pt"
+SUMMARY = "summary.json"
+LOCK = ".lock"
+
+# what a resumed run may change: where things are, how it runs, how long, and the optimizer's scalar
+# settings (applied from the next step; config.yaml records them). Anything else would change the model,
+# the shapes of the saved optimizer state or the data order, and make the resumed run another experiment.
+RESUMABLE_KEYS = frozenset({
+    "output_dir", "run_name", "backbone.weights", "data.root", "data.split_dir", "data.download",
+    "data.num_workers", "data.on_bad_image", "train.device", "train.epochs", "train.eval_every",
+    "train.test_every_epoch", "train.lr", "train.min_lr", "train.weight_decay", "train.grad_clip",
+})
+
+
+def is_run(path: Path) -> bool:
+    return (path / CONFIG).is_file()
+
+
+def check_new_run_dir(path: Path) -> None:
+    """``--out`` of a new run: absent, or an empty folder, in a place this user can write to.
+
+    Raises:
+        UsageError: a file, a folder with other files (a run of this tool: resume it instead), or no write
+            permission; nothing is created or touched.
+    """
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {path} is a file, not a folder; choose a new folder for the run")
+    if path.is_dir():
+        if is_run(path):
+            raise UsageError(f"--out {path} already holds a run; continue it with --resume {path} or choose "
+                             f"another folder")
+        entries = sorted(p.name for p in path.iterdir())
+        if entries:
+            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+            raise UsageError(f"--out {path} holds files that are not an insvp run ({shown}); choose an empty or "
+                             f"new folder")
+    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {path}: cannot write into {existing} (permission denied or read-only)")
+
+
+def load_run_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """The resolved config of a run folder (``config.yaml``), plus ``overrides``."""
+    path = run_dir / CONFIG
+    if not path.is_file():
+        raise UsageError(f"{run_dir}: no {CONFIG} there; it is not a run folder")
+    try:
+        recipe = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"{path} cannot be read ({type(exc).__name__}); the run folder is damaged") from None
+    if not isinstance(recipe, dict):
+        raise UsageError(f"{path} is not a run's config (no mapping of groups)")
+    return resolve_config(recipe, overrides)
+
+
+def resume_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """The config to continue ``run_dir`` with: its own, plus overrides that only :data:`RESUMABLE_KEYS` allow.
+
+    Raises:
+        UsageError: not a run folder; a finished run whose epochs were not raised; an override that would
+            change the model, the optimizer state or the data (named, with what may change). Nothing is
+            written.
+    """
+    before = load_run_config(run_dir)
+    after = load_run_config(run_dir, overrides)
+    changed = sorted(key for key, (old, new) in config_changes(before, after).items() if old != new)
+    refused = [key for key in changed if key not in RESUMABLE_KEYS]
+    if refused:
+        raise UsageError(f"--resume {run_dir}: {', '.join(refused)} cannot change in a resumed run (it would change "
+                         f"the model, the optimizer state or the data); start a new run with --out. A resume may "
+                         f"change: {', '.join(sorted(RESUMABLE_KEYS))}")
+    done = len(read_metrics(run_dir))
+    if (run_dir / SUMMARY).is_file() and after.train.epochs <= done:
+        raise UsageError(f"--resume {run_dir}: the run finished all {done} epochs (summary.json); raise train.epochs "
+                         f"to train on, e.g. --set train.epochs={done + 10}")
+    return after
+
+
+def config_changes(before: Config, after: Config) -> dict[str, tuple[Any, Any]]:
+    """Dotted keys whose values differ between two configs: ``{key: (before, after)}``."""
+    old, new = _flatten(before.to_dict()), _flatten(after.to_dict())
+    return {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and key != "kwargs":
+            out.update(_flatten(value, f"{path}."))
+        else:
+            out[path] = value
+    return out
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The rows of ``metrics.jsonl`` (``[]`` if absent); a torn line from an older version is skipped."""
+    path = run_dir / METRICS
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows
+
+
+class RunLock:
+    """Holds ``run_dir/.lock`` while a process trains in the folder; a second process is refused at once.
+
+    The lock is the operating system's (``filelock``: ``flock`` on POSIX), so it is released when the
+    process dies, even by SIGKILL. ``.lock.owner`` tells a refused process who holds it.
+
+    Args:
+        run_dir: the run folder (created if absent).
+        enabled: False on the processes of a ``torchrun`` group that do not write (rank > 0).
+    """
+
+    def __init__(self, run_dir: Path, enabled: bool = True):
+        self.run_dir = run_dir
+        self.enabled = enabled
+        self._lock = None
+
+    @property
+    def owner_file(self) -> Path:
+        return self.run_dir / f"{LOCK}.owner"
+
+    def __enter__(self) -> RunLock:
+        if not self.enabled:
+            return self
+        from filelock import FileLock, Timeout
+
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create the run folder {self.run_dir} ({exc.strerror})") from None
+        self._lock = FileLock(self.run_dir / LOCK, timeout=0)
+        try:
+            self._lock.acquire()
+        except Timeout:
+            self._lock = None
+            raise UsageError(f"{self.run_dir} is in use: {self._holder()}; wait for it to finish or choose "
+                             f"another folder") from None
+        owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+        self.owner_file.write_text(json.dumps(owner) + "\n")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._lock is not None:
+            self.owner_file.unlink(missing_ok=True)
+            self._lock.release()
+            self._lock = None
+
+    def _holder(self) -> str:
+        try:
+            owner = json.loads(self.owner_file.read_text())
+            return f"process {owner['pid']} on {owner['host']} trains in it since {owner['since']}"
+        except (OSError, ValueError, KeyError):
+            return "another process trains in it"
