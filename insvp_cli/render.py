@@ -10,8 +10,8 @@ import csv
 import io
 from collections.abc import Sequence
 
-Cell = str | int | float
-Rows = Sequence[Sequence[Cell]]
+Value = str | int | float
+Rows = Sequence[Sequence[Value]]
 MARKS = ("", "\u2014")  # a blank or an em dash: no value (not published, missing), allowed in a numeric column
 
 
@@ -21,7 +21,7 @@ def numeric_columns(headers: Sequence[str], rows: Rows) -> list[bool]:
             and all(isinstance(row[j], (int, float)) or row[j] in MARKS for row in rows) for j in range(len(headers))]
 
 
-def human(cell: Cell, digits: int = 3) -> str:
+def human(cell: Value, digits: int = 3) -> str:
     """A cell for people: integers with thousands separators, floats with ``digits`` decimals."""
     if isinstance(cell, bool):
         return str(cell)
@@ -78,7 +78,7 @@ def latex_table(headers: Sequence[str], rows: Rows, digits: int = 3) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _latex_cell(cell: Cell, digits: int) -> str:
+def _latex_cell(cell: Value, digits: int) -> str:
     text = latex_escape(human(cell, digits))
     # a hyphen in text mode is shorter than a minus sign
     return f"$-${text[1:]}" if isinstance(cell, (int, float)) and text.startswith("-") else text

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from insvp_cli.cli import app
 from insvp_cli.errors import UsageError
+from insvp_cli.render import latex_table, markdown_table
 from insvp_cli.reproduce import (
     PAPER_TABLES,
     PUBLISHED,
@@ -35,7 +36,6 @@ from insvp_cli.reproduce.runner import dry_run_lines
 from insvp_cli.reproduce.sizes import train_images
 from insvp_cli.reproduce.tables import HTA_FOLDERS
 from insvp_cli.resolve import resolve_config
-from insvp_cli.tables import latex_table, markdown_table
 from tests.test_training import tiny_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -301,7 +301,7 @@ def test_reproduce_then_report_in_every_format(tmp_path):
 
     outputs = {}
     for fmt in ("table", "markdown", "csv", "latex"):
-        result = runner.invoke(app, ["report", str(runs), "--table", "offline-test", "--format", fmt])
+        result = runner.invoke(app, ["report", "--runs", str(runs), "--table", "offline-test", "--format", fmt])
         assert result.exit_code == 0, result.output
         outputs[fmt] = result.output
     assert f"| InsVP | ours | {ours[0]:.1f} | {ours[1]:.1f} | {sum(ours) / 2:.1f} |" in outputs["markdown"]
@@ -315,7 +315,7 @@ def test_reproduce_then_report_in_every_format(tmp_path):
     assert render(report, "markdown") == outputs["markdown"]
 
     # without --table, only the paper's tables are looked for: none of them has a run here
-    result = runner.invoke(app, ["report", str(runs)])
+    result = runner.invoke(app, ["report", "--runs", str(runs)])
     assert result.exit_code != 0 and "no finished run" in str(result.exception)
 
 
@@ -331,7 +331,7 @@ def test_report_marks_every_missing_run(tmp_path):
     vtab = build_report("table2", tmp_path)
     assert vtab.headers[2:5] == ["Natural", "Specialized", "Structured"] and len(vtab.headers) == 2 + 3 + 19
     assert next(r for r in vtab.rows if r[:2] == ["InsVP", "paper"])[2:6] == [81.8, 85.2, 58.4, ""]
-    result = runner.invoke(app, ["report", str(tmp_path), "--table", "fig7", "--format", "csv"])
+    result = runner.invoke(app, ["report", "--runs", str(tmp_path), "--table", "fig7", "--format", "csv"])
     assert result.exit_code == 0 and "L_p = 9,ours,—" in result.output and "InsVP (Table 1),paper,89.3" in result.output
 
 

@@ -1,7 +1,9 @@
-"""The ``insvp`` command line: one module per command, each a thin layer over one core function."""
+"""The ``insvp`` command line: one module per command, each a thin layer over one core function.
 
-# each module registers its commands on the app
-from . import compare, convert, data, figures, params, report, reproduce, train  # noqa: F401
-from .app import app, main
+Importing a module registers its commands; the import order below is the order ``insvp --help`` lists them.
+"""
 
-__all__ = ["app", "main"]
+from . import train, compare, reproduce, report, params, figures, data, convert  # noqa: F401, I001
+from .app import app, main, run
+
+__all__ = ["app", "main", "run"]

@@ -1,59 +1,156 @@
-"""The Typer application and its entry point: usage errors become one red line and exit code 2."""
+"""The Typer application and its entry point: every exit path ends in one clear message and an honest exit code.
+
+=====  ============================================================================================
+code   when
+=====  ============================================================================================
+0      success
+1      the work failed: a diverged run, a failed run of a table, a dataset that is not ready, a file
+       system error, an unexpected exception (one line naming it; ``--debug`` shows the traceback)
+2      a usage error: unknown option or command, missing argument, bad choice (the parser's usual
+       message), or the project's own: a bad ``--set``, a missing file, a corrupt checkpoint (one line)
+130    interrupted (Ctrl-C); a run says how to resume it
+=====  ============================================================================================
+
+Only typer, rich and the standard library are imported here and in every command module's top level,
+so ``insvp --help``, usage errors and shell completion never pay for importing torch.
+"""
 
 from __future__ import annotations
 
 import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup
 
-from ..errors import UsageError
+from .. import __version__
+from ..errors import RunInterrupted, TrainingDiverged, UsageError
 
-app = typer.Typer(
+# help panels, in the order the commands are listed
+TRAIN, PAPER, INSPECT, TOOLS = "Train and use a model", "Reproduce the paper", "Inspect", "Tools"
+
+
+class Command(TyperCommand):
+    """Typer's command with ``PATH`` / ``N`` / ``TEXT`` metavars for options, and none for flags."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _with_metavars(super().get_params(ctx))
+
+
+class Group(TyperGroup):
+    """Typer's group, listing commands in the order they are registered (within their help panels)."""
+
+    command_class = Command
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _with_metavars(super().get_params(ctx))
+
+
+def _with_metavars(params: list[Any]) -> list[Any]:
+    for param in params:
+        if param.param_type_name == "option" and param.metavar is None:
+            param.metavar = _metavar(param)
+    return params
+
+
+class App(typer.Typer):
+    """A Typer app whose commands are :class:`Command` s and whose groups are :class:`Group` s."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(cls=Group, **kwargs)
+
+    def command(self, *args: Any, cls: type | None = None, **kwargs: Any) -> Any:
+        return super().command(*args, cls=cls or Command, **kwargs)
+
+
+def _metavar(param: Any) -> str:
+    if param.is_flag:
+        return ""
+    desc = param.type_descriptor
+    if desc.is_choice:
+        return "|".join(str(getattr(c, "value", c)) for c in desc.choices or ())
+    if desc.is_path:
+        return "PATH"
+    names = {int: "N", float: "X", str: "TEXT"}
+    return names.get(desc.annotation, "VALUE") + ("..." if desc.is_list else "")
+
+
+app = App(
     name="insvp",
     help="InsVP (instance visual prompting, ACM MM 2024) and its baselines on frozen vision transformers.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 console = Console()
 err_console = Console(stderr=True)
 _state = {"debug": False}
 
 
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"insvp {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors.")) -> None:
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
     _state["debug"] = debug
+
+
+def run(args: Sequence[str] | None = None) -> int:
+    """Run the command line on ``args`` (default: ``sys.argv[1:]``) and return its exit code (see the module doc)."""
+    _state["debug"] = False
+    try:
+        code = app(args=list(args) if args is not None else None, prog_name="insvp", standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except typer.TyperException as exc:  # the parser's errors (click's, bundled with typer): the usual message
+        exc.show()
+        return exc.exit_code
+    except typer.Abort:
+        _error("aborted")
+        return 1
+    except UsageError as exc:
+        return _fail(exc, str(exc), 2)
+    except RunInterrupted as exc:
+        return _fail(exc, f"interrupted; the run continues from its last finished epoch with: insvp train --resume "
+                          f"{exc.run_dir} (insvp compare, reproduce and sweep continue where they stopped when run "
+                          f"again)", 130, label="")
+    except KeyboardInterrupt as exc:
+        return _fail(exc, "interrupted", 130, label="")
+    except TrainingDiverged as exc:
+        return _fail(exc, str(exc), 1, label="training stopped:")
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return _fail(exc, f"{exc.strerror or exc}{where}", 1)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        return _fail(exc, f"unexpected {type(exc).__name__}: {first} (insvp --debug ... shows the traceback)", 1)
+
+
+def _fail(exc: BaseException, message: str, code: int, label: str = "error:") -> int:
+    if _state["debug"]:
+        traceback.print_exception(exc)
+    _error(message, label)
+    return code
+
+
+def _error(message: str, label: str = "error:") -> None:
+    prefix = f"[bold red]{label}[/] " if label else ""
+    err_console.print(f"{prefix}{escape(message)}", highlight=False, soft_wrap=True)
 
 
 def main() -> None:
     """Console-script entry point."""
-    try:
-        app(standalone_mode=False)
-    except UsageError as exc:
-        if _state["debug"]:
-            raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except RuntimeError as exc:
-        from ..engine import TrainingDiverged
-
-        if not isinstance(exc, TrainingDiverged) or _state["debug"]:
-            raise
-        err_console.print(f"[bold red]training stopped:[/] {exc}; the last good checkpoint is kept", highlight=False)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        err_console.print("interrupted; a run continues with: insvp train --resume RUN_DIR")
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except Exception as exc:  # click usage errors (unknown option, missing argument)
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    sys.exit(run())

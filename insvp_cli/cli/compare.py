@@ -7,22 +7,23 @@ from typing import Annotated
 
 import typer
 
-from ..compare import HEADERS, MethodResult
-from ..errors import UsageError
-from .app import app, console
-from .options import RecipeOpt, SetOpt
-from .params import rich_table
+from .app import TRAIN, app, console
+from .options import RecipeOpt, SetOpt, recipes, split_names
 
 
-def _print(results: list[MethodResult], title: str, out: Path) -> None:
+def _print(results, title: str, out: Path) -> None:
+    from ..compare import HEADERS
+    from .params import rich_table
+
     console.print(rich_table(HEADERS, [r.row() for r in results], title, digits=2))
     console.print(f"written: {out / 'comparison.md'}, {out / 'comparison.csv'}", highlight=False)
 
 
-@app.command()
+@app.command(rich_help_panel=TRAIN)
 def compare(
     recipe: RecipeOpt = None,
-    methods: Annotated[str, typer.Option(help="Comma-separated method names.")] = "linear,vpt,insvp",
+    methods: Annotated[str, typer.Option(metavar="M1,M2,...", help="Comma-separated method names.")] = (
+        "linear,vpt,insvp"),
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder of the runs and the tables.")] = Path(
         "runs/compare"),
     overrides: SetOpt = None,
@@ -30,18 +31,17 @@ def compare(
     """Train several methods on the same recipe (same seed, data, schedule) and compare them (paper Table 1)."""
     from ..compare import compare_runs
 
-    names = [m.strip() for m in methods.split(",") if m.strip()]
-    if not names:
-        raise UsageError("--methods: name at least one method, e.g. --methods linear,vpt,insvp")
-    results = compare_runs(recipe, names, out, overrides or [], console=None)
-    _print(results, f"{', '.join(names)} on {recipe or 'the defaults'}", out)
+    names = split_names(methods, "--methods", "linear,vpt,insvp")
+    results = compare_runs(recipes(recipe), names, out, overrides or [], console=None)
+    _print(results, f"{', '.join(names)} on {', '.join(recipe) if recipe else 'the defaults'}", out)
 
 
-@app.command()
+@app.command(rich_help_panel=TRAIN)
 def quickstart(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder of the quickstart runs.")] = Path("runs/quickstart"),
-    pretrain: Annotated[bool, typer.Option(help="Also pretrain the backbone on digits 0-4 instead of using the "
-                                                "shipped one (the command that made it).")] = False,
+    pretrain: Annotated[bool, typer.Option("--pretrain", help="Also pretrain the backbone on digits 0-4 instead of "
+                                                              "using the shipped one (the command that made it).")]
+    = False,
     overrides: SetOpt = None,
 ) -> None:
     """Offline demo on real MNIST digits: a frozen ViT pretrained on 0-4, InsVP vs linear probe on 5-9."""

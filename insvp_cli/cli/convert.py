@@ -1,4 +1,4 @@
-"""``insvp convert-official``: a model trained with the authors' release -> an insvp checkpoint."""
+"""``insvp convert-official`` (a model of the authors' release -> an insvp checkpoint) and ``insvp recipes``."""
 
 from __future__ import annotations
 
@@ -8,21 +8,34 @@ from typing import Annotated
 import typer
 
 from ..errors import UsageError
-from ..methods.insvp.convert import convert_official
-from .app import app, console
+from .app import TOOLS, app, console, err_console
 from .options import SetOpt
 
 
-@app.command("convert-official")
+@app.command("convert-official", rich_help_panel=TOOLS)
 def convert_official_command(
-    state_dict: Annotated[Path, typer.Argument(help="The release's best_model.pth (a state dict).")],
-    recipe: Annotated[Path, typer.Option("--recipe", "-r", help="Recipe of the release run (method.preset=release).")],
+    state_dict: Annotated[Path, typer.Argument(help="The release's best_model.pth (a state dict).",
+                                               metavar="STATE_DICT", show_default=False)],
+    recipe: Annotated[str, typer.Option("--recipe", "-r", metavar="NAME|PATH",
+                                        help="Recipe of the release run (method.preset=release).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for best.pt, config.yaml, backbone.safetensors.")],
     overrides: SetOpt = None,
 ) -> None:
     """Convert the release's state dict; `insvp evaluate OUT` and insvp_cli.load_model then use it like our runs."""
+    from ..methods.insvp.convert import convert_official
+
     if (out / "best.pt").exists():
         raise UsageError(f"--out {out} already holds best.pt; choose another folder")
     result = convert_official(state_dict, recipe, out, overrides or [])
     console.print(f"converted {result.tensors} tensors ({result.num_classes} classes) -> {result.checkpoint}; "
                   f"backbone weights in {result.backbone}", highlight=False)
+
+
+@app.command("recipes", rich_help_panel=TOOLS)
+def list_recipes() -> None:
+    """List the recipes shipped with insvp (use them as --recipe NAME)."""
+    from ..resolve import RECIPES, shipped_recipes
+
+    for name in shipped_recipes():
+        typer.echo(name)
+    err_console.print(f"shipped in {RECIPES}", style="dim", highlight=False, soft_wrap=True)

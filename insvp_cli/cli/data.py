@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from ..data import DATASETS, load_splits
-from ..data.check import CheckReport, check_dataset, count_files
-from ..resolve import resolve_config
-from .app import app, console
-from .options import RecipeOpt, SetOpt
+from .app import TOOLS, App, app, console
+from .options import RecipeOpt, SetOpt, recipes
 
-data_app = typer.Typer(help="Datasets: list them, check one before training.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
+if TYPE_CHECKING:
+    from ..data.check import CheckReport
+
+data_app = App(help="Datasets: list them, check one before training.", no_args_is_help=True)
+app.add_typer(data_app, name="data", rich_help_panel=TOOLS)
 
 SHOW_PATHS = 5  # first few missing / unreadable paths printed per split
 
@@ -26,6 +23,11 @@ SHOW_PATHS = 5  # first few missing / unreadable paths printed per split
 @data_app.command("list")
 def list_datasets() -> None:
     """List the registered datasets and the on-disk layout each expects under data.root."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..data import DATASETS
+
     table = Table(title="datasets")
     table.add_column("name")
     table.add_column("what")
@@ -38,7 +40,8 @@ def list_datasets() -> None:
 
 @data_app.command("check")
 def check(
-    name: Annotated[str, typer.Argument(help=f"Dataset: {', '.join(DATASETS.names())}.", show_default=False)],
+    name: Annotated[str, typer.Argument(help="A dataset name (`insvp data list` lists them).", metavar="DATASET",
+                                        show_default=False)],
     root: Annotated[Path | None, typer.Option(help="Dataset folder (data.root).", show_default=False)] = None,
     split_dir: Annotated[
         Path | None, typer.Option(help="Folder of the FGVC split JSON files (data.split_dir).", show_default=False)
@@ -52,7 +55,13 @@ def check(
 
     Exit code 0: ready. 1: missing or unreadable files, or an empty split. 2: usage error (unknown name, bad root).
     """
-    cfg = resolve_config(recipe, list(overrides or [])).data
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..data import load_splits
+    from ..data.check import check_dataset, count_files
+    from ..resolve import resolve_config
+
+    cfg = resolve_config(recipes(recipe), list(overrides or [])).data
     changes = {"name": name}
     if root is not None:
         changes["root"] = str(root)
@@ -72,6 +81,9 @@ def check(
 
 
 def print_report(report: CheckReport) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(title=f"{report.dataset}: {len(report.classes)} classes")
     for column in ("split", "images", "classes", "min/class", "max/class", "missing", "unreadable"):
         table.add_column(column, justify="left" if column == "split" else "right")

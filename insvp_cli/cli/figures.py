@@ -7,13 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..errors import UsageError
-from .app import app, console
-from .options import SetOpt
-
-DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")]
+from .app import INSPECT, app, console
+from .options import CheckpointArg, DeviceOpt, RunsOpt, SetOpt
 
 
 class CamMethod(str, Enum):
@@ -23,15 +20,21 @@ class CamMethod(str, Enum):
     eigencam = "eigencam"
 
 
+class TsneSplit(str, Enum):
+    train = "train"
+    val = "val"
+    test = "test"
+
+
 class Embedding(str, Enum):
     features = "features"
     specific_prompt = "specific-prompt"
     both = "both"
 
 
-@app.command()
+@app.command(rich_help_panel=INSPECT)
 def gradcam(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint (best.pt / last.pt) or a run folder.")],
+    checkpoint: CheckpointArg,
     images: Annotated[list[str], typer.Argument(help="Image files, folders of images, or glob patterns (quoted).",
                                                 show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the figures.")] = Path("figures"),
@@ -67,17 +70,19 @@ def gradcam(
         console.print("no image prompts in these checkpoints: no prompt figures", highlight=False)
 
 
-@app.command()
+@app.command(rich_help_panel=INSPECT)
 def tsne(
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="A checkpoint or a run folder.",
-                                                    show_default=False)] = None,
+    checkpoint: Annotated[Path | None, typer.Argument(help="A checkpoint or a run folder (or give --dataset).",
+                                                      metavar="CKPT", show_default=False)] = None,
     dataset: Annotated[str | None, typer.Option(help="Use the most recent finished run on this dataset under "
                                                      "--runs.", show_default=False)] = None,
-    runs: Annotated[Path, typer.Option(help="Where --dataset looks for runs (recursively).")] = Path("runs"),
+    runs: RunsOpt = Path("runs"),
     method: Annotated[str | None, typer.Option(help="With --dataset: only runs of this method.",
                                                show_default=False)] = None,
-    split: Annotated[str, typer.Option(help="train, val or test (always with the evaluation transform).")] = "test",
-    max_samples: Annotated[int, typer.Option(help="A seeded random subset of this many samples; 0: all.")] = 2000,
+    split: Annotated[TsneSplit, typer.Option(help="The split (always with the evaluation transform).")] = (
+        TsneSplit.test),
+    max_samples: Annotated[int, typer.Option(help="A seeded random subset of this many samples; 0: all.",
+                                             min=0)] = 2000,
     of: Annotated[Embedding, typer.Option(help="What to embed: the final features (Fig. 8), InsVP's specific "
                                                "prompt p_s (Fig. 6), or both.")] = Embedding.both,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for tsne.png and the CSVs.")] = Path("figures"),
@@ -95,9 +100,7 @@ def tsne(
     from ..figures.tsne import EMBEDDINGS, find_run, offers, tsne_figures
 
     if (checkpoint is None) == (dataset is None):
-        raise UsageError("give either --checkpoint CKPT or --dataset NAME")
-    if max_samples < 0:
-        raise UsageError(f"--max-samples {max_samples} must be >= 0 (0: all samples)")
+        raise UsageError("give either a checkpoint (insvp tsne CKPT) or --dataset NAME")
     wanted = list(EMBEDDINGS) if of is Embedding.both else [of.value]
     if dataset is not None:
         run = find_run(runs, dataset, method, prefer="specific-prompt" if "specific-prompt" in wanted else None)
@@ -108,16 +111,18 @@ def tsne(
                       highlight=False, soft_wrap=True)
         checkpoint = run / "best.pt"
     trained = load_trained(checkpoint, device, overrides or [])
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=console, transient=True, disable=not console.is_terminal) as progress:
-        task = progress.add_task(f"{split} samples", total=None)
+        task = progress.add_task(f"{split.value} samples", total=None)
         result = tsne_figures(
-            trained, out, split, max_samples or None, wanted, seed,
+            trained, out, split.value, max_samples or None, wanted, seed,
             on_start=lambda n: progress.update(task, total=n),
             on_batch=lambda n: progress.advance(task, n),
             on_embed=lambda n: progress.update(task, description=f"t-SNE of {n} samples"),
         )
     if result.skipped:
         console.print(f"{trained.label} has no specific prompt p_s: features only", highlight=False)
-    console.print(f"t-SNE of {result.samples} {split} samples; written: {result.figure}, "
+    console.print(f"t-SNE of {result.samples} {split.value} samples; written: {result.figure}, "
                   f"{', '.join(str(p) for p in result.csvs.values())}", highlight=False, soft_wrap=True)

@@ -1,17 +1,59 @@
-"""Options shared by several commands."""
+"""Arguments, options and choices shared by several commands, so that each means the same everywhere."""
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+CheckpointArg = Annotated[Path, typer.Argument(help="A checkpoint (best.pt / last.pt) or a run folder.",
+                                               metavar="CKPT", show_default=False)]
 RecipeOpt = Annotated[
-    Path | None, typer.Option("--recipe", "-r", help="Recipe YAML (defaults < recipe < --set).", show_default=False)
+    list[str] | None,
+    typer.Option("--recipe", "-r", metavar="NAME|PATH", show_default=False,
+                 help="A recipe: a shipped name (svhn, vtab/dtd; `insvp recipes` lists them) or a YAML file. "
+                      "Repeatable: later recipes override earlier ones (defaults < recipes < --set)."),
 ]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", help="Override a config value: KEY.PATH=VALUE (YAML value). Repeatable.",
-                 show_default=False),
+    typer.Option("--set", "-s", metavar="KEY=VALUE", show_default=False,
+                 help="Override a config value, e.g. train.lr=1e-3 (the value is YAML). Repeatable."),
 ]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
+RunsOpt = Annotated[Path, typer.Option("--runs", help="The folder of the run folders.")]
+
+
+class Split(str, Enum):
+    val = "val"
+    test = "test"
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    markdown = "markdown"
+    csv = "csv"
+
+
+class ReportFormat(str, Enum):
+    table = "table"
+    markdown = "markdown"
+    csv = "csv"
+    latex = "latex"
+
+
+def recipes(values: list[str] | None) -> list[str] | None:
+    """``--recipe`` values as the resolver takes them (``None``: no recipe)."""
+    return list(values) if values else None
+
+
+def split_names(text: str, option: str, example: str) -> list[str]:
+    """A comma-separated option value as names; none at all is a usage error."""
+    from ..errors import UsageError
+
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise UsageError(f"{option}: name at least one, e.g. {option} {example}")
+    return names

@@ -4,44 +4,30 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from ..errors import UsageError
-from ..methods.build import build_model
-from ..params import (
-    COMPARISON_HEADERS,
-    COMPONENT_HEADERS,
-    ParamReport,
-    backbone_label,
-    compare_methods,
-    comparison_rows,
-    component_rows,
-    count_parameters,
-)
-from ..resolve import resolve_config
-from ..tables import Cell, csv_table, human, markdown_table
-from .app import app, console
-from .options import RecipeOpt, SetOpt
+from .app import INSPECT, app, console
+from .options import Format, RecipeOpt, SetOpt, recipes
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from ..params import ParamReport
+    from ..render import Value
 
 
-class Format(str, Enum):
-    table = "table"
-    json = "json"
-    markdown = "markdown"
-    csv = "csv"
-
-
-@app.command()
+@app.command(rich_help_panel=INSPECT)
 def params(
     recipe: RecipeOpt = None,
-    method: Annotated[str | None, typer.Option(help="Method name (overrides method.name).")] = None,
-    backbone: Annotated[str | None, typer.Option(help="timm model name (overrides backbone.name).")] = None,
-    num_classes: Annotated[int, typer.Option(help="Classes of the head.")] = 100,
+    method: Annotated[str | None, typer.Option(help="Method name (overrides method.name).",
+                                               show_default=False)] = None,
+    backbone: Annotated[str | None, typer.Option(help="timm model name (overrides backbone.name).",
+                                                 show_default=False)] = None,
+    num_classes: Annotated[int, typer.Option(help="Classes of the head.", min=1)] = 100,
     compare: Annotated[bool, typer.Option("--compare", help="One row per registered method (paper Fig. 5).")] = False,
     overrides: SetOpt = None,
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
@@ -56,6 +42,17 @@ def params(
     parameters without and with the head and their share of the backbone. method.KEY=value overrides apply
     to the methods that have KEY. With --plot RUNS: the trained runs' parameters against their accuracy.
     """
+    from ..methods.build import build_model
+    from ..params import (
+        COMPARISON_HEADERS,
+        COMPONENT_HEADERS,
+        compare_methods,
+        comparison_rows,
+        component_rows,
+        count_parameters,
+    )
+    from ..resolve import resolve_config
+
     if plot is not None:
         _plot(plot, out, compare or method is not None)
         return
@@ -65,7 +62,7 @@ def params(
     if compare:
         if method:
             raise UsageError("--compare builds every registered method; leave out --method")
-        reports = compare_methods(backbone, num_classes, sets, recipe=recipe)
+        reports = compare_methods(backbone, num_classes, sets, recipe=recipes(recipe))
         _emit(fmt, COMPARISON_HEADERS, comparison_rows(reports), [r.to_dict() for r in reports],
               _comparison_title(reports))
         return
@@ -73,7 +70,7 @@ def params(
         sets.insert(0, f"method.name={method}")
     if backbone:
         sets.insert(0, f"backbone.name={backbone}")
-    cfg = resolve_config(recipe, [*sets, "backbone.weights=none"])
+    cfg = resolve_config(recipes(recipe), [*sets, "backbone.weights=none"])
     report = count_parameters(build_model(cfg, num_classes), cfg.method.name, cfg.backbone.name)
     if fmt is Format.table:
         console.print(param_table(report))
@@ -100,7 +97,9 @@ def _comparison_title(reports: Sequence[ParamReport]) -> str:
             f"{first.num_classes} classes")
 
 
-def _emit(fmt: Format, headers: Sequence[str], rows: Sequence[Sequence[Cell]], data: object, title: str) -> None:
+def _emit(fmt: Format, headers: Sequence[str], rows: Sequence[Sequence[Value]], data: object, title: str) -> None:
+    from ..render import csv_table, markdown_table
+
     if fmt is Format.json:
         typer.echo(json.dumps(data, indent=2))
     elif fmt is Format.markdown:
@@ -111,8 +110,12 @@ def _emit(fmt: Format, headers: Sequence[str], rows: Sequence[Sequence[Cell]], d
         console.print(rich_table(headers, rows, title))
 
 
-def rich_table(headers: Sequence[str], rows: Sequence[Sequence[Cell]], title: str, digits: int = 3) -> Table:
+def rich_table(headers: Sequence[str], rows: Sequence[Sequence[Value]], title: str, digits: int = 3) -> Table:
     """Rows as a rich table; numeric columns right-aligned, floats with ``digits`` decimals."""
+    from rich.table import Table
+
+    from ..render import human
+
     table = Table(title=title)
     for j, header in enumerate(headers):
         numeric = all(isinstance(row[j], (int, float)) for row in rows)
@@ -123,6 +126,10 @@ def rich_table(headers: Sequence[str], rows: Sequence[Sequence[Cell]], title: st
 
 
 def param_table(report: ParamReport) -> Table:
+    from rich.table import Table
+
+    from ..params import backbone_label
+
     table = Table(title=f"{report.method} on {report.backbone}, {report.num_classes} classes")
     table.add_column("component")
     table.add_column("parameters", justify="right")

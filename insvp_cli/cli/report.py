@@ -2,45 +2,45 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from ..errors import UsageError
-from ..tables import human, numeric_columns
-from .app import app, console
+from .app import PAPER, app, console
+from .options import ReportFormat, RunsOpt
 from .reproduce import DEFAULT_RUNS
 
 
-@app.command()
+@app.command(rich_help_panel=PAPER)
 def report(
-    runs: Annotated[Path, typer.Argument(help="The --runs folder of insvp reproduce.")] = DEFAULT_RUNS,
+    runs: RunsOpt = DEFAULT_RUNS,
     table: Annotated[str | None, typer.Option(help="table1, table2, table3, table4, table5 or fig7 (default: every "
                                                    "table with a finished run).", show_default=False)] = None,
-    fmt: Annotated[str, typer.Option("--format", help="table (terminal), markdown, csv or latex.")] = "table",
+    fmt: Annotated[ReportFormat, typer.Option("--format", help="Output format (table: the terminal).")] = (
+        ReportFormat.table),
 ) -> None:
     """Our numbers beside the paper's, in the paper's table layout; missing runs are marked with an em dash."""
-    from ..reproduce.report import DIGITS, FORMATS, build_report, render, tables_with_results
+    from ..reproduce.report import DIGITS, build_report, render, tables_with_results
 
-    if fmt not in FORMATS:
-        raise UsageError(f"--format: {fmt!r} is not valid; valid: {', '.join(FORMATS)}")
     names = [table] if table is not None else tables_with_results(runs)
     reports = [build_report(name, runs) for name in names]
     for i, rep in enumerate(reports):
-        if fmt == "table":
+        if fmt is ReportFormat.table:
             console.print(_rich(rep, DIGITS))
             continue
         if i:
             typer.echo("")
-        if fmt == "csv" and len(reports) > 1:
+        if fmt is ReportFormat.csv and len(reports) > 1:
             typer.echo(f"# {rep.title}")
         # plain stdout, not the rich console: no wrapping, so the text can be redirected into a file as it is
-        typer.echo(render(rep, fmt), nl=False)
+        typer.echo(render(rep, fmt.value), nl=False)
 
 
-def _rich(rep, digits: int) -> Table:
+def _rich(rep, digits: int):
+    from rich.table import Table
+
+    from ..render import human, numeric_columns
+
     title = f"{rep.title} ({rep.finished}/{rep.runs} runs finished)"
     out = Table(title=title, caption="\n".join(rep.notes), caption_justify="left")
     for header, numeric in zip(rep.headers, numeric_columns(rep.headers, rep.rows), strict=True):

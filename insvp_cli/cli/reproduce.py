@@ -7,24 +7,23 @@ from typing import Annotated
 
 import typer
 
-from ..errors import UsageError
-from .app import app, console
-from .options import SetOpt
+from .app import PAPER, app, console
+from .options import RunsOpt, SetOpt, split_names
 
-RunsOpt = Annotated[Path, typer.Option("--runs", help="Folder of the run folders (shared by all tables).")]
 DEFAULT_RUNS = Path("runs/reproduce")
 
 
-@app.command()
+@app.command(rich_help_panel=PAPER)
 def reproduce(
-    table: Annotated[str, typer.Argument(help="table1, table2, table3, table4, table5 or fig7.", show_default=False)],
+    table: Annotated[str, typer.Argument(help="table1, table2, table3, table4, table5 or fig7.", metavar="TABLE",
+                                         show_default=False)],
     data_root: Annotated[Path, typer.Option(help="Folder of the data folders: cub/, nabirds/, ..., vtab-1k/<task>/.",
                                             show_default=False)],
     weights_dir: Annotated[Path | None, typer.Option(
         help="Folder of local backbone weight files, by the recipes' file names (table4: mocov3-vit-b-300ep.pth.tar).",
         show_default=False)] = None,
-    methods: Annotated[str | None, typer.Option(help="Comma-separated methods (default: every method of the table "
-                                                     "that this project implements).", show_default=False)] = None,
+    methods: Annotated[str | None, typer.Option(metavar="M1,M2,...", help="Comma-separated methods (default: every "
+                                                "method of the table).", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the runs as insvp train commands, their "
                                                             "estimated image-steps and missing data; train nothing.")]
     = False,
@@ -38,9 +37,7 @@ def reproduce(
     """
     from ..reproduce.runner import dry_run_lines, header_lines, plan_table, run_plan, visible_gpus
 
-    names = None if methods is None else [m.strip() for m in methods.split(",") if m.strip()]
-    if names == []:
-        raise UsageError("--methods: name at least one method, e.g. --methods insvp")
+    names = None if methods is None else split_names(methods, "--methods", "insvp")
     plan = plan_table(table, data_root, runs, names, overrides or [], weights_dir, ngpus=visible_gpus())
     if dry_run:
         typer.echo("\n".join(dry_run_lines(plan)))
@@ -49,7 +46,7 @@ def reproduce(
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     outcome = run_plan(plan, console)
     console.print(f"{plan.table.name}: {len(outcome.trained)} trained, {len(outcome.reused)} already finished, "
-                  f"{len(outcome.failed)} failed; insvp report {runs} --table {plan.table.name} shows the table",
+                  f"{len(outcome.failed)} failed; insvp report --runs {runs} --table {plan.table.name} shows the table",
                   highlight=False, markup=False, soft_wrap=True)
     if outcome.failed:
         for name, why in outcome.failed:

@@ -131,8 +131,8 @@ def convert_official(state_dict_path: Path, recipe: Path | str, out_dir: Path,
         UsageError: unreadable file, a recipe for another method or preset, unknown keys, or the first
             tensor whose shape differs from the recipe's model (naming both shapes).
     """
-    from ..build import build_model
     from ...backbone import create_backbone
+    from ..build import build_model
 
     state = read_release_state_dict(state_dict_path)
     cfg = _release_config(resolve_config(recipe, overrides))
