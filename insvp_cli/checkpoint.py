@@ -23,6 +23,8 @@ from .errors import UsageError
 from .resolve import resolve_config
 
 FORMAT_VERSION = 1
+# what make_checkpoint writes and restore_model / the commands read
+CHECKPOINT_KEYS = ("format_version", "config", "method", "backbone", "classes", "epoch", "metrics", "state_dict")
 
 
 def _atomic_write(path: Path, mode: str, write: Callable[[Any], None]) -> None:
@@ -101,7 +103,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise UsageError(f"checkpoint {path} is not a readable insvp checkpoint ({first_sentence(exc)})") from None
     if not isinstance(ckpt, dict) or "format_version" not in ckpt or "state_dict" not in ckpt:
         raise UsageError(f"checkpoint {path} is not an insvp checkpoint (no format_version/state_dict)")
-    if ckpt["format_version"] > FORMAT_VERSION:
+    missing = [key for key in CHECKPOINT_KEYS if key not in ckpt]
+    if missing:
+        raise UsageError(f"checkpoint {path} lacks {', '.join(missing)}; an insvp checkpoint has "
+                         f"{', '.join(CHECKPOINT_KEYS)}")
+    if not isinstance(ckpt["format_version"], int) or ckpt["format_version"] > FORMAT_VERSION:
         raise UsageError(f"checkpoint {path} has format {ckpt['format_version']}; this insvp reads <= {FORMAT_VERSION}")
     ckpt["path"] = str(path)
     return ckpt

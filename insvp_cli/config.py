@@ -113,7 +113,7 @@ class DataConfig:
     val_fraction: float = bounded(0.1, gt=0, lt=1)
     seed: int = bounded(0, ge=0)
     classes: list[int] | None = bounded(None, ge=0)
-    image_size: int | None = bounded(None, ge=8)
+    image_size: int | None = bounded(None, ge=1)
     resize: Literal["crop", "direct"] = "crop"
     augment: bool = True
     vtab_protocol: Literal["tune", "final"] = "tune"

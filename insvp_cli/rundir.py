@@ -27,6 +27,7 @@ METRICS = "metrics.jsonl"
 RESUME = "resume.pt"
 SUMMARY = "summary.json"
 LOCK = ".lock"
+LOCK_FILES = (LOCK, f"{LOCK}.owner")
 
 # what a resumed run may change: where things are, how it runs, how long, and the optimizer's scalar
 # settings (applied from the next step; config.yaml records them). Anything else would change the model,
@@ -55,7 +56,7 @@ def check_new_run_dir(path: Path) -> None:
         if is_run(path):
             raise UsageError(f"--out {path} already holds a run; continue it with --resume {path} or choose "
                              f"another folder")
-        entries = sorted(p.name for p in path.iterdir())
+        entries = sorted(p.name for p in path.iterdir() if p.name not in LOCK_FILES)
         if entries:
             shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
             raise UsageError(f"--out {path} holds files that are not an insvp run ({shown}); choose an empty or "
@@ -148,6 +149,7 @@ class RunLock:
         self.run_dir = run_dir
         self.enabled = enabled
         self._lock = None
+        self._created = False
 
     @property
     def owner_file(self) -> Path:
@@ -159,6 +161,7 @@ class RunLock:
         from filelock import FileLock, Timeout
 
         try:
+            self._created = not self.run_dir.exists()
             self.run_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"cannot create the run folder {self.run_dir} ({exc.strerror})") from None
@@ -174,10 +177,15 @@ class RunLock:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._lock is not None:
-            self.owner_file.unlink(missing_ok=True)
-            self._lock.release()
-            self._lock = None
+        if self._lock is None:
+            return
+        self.owner_file.unlink(missing_ok=True)
+        self._lock.release()
+        self._lock = None
+        if self._created and all(p.name in LOCK_FILES for p in self.run_dir.iterdir()):
+            # a run that failed before writing anything leaves no folder behind
+            (self.run_dir / LOCK).unlink(missing_ok=True)
+            self.run_dir.rmdir()
 
     def _holder(self) -> str:
         try:

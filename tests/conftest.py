@@ -1,8 +1,11 @@
-"""Shared fixtures: tiny ViTs (random init, no download) and the path of ../shared when CI has it."""
+"""Shared fixtures: tiny ViTs (random init, no download), the command line (installed script and in process),
+and the path of ../shared when CI has it."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,37 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a hub lookup must fail at once, never retry
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+INSVP = Path(sys.executable).with_name("insvp")  # the console script that `pip install` made
+
+
+def insvp(*args, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+    """Run the installed ``insvp`` script as a user would (offline) and capture its output."""
+    assert INSVP.is_file(), f"{INSVP} is missing: install the package first (the README's commands do)"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+    return subprocess.run([str(INSVP), *(str(a) for a in args)], capture_output=True, text=True, env=env,
+                          timeout=timeout, **kwargs)
+
+
+def one_line_error(text: str, code_seen: int, code: int, *needles: str) -> None:
+    """An error as users should see it: the exit code, one line, no traceback, the expected words."""
+    assert code_seen == code, text
+    assert "Traceback" not in text, text
+    assert len(text.strip().splitlines()) == 1, text
+    for needle in needles:
+        assert needle in text, text
+
+
+@pytest.fixture
+def cli(capsys):
+    """The command line in this process: ``(exit code, stdout + stderr)`` of ``insvp ARGS``."""
+    from insvp_cli.cli import run
+
+    def invoke(*args) -> tuple[int, str]:
+        code = run([str(a) for a in args])
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    return invoke
 
 # (name, timm kwargs): tiny ViTs of several widths, patch sizes and resolutions
 TINY_VITS = {

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,6 @@ import pytest
 import torch
 from PIL import Image
 
-from insvp_cli.cli import main
 from insvp_cli.data import load_splits
 from insvp_cli.errors import UsageError
 from insvp_cli.figures.common import load_trained
@@ -66,23 +64,6 @@ def digit_files(runs, tmp_path_factory) -> Path:
         image, label = test[i]
         image.resize((28, 28)).save(folder / f"digit-{i}-{CLASSES[label]}.png")
     return folder
-
-
-@pytest.fixture
-def cli(monkeypatch, capsys):
-    """The real entry point in this process: ``(exit code, stdout + stderr)``; usage errors exit with 2."""
-
-    def run(*args) -> tuple[int, str]:
-        monkeypatch.setattr(sys, "argv", ["insvp", *(str(a) for a in args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code
-        captured = capsys.readouterr()
-        return code, captured.out + captured.err
-
-    return run
 
 
 def pngs(folder: Path) -> set[str]:

@@ -6,14 +6,13 @@ Wraps timm through its public surface (``create_model``, ``checkpoint_filter_fn`
 
 from __future__ import annotations
 
-import contextlib
+import difflib
+import importlib
 import os
 import re
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from unittest import mock
 from urllib.parse import urlparse
 
 import timm
@@ -36,27 +35,59 @@ def create_backbone(cfg: BackboneConfig) -> nn.Module:
     The classifier head is removed (``num_classes=0``): every method owns its own head.
 
     Raises:
-        UsageError: unknown model name, unreachable hub, missing file, or keys that do not match.
+        UsageError: unknown model name (with close names), an input size the patches do not tile, an
+            unreachable hub without cached weights, a missing file, or keys that do not match.
     """
     kwargs = dict(cfg.kwargs)
     if cfg.img_size is not None:
         kwargs["img_size"] = cfg.img_size
     arch = cfg.name.split(".")[0]
     if not timm.is_model(arch):
-        close = timm.list_models(f"*{arch.split('_')[0]}*")[:8]
-        raise UsageError(f"backbone.name: {cfg.name!r} is not a timm model; similar: {', '.join(close)}")
+        close = difflib.get_close_matches(arch, timm.list_models(), n=6, cutoff=0.6)
+        hint = f"; close names: {', '.join(close)}" if close else "; timm.list_models() lists them"
+        raise UsageError(f"backbone.name: {cfg.name!r} is not a timm model{hint}")
     weights = cfg.weights
-    if weights == "timm":
-        model = _create_from_hub(cfg.name, kwargs)
-    else:
-        # a fixed seed makes "random init" reproducible, so checkpoints on it can be evaluated again
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            model = timm.create_model(cfg.name, pretrained=False, num_classes=0, **kwargs)
-        if weights != "none":
-            load_local_weights(model, resolve_weights_path(weights))
+    try:
+        if weights == "timm":
+            model = _create_from_hub(cfg.name, kwargs)
+        else:
+            # a fixed seed makes "random init" reproducible, so checkpoints on it can be evaluated again
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                model = timm.create_model(cfg.name, pretrained=False, num_classes=0, **kwargs)
+    except TypeError as exc:  # a kwargs key the architecture does not take
+        raise UsageError(f"backbone.kwargs: {cfg.name} does not take them ({exc})") from None
+    _check_input_size(model, cfg)
+    if weights not in ("timm", "none"):
+        load_local_weights(model, resolve_weights_path(weights))
     freeze(model)
     return model
+
+
+def _check_input_size(model: nn.Module, cfg: BackboneConfig) -> None:
+    """A ViT's patches must tile its input exactly (timm would fail later, deep inside a forward)."""
+    embed = getattr(model, "patch_embed", None)
+    size, patch = getattr(embed, "img_size", None), getattr(embed, "patch_size", None)
+    if size is None or patch is None:
+        return
+    if any(s % p for s, p in zip(size, patch, strict=True)):
+        raise UsageError(f"backbone.img_size: {tuple(size)} is not a multiple of {cfg.name}'s patch size "
+                         f"{tuple(patch)}; use e.g. {tuple(s // p * p for s, p in zip(size, patch, strict=True))}")
+
+
+def check_data_size(model: nn.Module, image_size: int | None) -> None:
+    """``data.image_size`` must be the backbone's input size, unless the backbone takes any size.
+
+    Raises:
+        UsageError: the sizes differ for a fixed-size backbone.
+    """
+    if image_size is None:
+        return
+    expected = tuple(data_config(model)["input_size"][1:])
+    dynamic = getattr(getattr(model, "patch_embed", None), "dynamic_img_size", False)
+    if (image_size, image_size) != expected and not dynamic:
+        raise UsageError(f"data.image_size: {image_size} but the backbone takes {expected[0]}x{expected[1]} inputs; "
+                         f"leave data.image_size unset, or set backbone.img_size={image_size} as well")
 
 
 def resolve_weights_path(weights: str) -> Path:
@@ -93,28 +124,40 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def _offline_hub() -> Iterator[None]:
-    """Make huggingface_hub read only its local cache (it otherwise retries for about a minute)."""
-    import huggingface_hub.constants as hf_constants
-
-    with mock.patch.object(hf_constants, "HF_HUB_OFFLINE", True):
-        yield
-
-
 def _create_from_hub(name: str, kwargs: dict[str, Any]) -> nn.Module:
-    online = _hub_reachable()
-    ctx = contextlib.nullcontext() if online else _offline_hub()
+    """timm's pretrained weights: downloaded when the hub answers, else read from the Hugging Face cache."""
     try:
-        with ctx:
+        if _hub_reachable():
             return timm.create_model(name, pretrained=True, num_classes=0, **kwargs)
+        cached = _cached_weights(name)
+        if cached is None:
+            raise UsageError(
+                f"backbone.weights=timm: the hub is unreachable and the weights of {name!r} are not cached; pass a "
+                f"local file instead: --set backbone.weights=PATH (.safetensors, .pth, .pt or .npz), or "
+                f"--set backbone.weights=none for random init")
+        overlay = {"file": cached, "custom_load": cached.endswith(".npz")}
+        return timm.create_model(name, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay, **kwargs)
     except (OSError, RuntimeError, ValueError) as exc:
-        state = "could not download" if online else "the hub is unreachable and the weights are not cached for"
         raise UsageError(
-            f"backbone.weights=timm: {state} {name!r} ({type(exc).__name__}); "
-            f"pass a local file instead: --set backbone.weights=PATH (.safetensors, .pth, .pt or .npz), "
-            f"or --set backbone.weights=none for random init"
+            f"backbone.weights=timm: could not load {name!r} ({type(exc).__name__}: {first_sentence(exc)}); "
+            f"pass a local file instead: --set backbone.weights=PATH, or --set backbone.weights=none"
         ) from exc
+
+
+def _cached_weights(name: str) -> str | None:
+    """The file of ``name``'s pretrained weights in the local Hugging Face cache, if it is there."""
+    from huggingface_hub import try_to_load_from_cache
+
+    pretrained = timm.models.get_pretrained_cfg(name)
+    repo = getattr(pretrained, "hf_hub_id", None)
+    if not repo:
+        return None
+    names = [pretrained.hf_hub_filename] if getattr(pretrained, "hf_hub_filename", None) else []
+    for filename in (*names, "model.safetensors", "pytorch_model.bin"):
+        path = try_to_load_from_cache(repo, filename)
+        if isinstance(path, str):
+            return path
+    return None
 
 
 def read_state_dict(path: Path, what: str = "backbone.weights") -> dict[str, torch.Tensor]:
@@ -196,15 +239,13 @@ def from_moco_v3(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.T
 
 
 def _load_npz(model: nn.Module, path: Path) -> None:
-    """Google's original ``.npz`` checkpoints, through timm's own loader for the architecture."""
-    module = __import__(type(model).__module__, fromlist=["_load_weights"])
-    loader = getattr(module, "_load_weights", None)
-    if loader is None:
+    """Google's original ``.npz`` checkpoints, through the timm model's own ``load_pretrained``."""
+    if not hasattr(model, "load_pretrained"):
         raise UsageError(f"backbone.weights: {path}: .npz weights are supported for ViT models only")
     if not path.is_file():
         raise UsageError(f"backbone.weights: {path} does not exist")
     try:
-        loader(model, str(path))
+        model.load_pretrained(str(path))
     except KeyError as exc:
         raise UsageError(f"backbone.weights: {path} lacks the key {exc} of Google's ViT layout") from exc
     except ValueError as exc:  # timm's reader: not an .npz archive, or no known key layout in it
@@ -213,8 +254,7 @@ def _load_npz(model: nn.Module, path: Path) -> None:
 
 def _timm_filter(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Apply the architecture's own checkpoint filter (resamples position embeddings, renames old keys)."""
-    module = __import__(type(model).__module__, fromlist=["checkpoint_filter_fn"])
-    filter_fn = getattr(module, "checkpoint_filter_fn", None)
+    filter_fn = getattr(importlib.import_module(type(model).__module__), "checkpoint_filter_fn", None)
     return filter_fn(state_dict, model) if filter_fn is not None else state_dict
 
 

@@ -13,11 +13,15 @@ def build_model(cfg: Config, num_classes: int, backbone: torch.nn.Module | None 
     """Create the backbone (unless given), wrap it in the configured method and set what trains.
 
     The method's own parameters are initialised from ``cfg.train.seed`` so that two builds agree.
+
+    Raises:
+        UsageError: ``data.image_size`` that the backbone cannot take, or a method that does not fit it.
     """
-    from ..backbone import create_backbone
+    from ..backbone import check_data_size, create_backbone
 
     if backbone is None:
         backbone = create_backbone(cfg.backbone)
+    check_data_size(backbone, cfg.data.image_size)
     model_cls = METHODS.get(cfg.method.name).model_cls
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.train.seed)

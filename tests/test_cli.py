@@ -1,0 +1,139 @@
+"""The front door as a user meets it: the installed ``insvp`` script, its exit codes, messages and start-up."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import INSVP, insvp, one_line_error
+from tests.test_training import tiny_run
+
+
+def sets(overrides: list[str]) -> list[str]:
+    return [x for s in overrides for x in ("--set", s)]
+
+
+@pytest.mark.parametrize("args", [["train", "--bogus-option"], ["nosuchcommand"], ["evaluate"]],
+                         ids=["unknown-option", "unknown-command", "missing-argument"])
+def test_parser_errors_are_the_usual_usage_message_and_exit_2(args):
+    proc = insvp(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("Usage: insvp") and "Error: " in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) <= 4
+
+
+@pytest.mark.parametrize(("args", "needles"), [
+    (["train", "--set", "train.lrr=1"], ["unknown key train.lrr; valid keys: epochs, lr"]),
+    (["train", "--set", "train.eval_every=0"], ["train.eval_every: 0 is not >= 1"]),
+    (["train", "--recipe", "nosuchrecipe"], ["recipe nosuchrecipe does not exist"]),
+], ids=["unknown-key", "eval-every-0", "unknown-recipe"])
+def test_our_usage_errors_are_one_line_and_exit_2(args, needles):
+    proc = insvp(*args)
+    one_line_error(proc.stderr, proc.returncode, 2, *needles)
+
+
+def test_a_corrupt_checkpoint_is_one_line_and_exit_2(tmp_path):
+    bad = tmp_path / "best.pt"
+    bad.write_bytes(b"PK\x03\x04 not really a checkpoint")
+    proc = insvp("evaluate", bad)
+    one_line_error(proc.stderr, proc.returncode, 2, f"checkpoint {bad} is not a readable insvp checkpoint")
+
+
+def test_help_usage_errors_and_version_import_no_torch():
+    code = ("import sys; from insvp_cli.cli import run; "
+            "codes = [run(['--help']), run(['train', '--help']), run(['train', '--bogus']), "
+            "run(['train', '--set', 'train.lr=-1']), run(['--version'])]; "
+            "print(codes, 'torch' in sys.modules, 'timm' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.strip().splitlines()[-1] == "[0, 0, 2, 2, 0] False False", proc.stdout + proc.stderr
+    assert "Usage: insvp train [OPTIONS]" in proc.stdout and "train.lr: -1.0 is not > 0" in proc.stderr
+
+
+def test_help_lists_the_commands_in_panels_with_plain_metavars(cli):
+    code, output = cli("--help")
+    assert code == 0
+    panels = ["Train and use a model", "Reproduce the paper", "Inspect", "Tools"]
+    assert [output.index(p) for p in panels] == sorted(output.index(p) for p in panels)
+    assert output.index("train ") < output.index("evaluate ") < output.index("reproduce ")
+    code, output = cli("train", "--help")
+    assert "<bool>" not in output and "<list" not in output
+    assert "KEY=VALUE" in output and "NAME|PATH" in output and "PATH" in output
+
+
+def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(cli, monkeypatch):
+    import insvp_cli.training
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("float division by zero")
+
+    monkeypatch.setattr(insvp_cli.training, "evaluate_checkpoint", broken)
+    code, output = cli("evaluate", "x.pt")
+    one_line_error(output, code, 1, "unexpected ZeroDivisionError: float division by zero", "--debug")
+    code, output = cli("--debug", "evaluate", "x.pt")
+    assert code == 1 and "Traceback" in output
+
+
+def test_file_system_errors_name_the_path(cli, monkeypatch):
+    import insvp_cli.training
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device", "runs/x/last.pt")
+
+    monkeypatch.setattr(insvp_cli.training, "evaluate_checkpoint", full)
+    code, output = cli("evaluate", "x.pt")
+    one_line_error(output, code, 1, "No space left on device (runs/x/last.pt)")
+
+
+def test_exit_codes_set_by_commands_reach_the_shell(tmp_path):
+    from tests.fabricate import make_vtab
+
+    task = tmp_path / "dtd"
+    make_vtab(task)
+    next(iter(sorted((task / "images" / "test").iterdir()))).unlink()
+    proc = insvp("data", "check", "vtab", "--root", task)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "test: 1 files missing" in proc.stdout and "not ready" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def _wait_for(predicate, what: str, seconds: float = 300) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_second_trainer_is_refused_and_ctrl_c_exits_130_with_the_resume_hint(tmp_path):
+    run = tmp_path / "run"
+    args = ["train", *sets(tiny_run("linear", 500)), "--out", str(run)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    first = subprocess.Popen([str(INSVP), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        _wait_for(lambda: (run / "metrics.jsonl").is_file(), "the first epoch")
+        config = (run / "config.yaml").read_bytes()
+        # a second `insvp train` on the folder, and a resume of it while the first one trains
+        second = insvp(*args)
+        one_line_error(second.stderr, second.returncode, 2, f"--out {run} already holds a run")
+        resume = insvp("train", "--resume", run)
+        one_line_error(resume.stderr, resume.returncode, 2, f"{run} is in use: process {first.pid} on ")
+        first.send_signal(signal.SIGINT)
+        _, err = first.communicate(timeout=120)
+    finally:
+        first.kill()
+    assert first.returncode == 130, err
+    assert f"insvp train --resume {run}" in err and "Traceback" not in err
+    assert (run / "config.yaml").read_bytes() == config
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    done = len(rows)
+    assert [r["epoch"] for r in rows] == list(range(1, done + 1))
+    # the interrupted run continues; it may end earlier than planned (epochs may change on resume)
+    proc = insvp("train", "--resume", run, "--set", f"train.epochs={done + 1}")
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == list(range(1, done + 2))
+    assert json.loads((run / "summary.json").read_text())["epochs"] == done + 1
