@@ -7,7 +7,7 @@ variants that only exist for comparison:
 - common prompt only (VPT-deep-like): InsVP with ``G_l``, ``G_g`` and ``G_s`` switched off
   (:data:`ONLY_COMMON`), so only the ``L_p`` common tokens per block remain;
 - the release as published (:class:`ReleaseAsPublished`): the ``release`` preset with ``G_s``
-  recomputed in front of every block, as the authors' code does (SPEC §1).
+  recomputed in front of every block, as the authors' code does (docs/method.md §2).
 
 Importing this module puts the checkout's root first on ``sys.path``, so the benchmarks measure this
 checkout's ``insvp_cli`` rather than an installed one.
@@ -30,12 +30,12 @@ from insvp_cli.methods.build import build_model  # noqa: E402
 from insvp_cli.methods.insvp import InsVP  # noqa: E402
 from insvp_cli.resolve import resolve_config  # noqa: E402
 
-NUM_CLASSES = 47  # DTD, as in SPEC's parameter counts; the head's cost is negligible either way
+NUM_CLASSES = 47  # DTD, as in the parameter counts of the README; the head's cost is negligible either way
 ONLY_COMMON = ("method.patch_prompter=false", "method.global_prompter=false", "method.specific_prompter=false")
 
 
 class ReleaseAsPublished(InsVP):
-    """The release's forward: ``G_s`` recomputed in front of every prompted block (SPEC §1).
+    """The release's forward: ``G_s`` recomputed in front of every prompted block (docs/method.md §2).
 
     Same parameters and arithmetic as :class:`InsVP` (``p_F_j = w_c p_c_j + w_s p_s``), so in eval mode
     its logits equal ours bit for bit; only the work differs.

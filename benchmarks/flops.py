@@ -13,7 +13,7 @@ Attention: PyTorch dispatches timm's fused attention on CPU to ``aten._scaled_do
 which ``FlopCounterMode`` has no formula for (it knows the CUDA flash / efficient / cuDNN kernels), so by
 default a CPU count silently leaves out ``Q K^T`` and ``A V``. We give that kernel the same formula, so
 the totals are complete and the same on every device, and show the attention share in its own column;
-"w/o attn" is the convention of SPEC §1 (backbone 33.7 GFLOPs, release as published 44.8).
+"w/o attn" is the convention of docs/method.md §2 (backbone 33.7 GFLOPs, release as published 44.8).
 
 Run from the repository root::
 
@@ -141,7 +141,7 @@ def main() -> int:
     paper_ratio = paper.total / common9.total
     release_ratio_spec = ours.without_attention / theirs.without_attention
     paper_ratio_spec = paper.without_attention / common9.without_attention
-    print(f"w/o attention (SPEC §1's count): ours-release / release-as-published = {release_ratio_spec:.3f}, "
+    print(f"w/o attention (docs/method.md §2's count): ours-release / release-as-published = {release_ratio_spec:.3f}, "
           f"InsVP-paper / common-prompt-only (L_p=9) = {paper_ratio_spec:.3f}")
     missed = [name for name, value, target in (
         ("ours-release / release-as-published", max(release_ratio, release_ratio_spec), RELEASE_TARGET),

@@ -6,7 +6,7 @@ backbone, batch and synthetic data (random images and labels, fixed seed):
 - ``linear``: linear probe (frozen backbone + head);
 - ``common-only``: InsVP with only the common prompt (VPT-deep-like), ``L_p`` of the ``paper`` preset;
 - ``insvp-paper`` and ``insvp-release``: our InsVP presets (``G_s`` once per forward, frozen backbone);
-- ``release-as-published``: the ``release`` preset run the way the authors' code runs it (SPEC §1):
+- ``release-as-published``: the ``release`` preset run the way the authors' code runs it (docs/method.md §2):
   ``G_s`` recomputed in front of every block, and every parameter left with ``requires_grad=True``
   while AdamW steps only the release's own list (``G_l``, ``G_g``, ``p_c``, head; not ``G_s``). So each
   backward also computes weight gradients for the whole backbone, and because zeroing the gradients
@@ -80,7 +80,7 @@ ROWS = (
     Row("common-only", "common prompt only (VPT-deep-like)", ("method.preset=paper", *ONLY_COMMON)),
     Row("insvp-paper", "InsVP paper (ours)", ("method.preset=paper",)),
     Row("insvp-release", "InsVP release (ours)", ("method.preset=release",)),
-    # the release's optimizer never sees G_s (SPEC §1); its gradients are computed all the same
+    # the release's optimizer never sees G_s (docs/method.md §2); its gradients are computed all the same
     Row("release-as-published", "release as published",
         ("method.preset=release", "method.freeze_specific_prompter=true"), as_published=True),
 )

@@ -2,7 +2,7 @@
 
 Plain functions taking explicit objects; nothing here knows which method it trains. Only parameters
 with ``requires_grad`` reach the optimizer, so a frozen backbone gets no weight gradients at all
-(only input gradients flow through it), unlike the authors' release (SPEC §1).
+(only input gradients flow through it), unlike the authors' release (docs/method.md §2).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ runner = CliRunner()
 
 
 class _ReleaseModel(nn.Module):
-    """The release's model as SPEC §1 lists it (224 px, width 768), under the release's attribute names.
+    """The release's model as docs/method.md §2 lists it (224 px, width 768), under the release's attribute names.
 
     Its state dict therefore has the release's keys; its forward (eval mode: dropouts are identities) is the
     reference the converted checkpoint must reproduce. ``depth`` blocks keep the test fast.

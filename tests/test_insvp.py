@@ -1,4 +1,4 @@
-"""InsVP against SPEC §1: components, presets, the release's exact geometry and parameter counts."""
+"""InsVP against docs/method.md §1-2: components, presets, the release's exact geometry and parameter counts."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def test_release_counts_on_vit_base():
 
 
 class _ReleaseSpecificPrompter(nn.Module):
-    """The release's G_s written out literally (224 px, width 768), as SPEC §1 lists its operations."""
+    """The release's G_s written out literally (224 px, width 768), as docs/method.md §2 lists its operations."""
 
     def forward(self, gs: SpecificPrompter, x: torch.Tensor) -> torch.Tensor:
         x = F.leaky_relu(gs.conv1(x))[:, :, 8:216, 8:216]

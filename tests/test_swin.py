@@ -1,4 +1,4 @@
-"""VPT's Swin prompting (SPEC §2) and InsVP on tiny timm Swin Transformers."""
+"""VPT's Swin prompting (docs/method.md §3) and InsVP on tiny timm Swin Transformers."""
 
 from __future__ import annotations
 

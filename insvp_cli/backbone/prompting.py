@@ -3,7 +3,7 @@
 A method that prompts the blocks (InsVP, VPT) asks :func:`feature_prompting` for the strategy of its
 backbone and then deals only in *stages*: each stage has a token width and a number of blocks, and the
 method hands over one prompt tensor ``(B, P, width)`` per prompted block, in block order. A ViT is one
-stage; a Swin Transformer has one stage per resolution (SPEC §2).
+stage; a Swin Transformer has one stage per resolution (docs/method.md §3).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The fine-grained sets of the HTA benchmark with VPT's FGVC splits (InsVP, ACM MM 2024, §4.1; SPEC §3).
+"""The fine-grained sets of the HTA benchmark with VPT's FGVC splits (InsVP, ACM MM 2024, §4.1; docs/method.md §4).
 
 Each split is a JSON file ``{"relative/image/path.jpg": class_id}`` (``train.json``, ``val.json``,
 ``test.json``) in ``data.split_dir`` (default ``data.root``), with paths relative to the dataset's image

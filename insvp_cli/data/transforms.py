@@ -1,4 +1,4 @@
-"""Train and eval transforms from the backbone's data config (InsVP, ACM MM 2024, §4.1; SPEC §3).
+"""Train and eval transforms from the backbone's data config (InsVP, ACM MM 2024, §4.1; docs/method.md §4).
 
 The backbone decides the input size, mean, std and interpolation (timm's pretrained cfg, see
 :func:`insvp_cli.backbone.data_config`). The crop geometry is the one VPT and the InsVP release use:

@@ -1,4 +1,4 @@
-"""VTAB-1k (Zhai et al. 2019), the benchmark of InsVP's Table 2 (ACM MM 2024, §4.1; SPEC §3).
+"""VTAB-1k (Zhai et al. 2019), the benchmark of InsVP's Table 2 (ACM MM 2024, §4.1; docs/method.md §4).
 
 The widely used image-folder release of the 19 tasks: one folder per task with four list files,
 ``<task>/{train800,val200,train800val200,test}.txt``, each line ``images/<split>/000000.jpg <label>`` (the

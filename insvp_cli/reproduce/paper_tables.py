@@ -7,7 +7,7 @@ printed digit for every row (checked by the tests). Rows other than ``InsVP`` co
 paper cites and are shown as the paper prints them; per the captions, ILM-VP, Yoo et al and AutoVP use
 other backbones (ResNeXt-101-32x8d, MoCo v3 ViT-B/16, CLIP).
 
-These are the release's numbers: best *test* accuracy over 100 epochs (SPEC §1), whereas
+These are the release's numbers: best *test* accuracy over 100 epochs (docs/method.md §2), whereas
 ``insvp reproduce`` selects the epoch on the validation split (VTAB-1k: the last epoch).
 """
 

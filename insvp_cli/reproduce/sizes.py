@@ -1,7 +1,7 @@
 """Training-split sizes of the paper's datasets, for the image-step estimates of ``insvp reproduce --dry-run``.
 
 Known sizes instead of reading the data: a dry run must work before the data is there. Counts are the
-official ones (SPEC §3): the FGVC sets' ``train.json`` (their validation split is separate), DTD partition 1
+official ones (docs/method.md §4): the FGVC sets' ``train.json`` (their validation split is separate), DTD partition 1
 and Flowers-102's official train split, and the whole official training set of the sets whose validation
 split is carved from it (``data.val_fraction`` of it is then held out).
 """

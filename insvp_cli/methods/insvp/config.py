@@ -8,7 +8,7 @@ Fields left at ``None`` take the preset's value when the config is built, so the
 paper gives no kernel sizes; ours are small and cheap: ``G_g`` 5x5 convolutions with dilations 2 and
 4 (receptive field 25 px, about 0.1 GFLOPs at 224), ``G_l`` hidden width 16, ``G_s`` kernels 7/9/3.
 
-``release`` is the authors' code exactly (SPEC §1): ``G_g`` 11x11 and 25x25 convolutions, weights
+``release`` is the authors' code exactly (docs/method.md §2): ``G_g`` 11x11 and 25x25 convolutions, weights
 ``p_I = p_l + 2 p_g`` and ``p_F = p_c + p_s``, ``L_p = 16``, ``p_c`` initialised U(-1, 1), ``G_s`` fed
 the prompted image. Per-dataset SimAM and ``L_p`` live in the recipes.
 """

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# The release's G_s geometry at 224 px and width 768 (SPEC §1): crop 8 px, pool to 52x52, crop 2 px,
+# The release's G_s geometry at 224 px and width 768 (docs/method.md §2): crop 8 px, pool to 52x52, crop 2 px,
 # pool to 16x16; three channels of 16x16 make one 768-wide token.
 _REF_SIZE = 224
 _REF_CROP1 = 8
@@ -83,7 +83,7 @@ class GlobalPrompter(nn.Module):
 class SpecificPrompter(nn.Module):
     """``G_s``: three convolutions with pooling, mapping an image to ``L_p`` tokens of width ``D``.
 
-    At 224 px and ``D = 768`` this is the release's network exactly (SPEC §1). It generalises by
+    At 224 px and ``D = 768`` this is the release's network exactly (docs/method.md §2). It generalises by
     (a) scaling the first crop with the input size and pooling adaptively to the same 52x52 grid, and
     (b) ending on an ``s x s`` grid with ``3 s^2 = D`` when ``D / 3`` is a square (768 -> 16, 192 -> 8,
     48 -> 4), else on 16x16 followed by one linear projection 768 -> ``D``.

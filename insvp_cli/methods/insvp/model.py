@@ -82,7 +82,7 @@ def _common_init(cfg: InsVPConfig, blocks: int, width: int, patch: int) -> nn.Pa
 
 
 class InsVP(Method):
-    """InsVP on any timm VisionTransformer with a class token (SPEC §1) or SwinTransformer (SPEC §2).
+    """InsVP on any timm VisionTransformer with a class token (docs/method.md §1) or SwinTransformer (§3).
 
     ``x -> SimAM? -> x~ = x + w_g G_g(x) + w_l G_l(x)``; ``p_s = G_s(x or x~)`` computed once;
     block ``j < N_F`` sees ``[cls, w_c p_c_j + w_s p_s, patches]``; the class token's output goes
@@ -98,7 +98,7 @@ class InsVP(Method):
         self.insvp = InsVPPrompts(cfg, backbone, self.features)
 
     def trainable_patterns(self) -> tuple[str, ...]:
-        if self.cfg.freeze_specific_prompter:  # the release's optimizer never sees G_s (SPEC §1)
+        if self.cfg.freeze_specific_prompter:  # the release's optimizer never sees G_s (docs/method.md §2)
             return ("insvp.patch_prompter.*", "insvp.global_prompter.*", "insvp.common_prompt*", "head.*")
         return super().trainable_patterns()
 
