@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
+
 from .config import Config
 from .errors import ConfigError
 from .methods import METHODS
@@ -61,6 +63,12 @@ class ParamReport:
                 f"trainable%: {100.0 * self.trainable / self.total:.4f}")
 
 
+def shape_only(cfg: Config, num_classes: int, backbone: torch.nn.Module | None = None) -> Method:
+    """The configured method on the meta device: every parameter's shape, no memory and no initialisation."""
+    with torch.device("meta"):
+        return build_model(cfg, num_classes, backbone=backbone)
+
+
 def count_parameters(model: Method, method: str, backbone: str) -> ParamReport:
     """Count ``model``'s parameters per component (prefix stripped: ``insvp.common_prompt`` -> ``common_prompt``)."""
     components: dict[str, int] = {}
@@ -91,9 +99,9 @@ def compare_methods(
 ) -> list[ParamReport]:
     """Build every registered method (or ``methods``) on one backbone and count its parameters (paper Fig. 5).
 
-    The backbone is created once (random init: counting needs no weights) and each method gets a deep
-    copy, so a method that unfreezes backbone weights (``full``, ``partial``, ``bias``) cannot leak that
-    into the next. Method hyper-parameters come from each method's defaults < the recipe's per-method
+    The backbone is created once, on the meta device (counting needs shapes, not weights), and each method
+    gets a deep copy, so a method that unfreezes backbone weights (``full``, ``partial``, ``bias``) cannot
+    leak that into the next. Method hyper-parameters come from each method's defaults < the recipe's per-method
     delta ``methods: {M: {...}}`` < the recipe's ``method`` group when it names M < ``method.KEY=value``
     overrides, which apply to every method whose config has ``KEY``.
 
@@ -137,13 +145,13 @@ def compare_methods(
         own = [text for key, text in method_sets.items() if key in fields[name]]
         return resolve_config(recipe, [*shared, f"method.name={name}", *own])
 
-    template = create_backbone(config_for(names[0]).backbone)
+    with torch.device("meta"):
+        template = create_backbone(config_for(names[0]).backbone)
     reports = []
     for name in names:
         cfg = config_for(name)
-        model = build_model(cfg, num_classes, backbone=copy.deepcopy(template))
+        model = shape_only(cfg, num_classes, backbone=copy.deepcopy(template))
         reports.append(count_parameters(model, name, cfg.backbone.name))
-        del model  # one ViT-B copy alive at a time
     return reports
 
 

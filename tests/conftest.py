@@ -40,6 +40,7 @@ def cli(capsys):
     from insvp_cli.cli import run
 
     def invoke(*args) -> tuple[int, str]:
+        capsys.readouterr()  # what the test printed before is not the command's output
         code = run([str(a) for a in args])
         captured = capsys.readouterr()
         return code, captured.out + captured.err

@@ -18,7 +18,7 @@ from insvp_cli.config import BackboneConfig
 from insvp_cli.errors import ConfigError, UsageError
 from insvp_cli.methods import METHODS
 from insvp_cli.methods.build import build_model
-from insvp_cli.params import compare_methods, count_parameters
+from insvp_cli.params import compare_methods, count_parameters, shape_only
 from insvp_cli.resolve import resolve_config
 from tests.conftest import TINY_VITS, tiny_overrides
 
@@ -50,12 +50,14 @@ EXPECTED_DEFAULTS = {
 
 @pytest.fixture(scope="module")
 def vit_b() -> torch.nn.Module:
-    return create_backbone(BackboneConfig(name=VIT_B, weights="none"))
+    """ViT-B/16 on the meta device: every parameter's shape, no memory, no initialisation."""
+    with torch.device("meta"):
+        return create_backbone(BackboneConfig(name=VIT_B, weights="none"))
 
 
 def build_vit_b(vit_b, method: str, *sets: str):
     cfg = resolve_config(None, [f"method.name={method}", f"backbone.name={VIT_B}", "backbone.weights=none", *sets])
-    return build_model(cfg, K, backbone=copy.deepcopy(vit_b))
+    return shape_only(cfg, K, backbone=copy.deepcopy(vit_b))
 
 
 def trained_backbone_names(model) -> set[str]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 from typer.testing import CliRunner
 
 from insvp_cli.cli import app
+from tests.conftest import one_line_error
 
 runner = CliRunner()
 
@@ -41,9 +40,6 @@ def test_mocov3_recipe_counts_without_its_weights_file():
     assert report["components"]["common_prompt"] == 12 * 9 * 768
 
 
-def test_usage_errors_exit_2_with_one_line():
-    proc = subprocess.run([sys.executable, "-m", "insvp_cli", "params", "--set", "method.nope=1"],
-                          capture_output=True, text=True)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().startswith("error: unknown key method.nope; valid keys:")
-    assert "Traceback" not in proc.stderr
+def test_usage_errors_exit_2_with_one_line(cli):
+    code, output = cli("params", "--set", "method.nope=1")
+    one_line_error(output, code, 2, "error: unknown key method.nope; valid keys:")

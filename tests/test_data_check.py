@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +11,10 @@ from fabricate import make_fgvc, make_imagefolder
 from PIL import Image
 from typer.testing import CliRunner
 
-from insvp_cli.cli import app, main
+from insvp_cli.cli import app
 from insvp_cli.data import dataset_names
 from insvp_cli.errors import UsageError
+from tests.conftest import one_line_error
 
 runner = CliRunner()
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"  # as in conftest.py (module-scoped fixture here)
@@ -103,17 +101,9 @@ def test_data_list_names_every_dataset():
     assert all(name in result.output for name in dataset_names())
 
 
-def test_exit_codes_of_the_real_entry_point(monkeypatch, capsys):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    ok = subprocess.run([sys.executable, "-m", "insvp_cli", "data", "check", "digits"], capture_output=True,
-                        text=True, env=env)
-    assert ok.returncode == 0, ok.stderr
-    assert "digits: 10 classes" in ok.stdout
-    # the same entry point in this process (a second interpreter start costs seconds)
-    monkeypatch.setattr(sys, "argv", ["insvp", "data", "check", "cifar11"])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    assert exited.value.code == 2
-    err = capsys.readouterr().err
-    assert err.strip().startswith("error: unknown dataset 'cifar11'; valid: cifar10, cifar100")
-    assert "Traceback" not in err
+def test_exit_codes_of_the_entry_point(cli):
+    """0 when ready, 2 for a usage error (exit 1 for a tree that is not ready: tests/test_cli.py, installed script)."""
+    code, output = cli("data", "check", "digits")
+    assert code == 0 and "digits: 10 classes" in output, output
+    code, output = cli("data", "check", "cifar11")
+    one_line_error(output, code, 2, "error: unknown dataset 'cifar11'; valid: cifar10, cifar100")

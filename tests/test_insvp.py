@@ -10,6 +10,7 @@ from torch import nn
 from insvp_cli.backbone.vit import blocks_with_prompts, embed_tokens, pool
 from insvp_cli.methods.build import build_model
 from insvp_cli.methods.insvp.layers import PatchPrompter, SpecificPrompter, simam
+from insvp_cli.params import shape_only
 from insvp_cli.resolve import resolve_config
 from tests.conftest import TINY_VITS, tiny_overrides
 
@@ -58,7 +59,7 @@ def test_specific_prompter_runs_once_and_equals_per_block_recomputation():
 def test_release_counts_on_vit_base():
     cfg = resolve_config(None, ["backbone.name=vit_base_patch16_224", "backbone.weights=none",
                                 "method.preset=release"])
-    counts = build_model(cfg, 47).component_params()
+    counts = shape_only(cfg, 47).component_params()
     assert counts["insvp.patch_prompter"] == 25_360
     assert counts["insvp.global_prompter"] == 13_437
     assert counts["insvp.common_prompt"] == 147_456 == 12 * 16 * 768

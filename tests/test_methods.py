@@ -41,7 +41,6 @@ def test_only_trainable_parameters_learn(method):
     params_before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable, "a method must train something"
-    assert all(model.is_trainable_name(n) for n in trainable)
     assert all(n.startswith((f"{model.prefix}.", "head.", "backbone.")) for n in trainable)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     model.train()

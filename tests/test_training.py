@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from rich.console import Console
 from typer.testing import CliRunner
 
 import insvp_cli
 from insvp_cli.checkpoint import read_checkpoint
 from insvp_cli.cli import app
-from insvp_cli.errors import TrainingDiverged
+from insvp_cli.errors import RunInterrupted, TrainingDiverged
+from insvp_cli.reproduce import Cell, RunSpec, TableDef, plan_table, run_plan
 from insvp_cli.resolve import resolve_config
 from insvp_cli.training import fit
-from tests.conftest import tiny_overrides
+from tests.conftest import one_line_error, tiny_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_FILES = {"config.yaml", "metrics.jsonl", "best.pt", "last.pt", "resume.pt", "summary.json", ".lock"}
@@ -96,55 +94,46 @@ def test_diverged_training_keeps_the_last_good_checkpoint(tmp_path, monkeypatch)
     assert read_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == 1
 
 
-def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "insvp_cli", *args], capture_output=True, text=True, env=env,
-                          cwd=REPO, **kw)
+def _without_timings(run: Path) -> list[dict]:
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if "seconds" not in k and "per_s" not in k} for r in rows]
 
 
-def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
-    sets = [x for s in tiny_run("insvp", 3) for x in ("--set", s)]
-    full = _cli("train", *sets, "--out", str(tmp_path / "full"))
-    assert full.returncode == 0, full.stderr
-    run = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "insvp_cli", "train", *sets, "--out", str(run)], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (run / "resume.pt").exists():
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert not (run / "summary.json").exists()
-    resumed = _cli("train", "--resume", str(run))
-    assert resumed.returncode == 0, resumed.stderr
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary == json.loads((tmp_path / "full" / "summary.json").read_text())
-    strip = lambda p: [{k: v for k, v in json.loads(x).items() if "seconds" not in k and "per_s" not in k}  # noqa: E731
-                       for x in p.read_text().splitlines()]
-    assert strip(run / "metrics.jsonl") == strip(tmp_path / "full" / "metrics.jsonl")
+def test_interrupt_then_resume_equals_uninterrupted(tmp_path):
+    cfg = resolve_config(None, tiny_run("insvp", 3))
+    full = fit(cfg, tmp_path / "full")
+
+    def interrupt(row):
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(RunInterrupted):
+        fit(cfg, tmp_path / "interrupted", on_epoch=interrupt)
+    assert not (tmp_path / "interrupted" / "summary.json").exists()
+    assert fit(cfg, tmp_path / "interrupted") == full  # RNG, optimizer, scheduler and best-so-far all restored
+    assert _without_timings(tmp_path / "interrupted") == _without_timings(tmp_path / "full")
 
 
 def test_torchrun_two_processes_match_one(tmp_path):
+    """Data-parallel training for real on the CPU: two gloo processes launched as `insvp reproduce` launches a run
+    on two GPUs (`torchrun --standalone`, the global batch split over the processes), against one process."""
     common = tiny_run("insvp", 2, "train.mixup=0", "train.cutmix=0", "data.augment=false", "method.dropout=0",
                       "data.classes=[0, 1, 2, 3]")
-    one = _cli("train", *[x for s in [*common, "data.batch_size=32"] for x in ("--set", s)],
-               "--out", str(tmp_path / "one"))
-    assert one.returncode == 0, one.stderr
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                          "29517", "-m", "insvp_cli", "train",
-                          *[x for s in [*common, "data.batch_size=16"] for x in ("--set", s)],
-                          "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env, cwd=REPO)
-    assert two.returncode == 0, two.stderr[-3000:]
-    a = json.loads((tmp_path / "one" / "summary.json").read_text())
-    b = json.loads((tmp_path / "two" / "summary.json").read_text())
-    assert a["best_epoch"] == b["best_epoch"]
+    one = fit(resolve_config(None, common), tmp_path / "one")
+    spec = RunSpec("digits/insvp", None, tuple(o for o in common if o != "train.device=cpu"))
+    table = TableDef("torchrun-test", "torchrun", "method", ("InsVP",), ("d",), (Cell("InsVP", "d", "insvp", spec),))
+    plan = plan_table(table, tmp_path, tmp_path / "runs", ngpus=2)
+    assert plan.runs[0].launcher == "torchrun" and plan.runs[0].cfg.data.batch_size == 16  # 32 over 2 processes
+    outcome = run_plan(plan, Console(file=io.StringIO()))
+    assert outcome.trained == ["digits/insvp"] and not outcome.failed, outcome.failed
+    two_dir = tmp_path / "runs" / "digits" / "insvp"
+    two = json.loads((two_dir / "summary.json").read_text())
+    assert one["best_epoch"] == two["best_epoch"]
     for key in ("val_acc", "test_acc"):
-        assert a[key] == pytest.approx(b[key], abs=0.5), key
-    ra = [json.loads(x) for x in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
-    rb = [json.loads(x) for x in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
-    for x, y in zip(ra, rb, strict=True):
+        assert one[key] == pytest.approx(two[key], abs=0.5), key
+    for x, y in zip(_without_timings(tmp_path / "one"), _without_timings(two_dir), strict=True):
         assert x["train_loss"] == pytest.approx(y["train_loss"], rel=1e-4)
+    assert plan_table(table, tmp_path, tmp_path / "runs", ngpus=2).runs[0].state == "done"
 
 
 @pytest.mark.parametrize(
@@ -156,23 +145,21 @@ def test_torchrun_two_processes_match_one(tmp_path):
         (["evaluate", "absent.pt"], "checkpoint absent.pt does not exist"),
     ],
 )
-def test_bad_input_is_one_line_exit_2(args, message):
-    proc = _cli(*args)
-    assert proc.returncode == 2, proc.stderr
-    assert message in proc.stderr and "Traceback" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+def test_bad_input_is_one_line_exit_2(cli, args, message):
+    code, output = cli(*args)
+    one_line_error(output, code, 2, message)
 
 
-def test_corrupt_and_foreign_checkpoints(tmp_path):
+def test_corrupt_and_foreign_checkpoints(tmp_path, cli):
     fit(resolve_config(None, tiny_run("linear", 1)), tmp_path / "run")
     corrupt = tmp_path / "corrupt.pt"
     corrupt.write_bytes((tmp_path / "run" / "best.pt").read_bytes()[:200])
-    proc = _cli("evaluate", str(corrupt))
-    assert proc.returncode == 2 and "is not a readable insvp checkpoint" in proc.stderr
+    code, output = cli("evaluate", corrupt)
+    one_line_error(output, code, 2, "is not a readable insvp checkpoint")
     # the same checkpoint on a backbone of another width
-    proc = _cli("evaluate", str(tmp_path / "run" / "best.pt"), "--set",
-                "backbone.kwargs={patch_size: 8, embed_dim: 96, depth: 2, num_heads: 2}")
-    assert proc.returncode == 2 and "another backbone" in proc.stderr, proc.stderr
+    code, output = cli("evaluate", tmp_path / "run" / "best.pt", "--set",
+                       "backbone.kwargs={patch_size: 8, embed_dim: 96, depth: 2, num_heads: 2}")
+    one_line_error(output, code, 2, "another backbone")
 
 
 def test_vit_b_checkpoint_holds_trainable_weights_only(tmp_path):

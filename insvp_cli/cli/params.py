@@ -42,7 +42,6 @@ def params(
     parameters without and with the head and their share of the backbone. method.KEY=value overrides apply
     to the methods that have KEY. With --plot RUNS: the trained runs' parameters against their accuracy.
     """
-    from ..methods.build import build_model
     from ..params import (
         COMPARISON_HEADERS,
         COMPONENT_HEADERS,
@@ -50,6 +49,7 @@ def params(
         comparison_rows,
         component_rows,
         count_parameters,
+        shape_only,
     )
     from ..resolve import resolve_config
 
@@ -71,7 +71,7 @@ def params(
     if backbone:
         sets.insert(0, f"backbone.name={backbone}")
     cfg = resolve_config(recipes(recipe), [*sets, "backbone.weights=none"])
-    report = count_parameters(build_model(cfg, num_classes), cfg.method.name, cfg.backbone.name)
+    report = count_parameters(shape_only(cfg, num_classes), cfg.method.name, cfg.backbone.name)
     if fmt is Format.table:
         console.print(param_table(report))
         console.print(report.summary_line())

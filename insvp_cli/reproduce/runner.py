@@ -219,7 +219,9 @@ def _set_value(key: str, value: Any) -> str:
 
 
 def _command(run: PlannedRun, recipe: str | None, ngpus: int, location: dict[str, Any]) -> list[str]:
-    head = (["torchrun", "--nproc_per_node", str(ngpus), "-m", "insvp_cli", "train"] if run.launcher == "torchrun"
+    # --standalone: a single-node rendezvous on a free port, so two launches on one host never collide
+    head = (["torchrun", "--standalone", "--nproc_per_node", str(ngpus), "-m", "insvp_cli", "train"]
+            if run.launcher == "torchrun"
             else ["insvp", "train"])
     if run.state == "resume":
         # `--resume` rebuilds the run from its own config.yaml; only moved folders or devices need saying
