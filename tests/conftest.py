@@ -12,6 +12,10 @@ import pytest
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a hub lookup must fail at once, never retry
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest -n N runs N workers: one thread each (and in the processes they start), not N x the cores
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 INSVP = Path(sys.executable).with_name("insvp")  # the console script that `pip install` made
