@@ -29,7 +29,10 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
 def main() -> None:
     """Console-script entry point."""
     try:
-        app(standalone_mode=False)
+        # without standalone mode click returns the code of a `typer.Exit(code)` instead of exiting with it
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except UsageError as exc:
         if _state["debug"]:
             raise
@@ -45,8 +48,6 @@ def main() -> None:
     except KeyboardInterrupt:
         err_console.print("interrupted; a run continues with: insvp train --resume RUN_DIR")
         sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(130)

@@ -11,9 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..errors import UsageError
 from .app import app, console
-from .options import SetOpt
-
-DeviceOpt = Annotated[str, typer.Option(help="auto, cpu or cuda[:N].")]
+from .options import DeviceOpt, SetOpt
 
 
 class CamMethod(str, Enum):

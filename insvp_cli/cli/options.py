@@ -15,3 +15,4 @@ SetOpt = Annotated[
     typer.Option("--set", "-s", help="Override a config value: KEY.PATH=VALUE (YAML value). Repeatable.",
                  show_default=False),
 ]
+DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
