@@ -27,6 +27,8 @@ leaves no output.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import secrets
@@ -162,10 +164,19 @@ def _trace(model: torch.nn.Module, example: torch.Tensor, method: str, fmt: str)
     """``torch.export`` with a dynamic batch axis; a model that cannot be traced is a usage error."""
     batch = torch.export.Dim(BATCH_AXIS, min=1, max=2**20)
     try:
-        return torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+        with _quiet():
+            return torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
     except Exception as exc:  # torch.export fails in many ways (graph breaks, data-dependent shapes, guards)
         raise UsageError(f"method {method} cannot be exported to {fmt}: torch.export failed "
-                         f"({first_sentence(exc)})") from None
+                         f"({first_sentence(exc)})") from exc
+
+
+def _quiet() -> contextlib.AbstractContextManager:
+    """Keep the exporters' stderr (warnings, logs, partial graphs printed on failure) off the terminal.
+
+    Success is decided by the numerical check and failure by the exception, which ``--debug`` shows whole.
+    """
+    return contextlib.redirect_stderr(io.StringIO())
 
 
 def _write_onnx(program: torch.export.ExportedProgram, example: torch.Tensor, path: Path, method: str) -> Callable:
@@ -173,12 +184,16 @@ def _write_onnx(program: torch.export.ExportedProgram, example: torch.Tensor, pa
     import onnx_ir as ir
     import onnxruntime as ort
 
-    program = program.run_decompositions({torch.ops.aten.adaptive_max_pool2d.default: adaptive_max_pool2d})
+    pool = torch.ops.aten.adaptive_max_pool2d.default
+    if any(node.target == pool for node in program.graph.nodes):  # G_s; decomposing costs seconds, so only then
+        program = program.run_decompositions({pool: adaptive_max_pool2d})
     try:
-        onnx_program = torch.onnx.export(program, (example,), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                                         dynamo=True, external_data=False, verbose=False)
+        with _quiet():
+            onnx_program = torch.onnx.export(program, (example,), input_names=[INPUT_NAME],
+                                             output_names=[OUTPUT_NAME], dynamo=True, external_data=False,
+                                             verbose=False)
     except Exception as exc:  # an operator without an ONNX translation
-        raise UsageError(f"method {method} cannot be exported to onnx: {first_sentence(exc)}") from None
+        raise UsageError(f"method {method} cannot be exported to onnx: {first_sentence(exc)}") from exc
     graph = onnx_program.model.graph
     for value in (*graph.inputs, *graph.outputs):
         # the symbol torch.export made up for the batch axis (s77, ...) -> "batch" in the file's signature

@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ..errors import UsageError
 
@@ -36,14 +37,16 @@ def main() -> None:
     except UsageError as exc:
         if _state["debug"]:
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # escaped: a message may quote text in square brackets (pip install "insvp[export]"), which is not markup
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except RuntimeError as exc:
         from ..engine import TrainingDiverged
 
         if not isinstance(exc, TrainingDiverged) or _state["debug"]:
             raise
-        err_console.print(f"[bold red]training stopped:[/] {exc}; the last good checkpoint is kept", highlight=False)
+        err_console.print(f"[bold red]training stopped:[/] {escape(str(exc))}; the last good checkpoint is kept",
+                          highlight=False)
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted; a run continues with: insvp train --resume RUN_DIR")
@@ -51,10 +54,9 @@ def main() -> None:
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors (unknown option, missing argument)
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:  # click usage errors (unknown option, missing argument, bad choice)
+        # recognised by their interface: recent typer raises those of its own copy of click, not click's
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
         raise

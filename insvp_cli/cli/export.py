@@ -23,8 +23,8 @@ def export(
                                                metavar="PATH")],
     fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="onnx: one model.onnx for onnxruntime; "
                                               "pt2: model.pt2 for torch.export.load.")] = ExportFormat.onnx,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder [default: export-FORMAT beside "
-                                             "the checkpoint].", metavar="PATH", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: export-FORMAT beside "
+                                             "the checkpoint).", metavar="PATH", show_default=False)] = None,
     overrides: SetOpt = None,
 ) -> None:
     """Export the whole model (backbone, prompt generators, head) with a dynamic batch axis.
@@ -33,6 +33,8 @@ def export(
     interpolation, mean, std). The exported file is first run on sample inputs; if its logits differ
     from PyTorch's by more than 1e-4, nothing is written and the exit status is 1.
     """
+    from rich.markup import escape
+
     from ..export import ExportMismatch, export_model
 
     with err_console.status("exporting") as status:
@@ -40,7 +42,7 @@ def export(
             result = export_model(checkpoint, fmt.value, out, overrides or [], on_step=status.update)
         except ExportMismatch as exc:
             status.stop()
-            err_console.print(f"[bold red]export failed:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]export failed:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
     for path in result.files:
         console.print(f"written: {path}", highlight=False, soft_wrap=True)

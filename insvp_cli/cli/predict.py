@@ -25,11 +25,11 @@ def predict(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the rows to FILE.csv or FILE.jsonl "
                                              "(atomically). Without it: a table for short inputs, CSV on stdout "
                                              "for long ones.", metavar="PATH", show_default=False)] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Images per batch [default: the checkpoint's "
-                                                   "data.batch_size].", metavar="N", show_default=False)] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Images per batch (default: the checkpoint's "
+                                                   "data.batch_size).", metavar="N", show_default=False)] = None,
     device: DeviceOpt = "auto",
-    workers: Annotated[int | None, typer.Option(help="Loader worker processes [default: the checkpoint's "
-                                                "data.num_workers].", metavar="N", show_default=False)] = None,
+    workers: Annotated[int | None, typer.Option(help="Loader worker processes (default: the checkpoint's "
+                                                "data.num_workers).", metavar="N", show_default=False)] = None,
     overrides: SetOpt = None,
 ) -> None:
     """Classify image files with a checkpoint's model: path, top-k classes and probabilities per image.
@@ -63,7 +63,7 @@ def predict(
         err_console.print(f"skipped {bad.path}: {bad.reason}", highlight=False, soft_wrap=True, markup=False)
     written = f"; rows in {out}" if out is not None else ""
     err_console.print(f"{result.images} images classified, {len(result.skipped)} skipped, "
-                      f"{result.images_per_s:.1f} images/s{written}", highlight=False, soft_wrap=True)
+                      f"{result.images_per_s:.1f} images/s{written}", highlight=False, soft_wrap=True, markup=False)
     if result.skipped:
         raise typer.Exit(1)
 
