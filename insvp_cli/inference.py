@@ -202,7 +202,6 @@ def predict(
     device: str = "auto",
     workers: int | None = None,
     overrides: Sequence[str] = (),
-    on_start: Callable[[int], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> PredictResult:
     """Classify image files with a checkpoint's model; write or return one row per readable image.
@@ -218,7 +217,6 @@ def predict(
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         workers: DataLoader worker processes (default: the checkpoint's ``data.num_workers``).
         overrides: ``KEY=VALUE`` config overrides, e.g. ``backbone.weights=PATH``.
-        on_start: called with the number of files before the first batch.
         on_batch: called with the number of files (readable or not) of each batch when it is done.
 
     Returns:
@@ -251,8 +249,6 @@ def predict(
     precision = Precision.resolve(cfg.train.precision, dev)
 
     result = PredictResult(skipped=list(files.unreadable), top_k=min(top_k, len(classes)))
-    if on_start is not None:
-        on_start(len(files))
     rows = _classify(model, loader, files, classes, result.top_k, dev, precision, result, on_batch)
     start = time.perf_counter()
     if out is None:
