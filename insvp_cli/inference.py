@@ -60,6 +60,7 @@ class InputFiles:
         return len(self._ends)
 
     def __getitem__(self, i: int) -> str:
+        i = range(len(self))[i]  # negative indices count from the end; out of range raises IndexError
         start = self._ends[i - 1] if i > 0 else 0
         return os.fsdecode(bytes(self._data[start : self._ends[i]]))
 
@@ -193,7 +194,7 @@ def output_format(out: str | Path) -> str:
 
 def predict(
     checkpoint: str | Path,
-    inputs: Sequence[str | Path] | InputFiles,
+    inputs: str | Path | Sequence[str | Path] | InputFiles,
     *,
     out: str | Path | IO[str] | None = None,
     out_format: str | None = None,
@@ -208,7 +209,7 @@ def predict(
 
     Args:
         checkpoint: ``best.pt`` / ``last.pt`` or a run folder.
-        inputs: image files, folders (recursive) and glob patterns, or an :class:`InputFiles` already found.
+        inputs: an image file, folder (recursive) or glob pattern, a list of them, or an :class:`InputFiles`.
         out: a ``.csv`` or ``.jsonl`` file, written atomically (a run that fails or is interrupted leaves no
             file); an open text stream (written as rows come); or ``None`` to return the rows.
         out_format: ``csv`` or ``jsonl`` for a stream (default ``csv``); a file's format is its suffix.
@@ -225,6 +226,8 @@ def predict(
     Raises:
         UsageError: a bad checkpoint, input, option or output name.
     """
+    if isinstance(inputs, (str, Path)):  # one input, not a sequence of characters
+        inputs = [inputs]
     if isinstance(out, (str, Path)):
         out_format = output_format(out)
     elif out_format not in (None, *OUTPUT_FORMATS.values()):

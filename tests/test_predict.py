@@ -80,7 +80,7 @@ def test_workers_give_the_same_rows_and_report_bad_files(digit_run):
 
 def test_jsonl_output_and_top_k_capped_at_the_classes(digit_run, tmp_path):
     out = tmp_path / "preds.jsonl"
-    result = insvp_cli.predict(digit_run.checkpoint, digit_run.test_images[:4], out=out, top_k=50)
+    result = insvp_cli.predict(digit_run.checkpoint, f"{digit_run.root}/test/5/*-0[0-3].png", out=out, top_k=50)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 4 and result.rows == [] and result.out == out
     assert all(len(r["classes"]) == len(r["probabilities"]) == 5 for r in rows)  # 5 classes, not 50
@@ -122,7 +122,10 @@ def test_input_files_walk_recursively_in_order(tmp_path):
                             exclude=tmp_path / "c" / "preds.csv")
     rel = [str(Path(p).relative_to(tmp_path)) for p in files]
     assert rel == ["a.png", "b/1.png", "b/2.png", "b/sub/0.png", "ü.png", "a.png", "b/1.png", "b/2.png"]
-    assert len(files) == 8 and files[4] == str(tmp_path / "ü.png") and not files.unreadable
+    assert len(files) == 8 and files[4] == str(tmp_path / "ü.png") and files[-1] == str(tmp_path / "b" / "2.png")
+    assert not files.unreadable
+    with pytest.raises(IndexError):
+        files[8]
 
 
 @pytest.mark.parametrize(("inputs", "message"), [
@@ -195,3 +198,20 @@ def test_import_insvp_cli_does_not_import_torch():
     from insvp_cli.inference import predict
 
     assert insvp_cli.predict is predict and "predict" in dir(insvp_cli)
+
+
+def test_an_unlistable_folder_is_reported_not_fatal(tmp_path, monkeypatch):
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "a.png").write_bytes(b"x")
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if str(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    files = InputFiles.find([tmp_path])
+    assert list(files) == [str(tmp_path / "a.png")]
+    assert [(b.path, b.reason) for b in files.unreadable] == [(str(tmp_path / "locked"),
+                                                               "PermissionError: Permission denied")]

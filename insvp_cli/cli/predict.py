@@ -47,14 +47,14 @@ def predict(
         output_format(out)  # a bad file name fails before the model is built
     files = InputFiles.find(inputs, exclude=out)
     short = len(files) <= SHORT_INPUT
-    options = dict(top_k=top_k, batch_size=batch_size, device=device, workers=workers, overrides=overrides or [])
     with Progress(TextColumn("[bold]images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err_console, transient=True, redirect_stdout=False, redirect_stderr=False,
                   disable=short or not err_console.is_terminal) as progress:
         task = progress.add_task("images", total=len(files))
         # short inputs keep their rows for the table; long ones stream them to the file or to stdout
-        result = run_predict(checkpoint, files, out=None if short else (out or sys.stdout),
-                             on_batch=lambda n: progress.advance(task, n), **options)
+        result = run_predict(checkpoint, files, out=None if short else (out or sys.stdout), top_k=top_k,
+                             batch_size=batch_size, device=device, workers=workers, overrides=overrides or [],
+                             on_batch=lambda n: progress.advance(task, n))
     if short:
         console.print(_table(result.rows))
         if out is not None:
