@@ -10,14 +10,15 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from torch import nn
 
-from .backbone import first_sentence
+from .backbone import data_config, first_sentence
 from .config import Config
 from .errors import UsageError
 from .resolve import resolve_config
@@ -27,19 +28,31 @@ FORMAT_VERSION = 1
 CHECKPOINT_KEYS = ("format_version", "config", "method", "backbone", "classes", "epoch", "metrics", "state_dict")
 
 
-def _atomic_write(path: Path, mode: str, write: Callable[[Any], None]) -> None:
-    """Write through ``write(file)`` to a temp file beside ``path``, fsync, then rename over ``path``."""
+@contextmanager
+def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
+    """Open a temp file beside ``path`` for writing; on a clean exit fsync it and rename it over ``path``.
+
+    Whatever goes wrong inside the block (an error, Ctrl-C), the temp file is removed and ``path`` keeps
+    its previous contents (or stays absent). ``kwargs`` go to :func:`open` (e.g. ``newline=""`` for csv).
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _atomic_write(path: Path, mode: str, write: Callable[[Any], None]) -> None:
+    """Write through ``write(file)`` to a temp file beside ``path``, fsync, then rename over ``path``."""
+    with atomic_open(path, mode) as f:
+        write(f)
 
 
 def atomic_save(obj: Any, path: Path) -> None:
@@ -152,12 +165,18 @@ def load_model(checkpoint: str | Path) -> nn.Module:
 
 def load_transform(checkpoint: str | Path):
     """Public API: the evaluation transform (PIL image -> normalised tensor) the checkpoint was evaluated with."""
-    from .backbone import create_backbone, data_config
-    from .data import build_transforms
+    from .backbone import create_backbone
 
     cfg = checkpoint_config(read_checkpoint(checkpoint))
     backbone_cfg = cfg.backbone
     # the transform depends on the architecture only, so random init avoids reading any weights
     model = create_backbone(type(backbone_cfg)(name=backbone_cfg.name, weights="none",
                                                img_size=backbone_cfg.img_size, kwargs=backbone_cfg.kwargs))
-    return build_transforms(cfg.data, data_config(model), flip=False)[1]
+    return eval_transform(cfg, model)
+
+
+def eval_transform(cfg: Config, backbone: nn.Module):
+    """The evaluation transform of ``cfg`` on ``backbone`` (whose data config decides size, mean, std)."""
+    from .data import build_transforms
+
+    return build_transforms(cfg.data, data_config(backbone), flip=False)[1]

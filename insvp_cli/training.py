@@ -52,17 +52,22 @@ from .progress import RunProgress
 from .rundir import CONFIG, METRICS, RESUME, SUMMARY, RunLock, config_changes, load_run_config, read_metrics
 
 
-def resolve_device(name: str, dist_info: DistInfo | None = None) -> torch.device:
+def resolve_device(name: str, dist_info: DistInfo | None = None, option: str = "train.device") -> torch.device:
+    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N`` as a device; errors name ``option``."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"{option}: {name!r} is not a device; valid: auto, cpu, cuda, cuda:N") from None
+    if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise UsageError(f"train.device: {name!r} but no CUDA device is available; use cpu or auto")
+            raise UsageError(f"{option}: {name!r} but no CUDA device is available; use cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"{option}: {name!r} but only {torch.cuda.device_count()} CUDA devices are visible")
         if dist_info is not None and dist_info.enabled:
             return torch.device("cuda", dist_info.local_rank)
-    if name == "mps" and not torch.backends.mps.is_available():
-        raise UsageError("train.device: 'mps' but no Apple GPU is available; use cpu or auto")
-    return torch.device(name)
+    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -387,5 +392,5 @@ def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", overrides: 
     result = evaluate(model, loader, device=device, precision=Precision.resolve(cfg.train.precision, device))
     logged = ckpt["metrics"].get(f"{split}_acc")
     return {"checkpoint": ckpt["path"], "split": split, "acc": result["acc"], "loss": result["loss"],
-            "images": int(result["images"]), "skipped_bad_images": len(pop_bad_images(loader)),
-            "logged_acc": logged}
+            "images": int(result["images"]), "images_per_s": result["images_per_s"],
+            "skipped_bad_images": len(pop_bad_images(loader)), "logged_acc": logged}

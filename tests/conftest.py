@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,7 +19,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
 INSVP = Path(sys.executable).with_name("insvp")  # the console script that `pip install` made
 
 
@@ -102,3 +105,45 @@ def shared_dir() -> Path:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@dataclass(frozen=True)
+class DigitRun:
+    """A trained run on an ``imagefolder`` of real MNIST digits, and the folder.
+
+    Attributes:
+        checkpoint: the run's ``best.pt``.
+        root: ``train/<digit>/``, ``test/<digit>/`` (10 PNGs per digit) and, directly in ``test/``, two files
+            that are not readable images (``broken.png``, truncated; ``notes.txt``), which the dataset ignores.
+    """
+
+    checkpoint: Path
+    root: Path
+
+    @property
+    def test_images(self) -> list[Path]:
+        return sorted(self.root.glob("test/*/*.png"))
+
+
+@pytest.fixture(scope="session")
+def digit_run(tmp_path_factory) -> DigitRun:
+    """The quickstart recipe (the shipped backbone, InsVP ``paper``) trained for 1 epoch on 100 digits 5-9."""
+    from insvp_cli.config import resolve_config
+    from insvp_cli.data import load_splits
+    from insvp_cli.training import fit
+
+    tmp = tmp_path_factory.mktemp("digits")
+    root = tmp / "digits"
+    digits = load_splits(resolve_config(None, ["data.name=mnist5k", "data.classes=[5, 6, 7, 8, 9]"]).data)
+    for split, source, per_class in (("train", digits.train, 20), ("test", digits.test, 10)):
+        for label, name in enumerate(digits.classes):
+            (root / split / name).mkdir(parents=True)
+            for n, i in enumerate(np.flatnonzero(source.labels == label)[:per_class]):
+                source[int(i)][0].save(root / split / name / f"{name}-{n:02d}.png")
+    first = next((root / "test" / "5").iterdir()).read_bytes()
+    (root / "test" / "broken.png").write_bytes(first[: len(first) // 2])
+    (root / "test" / "notes.txt").write_text("not an image\n")
+    cfg = resolve_config(REPO / "recipes" / "quickstart.yaml", [
+        "data.name=imagefolder", f"data.root={root}", "data.classes=null", "train.epochs=1"])
+    fit(cfg, tmp / "run")
+    return DigitRun(tmp / "run" / "best.pt", root)

@@ -52,16 +52,17 @@ from .base import (
     ImageFiles,
     LabelledImages,
     Parts,
+    read_rgb,
     register_dataset,
     seeded_split,
 )
 from .loaders import ImageLoader, Loaders, build_loaders, pop_bad_images
-from .transforms import build_transforms
+from .transforms import build_transforms, preprocess_spec
 
 __all__ = [
     "DATASETS", "BadImage", "BadImageError", "DatasetSpec", "ImageArrays", "ImageFiles", "ImageLoader",
     "LabelledImages", "Loaders", "Parts", "Splits", "build_loaders", "build_splits", "build_transforms",
-    "dataset_names", "load_splits", "pop_bad_images", "register_dataset",
+    "dataset_names", "load_splits", "pop_bad_images", "preprocess_spec", "read_rgb", "register_dataset",
 ]
 
 

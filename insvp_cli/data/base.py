@@ -47,6 +47,15 @@ class BadImage:
     reason: str
 
 
+def read_rgb(path: str) -> Image.Image | BadImage:
+    """The decoded RGB image at ``path``, or a :class:`BadImage` saying why it cannot be read (never raises)."""
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")  # convert() decodes the whole file, so truncation shows up here
+    except IMAGE_READ_ERRORS as exc:
+        return BadImage(path, f"{type(exc).__name__}: {exc}")
+
+
 class LabelledImages(Dataset):
     """A map-style dataset of ``(image, label)`` pairs over a selection of samples.
 
@@ -146,12 +155,7 @@ class ImageFiles(LabelledImages):
         self._paths = np.asarray([str(p) for p in paths], dtype=str)
 
     def _image(self, j: int) -> Image.Image | BadImage:
-        path = str(self._paths[j])
-        try:
-            with Image.open(path) as img:
-                return img.convert("RGB")  # convert() decodes the whole file, so truncation shows up here
-        except IMAGE_READ_ERRORS as exc:
-            return BadImage(path, f"{type(exc).__name__}: {exc}")
+        return read_rgb(str(self._paths[j]))
 
     def files(self) -> list[str]:
         return [str(p) for p in self._paths[self.indices]]

@@ -34,6 +34,20 @@ def input_size(cfg: DataConfig, data_cfg: Mapping[str, Any]) -> tuple[int, int]:
     return int(height), int(width)
 
 
+def resize_size(cfg: DataConfig, data_cfg: Mapping[str, Any]) -> int | tuple[int, int]:
+    """The evaluation resize: an int resizes the shorter side keeping the aspect ratio, ``(H, W)`` resizes exactly.
+
+    ``resize: direct`` resizes straight to the input size; ``crop`` resizes by :data:`RESIZE_RATIO` before the
+    centre crop (a non-square input needs both sides).
+    """
+    height, width = input_size(cfg, data_cfg)
+    if cfg.resize == "direct":
+        return height, width
+    if height == width:
+        return int(height * RESIZE_RATIO)
+    return int(height * RESIZE_RATIO), int(width * RESIZE_RATIO)
+
+
 def build_transforms(cfg: DataConfig, data_cfg: Mapping[str, Any], flip: bool) -> tuple[T.Compose, T.Compose]:
     """The (train, eval) transforms: RGB PIL image -> normalised float tensor (3, H, W).
 
@@ -45,17 +59,34 @@ def build_transforms(cfg: DataConfig, data_cfg: Mapping[str, Any], flip: bool) -
     height, width = input_size(cfg, data_cfg)
     interpolation = InterpolationMode(data_cfg.get("interpolation", "bilinear"))
     normalize = [T.ToTensor(), T.Normalize(mean=list(data_cfg["mean"]), std=list(data_cfg["std"]))]
+    resize = T.Resize(resize_size(cfg, data_cfg), interpolation=interpolation)
     if cfg.resize == "direct":
-        geometry = [T.Resize((height, width), interpolation=interpolation)]
+        geometry = [resize]
         train_geometry = list(geometry)
     else:
-        # an int resizes the shorter side and keeps the aspect ratio; a non-square input needs both sides
-        scaled = (int(height * RESIZE_RATIO) if height == width
-                  else (int(height * RESIZE_RATIO), int(width * RESIZE_RATIO)))
-        geometry = [T.Resize(scaled, interpolation=interpolation), T.CenterCrop((height, width))]
-        train_geometry = [T.Resize(scaled, interpolation=interpolation), T.RandomCrop((height, width))]
+        geometry = [resize, T.CenterCrop((height, width))]
+        train_geometry = [resize, T.RandomCrop((height, width))]
     eval_tf = T.Compose([*geometry, *normalize])
     if not cfg.augment:
         return T.Compose([*geometry, *normalize]), eval_tf
     flips = [T.RandomHorizontalFlip()] if flip else []
     return T.Compose([*train_geometry, *flips, *normalize]), eval_tf
+
+
+def preprocess_spec(cfg: DataConfig, data_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The evaluation transform as plain data, enough to redo it with PIL and numpy alone (``preprocess.json``).
+
+    Keys: ``resize`` (``{"shorter_side": n}``: the shorter side becomes ``n`` and the longer one
+    ``int(n * long / short)``; or ``{"height": h, "width": w}``), ``center_crop`` (``{"height", "width"}``,
+    the offsets ``round((size - crop) / 2)``; ``None`` for no crop), ``interpolation`` (a PIL resampling
+    filter name, lower case), ``mean`` and ``std`` (per RGB channel, applied to ``pixel / 255``).
+    """
+    height, width = input_size(cfg, data_cfg)
+    size = resize_size(cfg, data_cfg)
+    return {
+        "resize": {"shorter_side": size} if isinstance(size, int) else {"height": size[0], "width": size[1]},
+        "center_crop": None if cfg.resize == "direct" else {"height": height, "width": width},
+        "interpolation": InterpolationMode(data_cfg.get("interpolation", "bilinear")).value,
+        "mean": [float(m) for m in data_cfg["mean"]],
+        "std": [float(s) for s in data_cfg["std"]],
+    }

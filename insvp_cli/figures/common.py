@@ -13,9 +13,8 @@ from PIL import Image
 from torch import nn
 
 from ..backbone import data_config
-from ..checkpoint import checkpoint_config, read_checkpoint, restore_model
+from ..checkpoint import checkpoint_config, eval_transform, read_checkpoint, restore_model
 from ..config import Config
-from ..data import build_transforms
 
 DPI = 100  # small PNGs that still show every pixel of a 32 px input when drawn at 2 in
 
@@ -62,7 +61,7 @@ def load_trained(checkpoint: str | Path, device: str = "auto", overrides: Sequen
     dev = resolve_device(device)
     model = restore_model(ckpt, cfg).to(dev).eval()
     data_cfg = data_config(model.backbone)
-    transform = build_transforms(cfg.data, data_cfg, flip=False)[1]
+    transform = eval_transform(cfg, model.backbone)
     return TrainedModel(model, cfg, transform, np.asarray(data_cfg["mean"], dtype=np.float32),
                         np.asarray(data_cfg["std"], dtype=np.float32), list(ckpt["classes"]), Path(ckpt["path"]),
                         dev)

@@ -1,0 +1,248 @@
+"""``export_model``: a trained checkpoint as one file that runs outside this package.
+
+InsVP (ACM MM 2024) computes its prompts from each input image, so the exported graph holds the whole
+model: the frozen backbone, the prompt generators (``G_l``, ``G_g``, ``G_s``), the common prompts and
+the head, the same for every registered method. Two formats:
+
+- ``onnx``: one ``model.onnx`` (weights inside), input ``image`` ``(batch, 3, H, W)`` float32,
+  output ``logits`` ``(batch, classes)``; needs only onnxruntime to run.
+- ``pt2``: ``model.pt2`` from :func:`torch.export.export`; runs with torch alone
+  (``torch.export.load(path).module()``), no insvp or timm code.
+
+Both are traced by ``torch.export`` with a dynamic batch axis. ONNX goes through PyTorch's
+``torch.export``-based ONNX exporter (``dynamo=True``), which translates every method except for one
+operator: ``adaptive_max_pool2d`` (``G_s``) when the input size is not a multiple of the output size,
+e.g. 30 -> 52 on a 32 px model. :func:`adaptive_max_pool2d` rewrites it as a gather and a max before
+the translation, with identical values. PyTorch's older TorchScript-based exporter (``dynamo=False``)
+fails on the same operator for every size once the batch axis is dynamic, and ``torch.jit.trace`` is
+deprecated in torch 2.14, so TorchScript is not offered.
+
+Next to the model: ``labels.json`` (class names by label) and ``preprocess.json`` (the evaluation
+transform as data: resize, centre crop, interpolation, mean, std; see
+:func:`insvp_cli.data.transforms.preprocess_spec`). Before anything is written, the exported file is
+run on sample inputs (two batch sizes, neither the traced one) and its logits are compared with the
+PyTorch model's in float32; a difference above :data:`TOLERANCE` raises :class:`ExportMismatch` and
+leaves no output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .backbone import data_config, first_sentence
+from .checkpoint import checkpoint_config, read_checkpoint, restore_model
+from .data.transforms import input_size, preprocess_spec
+from .errors import UsageError
+
+FORMATS = ("onnx", "pt2")
+MODEL_FILES = {"onnx": "model.onnx", "pt2": "model.pt2"}
+TOLERANCE = 1e-4  # largest absolute logit difference accepted between the exported model and PyTorch (fp32)
+ONNX_MAX_BYTES = 2**31  # one protobuf file holds at most 2 GiB, weights included
+INPUT_NAME, OUTPUT_NAME, BATCH_AXIS = "image", "logits", "batch"
+TRACE_BATCH = 2  # the example batch torch.export traces with (1 would be specialised)
+CHECK_BATCHES = (1, 3)  # verification batches: other sizes than the traced one exercise the dynamic axis
+EXPORT_EXTRA = 'pip install "insvp[export]"'
+
+
+class ExportMismatch(Exception):
+    """The exported model's logits differ from PyTorch's by more than :data:`TOLERANCE`."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_model` wrote.
+
+    Attributes:
+        out: the output folder.
+        files: the files written into it (model, ``labels.json``, ``preprocess.json``).
+        max_abs_diff: the largest absolute logit difference from PyTorch on the sample inputs.
+    """
+
+    out: Path
+    files: list[Path]
+    max_abs_diff: float
+
+
+def export_model(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | None = None,
+                 overrides: Sequence[str] = (), on_step: Callable[[str], None] | None = None) -> ExportResult:
+    """Export a checkpoint's model to ``fmt`` in ``out``, after checking it against PyTorch on sample inputs.
+
+    Args:
+        checkpoint: ``best.pt`` / ``last.pt`` or a run folder.
+        fmt: ``onnx`` or ``pt2``.
+        out: the output folder (default: ``export-<fmt>`` beside the checkpoint); created if needed, and
+            files of an earlier export there are replaced.
+        overrides: ``KEY=VALUE`` config overrides, e.g. ``backbone.weights=PATH``.
+        on_step: called with a short description before each stage.
+
+    Returns:
+        An :class:`ExportResult`.
+
+    Raises:
+        UsageError: an unknown format, a missing ``insvp[export]`` extra, a bad checkpoint, a model that
+            cannot be traced for ``fmt`` or one too large for a single ONNX file.
+        ExportMismatch: the exported model disagrees with PyTorch; nothing was written.
+    """
+    step = on_step or (lambda _: None)
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {fmt!r} is not supported; valid: {', '.join(FORMATS)}")
+    if fmt == "onnx":
+        _require_onnx()
+    ckpt = read_checkpoint(checkpoint)
+    cfg = checkpoint_config(ckpt, list(overrides))
+    out = Path(out) if out is not None else Path(ckpt["path"]).parent / f"export-{fmt}"
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder")
+    model = restore_model(ckpt, cfg).float().eval()
+    data_cfg = data_config(model.backbone)
+    height, width = input_size(cfg.data, data_cfg)
+    if fmt == "onnx":
+        size = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+        if size >= ONNX_MAX_BYTES:
+            raise UsageError(f"{cfg.backbone.name} holds {size / 2**30:.1f} GiB of weights; one ONNX file holds at "
+                             f"most 2 GiB: use --format pt2")
+
+    seeded = torch.Generator().manual_seed(0)
+    samples = torch.randn(TRACE_BATCH + sum(CHECK_BATCHES), 3, height, width, generator=seeded)
+    example, *checks = samples.split([TRACE_BATCH, *CHECK_BATCHES])
+    step(f"tracing {cfg.method.name} with torch.export")
+    program = _trace(model, example, cfg.method.name, fmt)
+
+    # everything is written into a hidden folder beside ``out`` and moved into place once checked
+    staging = out.parent / f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    staging.mkdir(parents=True)
+    try:
+        model_file = staging / MODEL_FILES[fmt]
+        step(f"writing {model_file.name}")
+        if fmt == "onnx":
+            run = _write_onnx(program, example, model_file, cfg.method.name)
+        else:
+            run = _write_pt2(program, model_file)
+        step(f"checking {model_file.name} against PyTorch on sample inputs")
+        with torch.inference_mode():
+            diff = max(float((run(x) - model(x)).abs().max()) for x in checks)
+        if not diff <= TOLERANCE:  # also catches NaN
+            raise ExportMismatch(f"the exported {fmt} model's logits differ from PyTorch's by {diff:.2e} (more than "
+                                 f"{TOLERANCE:g}) on sample inputs; nothing was written to {out}")
+        (staging / "labels.json").write_text(json.dumps([str(c) for c in ckpt["classes"]], indent=2) + "\n")
+        preprocess = {
+            "input": {"name": INPUT_NAME, "shape": [BATCH_AXIS, 3, height, width], "dtype": "float32",
+                      "layout": "NCHW", "channels": "RGB"},
+            "output": {"name": OUTPUT_NAME, "shape": [BATCH_AXIS, len(ckpt["classes"])]},
+            **preprocess_spec(cfg.data, data_cfg),
+            "model": {"method": cfg.method.name, "backbone": cfg.backbone.name, "format": fmt,
+                      "checkpoint": ckpt["path"], "max_abs_diff": diff},
+        }
+        (staging / "preprocess.json").write_text(json.dumps(preprocess, indent=2) + "\n")
+        names = sorted(p.name for p in staging.iterdir())
+        _publish(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return ExportResult(out, [out / name for name in names], diff)
+
+
+def _require_onnx() -> None:
+    for module in ("onnx", "onnxruntime", "onnxscript"):
+        try:
+            __import__(module)
+        except ImportError:
+            raise UsageError(f"ONNX export needs {module}, which is not installed: {EXPORT_EXTRA}") from None
+
+
+def _trace(model: torch.nn.Module, example: torch.Tensor, method: str, fmt: str) -> torch.export.ExportedProgram:
+    """``torch.export`` with a dynamic batch axis; a model that cannot be traced is a usage error."""
+    batch = torch.export.Dim(BATCH_AXIS, min=1, max=2**20)
+    try:
+        with _quiet():
+            return torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+    except Exception as exc:  # torch.export fails in many ways (graph breaks, data-dependent shapes, guards)
+        raise UsageError(f"method {method} cannot be exported to {fmt}: torch.export failed "
+                         f"({first_sentence(exc)})") from exc
+
+
+def _quiet() -> contextlib.AbstractContextManager:
+    """Keep the exporters' stderr (warnings, logs, partial graphs printed on failure) off the terminal.
+
+    Success is decided by the numerical check and failure by the exception, which ``--debug`` shows whole.
+    """
+    return contextlib.redirect_stderr(io.StringIO())
+
+
+def _write_onnx(program: torch.export.ExportedProgram, example: torch.Tensor, path: Path, method: str) -> Callable:
+    """Translate to ONNX, save one self-contained file and return a runner over onnxruntime."""
+    import onnx_ir as ir
+    import onnxruntime as ort
+
+    pool = torch.ops.aten.adaptive_max_pool2d.default
+    if any(node.target == pool for node in program.graph.nodes):  # G_s; decomposing costs seconds, so only then
+        program = program.run_decompositions({pool: adaptive_max_pool2d})
+    try:
+        with _quiet():
+            onnx_program = torch.onnx.export(program, (example,), input_names=[INPUT_NAME],
+                                             output_names=[OUTPUT_NAME], dynamo=True, external_data=False,
+                                             verbose=False)
+    except Exception as exc:  # an operator without an ONNX translation
+        raise UsageError(f"method {method} cannot be exported to onnx: {first_sentence(exc)}") from exc
+    graph = onnx_program.model.graph
+    for value in (*graph.inputs, *graph.outputs):
+        # the symbol torch.export made up for the batch axis (s77, ...) -> "batch" in the file's signature
+        value.shape = ir.Shape([BATCH_AXIS, *value.shape[1:]])
+    onnx_program.save(str(path))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return lambda x: torch.from_numpy(session.run(None, {INPUT_NAME: x.numpy()})[0])
+
+
+def _write_pt2(program: torch.export.ExportedProgram, path: Path) -> Callable:
+    """Save with ``torch.export.save`` and return the reloaded module."""
+    torch.export.save(program, path)
+    return torch.export.load(path).module()
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Move the checked files into ``out``: the folder itself when new (one rename), else file by file."""
+    if not out.exists():
+        os.replace(staging, out)
+        return
+    for path in staging.iterdir():
+        os.replace(path, out / path.name)
+
+
+def adaptive_max_pool2d(x: torch.Tensor, output_size: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``aten.adaptive_max_pool2d`` (values and flat indices) from operators every ONNX runtime has.
+
+    Output cell ``(i, j)`` covers rows ``floor(i H / h) .. ceil((i + 1) H / h) - 1`` and the same for
+    columns, as in PyTorch. A window shorter than the longest is padded by repeating its last row or
+    column, which leaves its maximum unchanged, so one gather of fixed width and one max compute every
+    cell, also when the output is larger than the input. Sizes that divide evenly use ``max_pool2d``.
+    """
+    height, width = x.shape[-2:]
+    out_h, out_w = output_size
+    if height % out_h == 0 and width % out_w == 0:
+        return F.max_pool2d(x, (height // out_h, width // out_w), return_indices=True)
+    rows, cols = _windows(height, out_h, x.device), _windows(width, out_w, x.device)  # (h, kh), (w, kw)
+    # (h, kh) x (w, kw) -> (h, w, kh*kw): flat input positions of each output cell's window
+    window = (rows[:, None, :, None] * width + cols[None, :, None, :]).reshape(out_h, out_w, -1)
+    # (..., H, W) -> (..., H*W) -> (..., h, w, kh*kw)
+    patches = x.flatten(-2).index_select(-1, window.flatten()).unflatten(-1, window.shape)
+    values, arg = patches.max(dim=-1)
+    indices = window.expand(*x.shape[:-2], *window.shape).gather(-1, arg.unsqueeze(-1)).squeeze(-1)
+    return values, indices
+
+
+def _windows(size: int, out: int, device: torch.device) -> torch.Tensor:
+    """``(out, k)`` input positions of each adaptive-pooling window, the last one repeated to the longest length."""
+    longest = max(-(-(i + 1) * size // out) - i * size // out for i in range(out))
+    i = torch.arange(out, device=device)
+    start, end = i * size // out, ((i + 1) * size + out - 1) // out
+    return torch.minimum(start[:, None] + torch.arange(longest, device=device), end[:, None] - 1)
