@@ -128,8 +128,8 @@ class DigitRun:
 @pytest.fixture(scope="session")
 def digit_run(tmp_path_factory) -> DigitRun:
     """The quickstart recipe (the shipped backbone, InsVP ``paper``) trained for 1 epoch on 100 digits 5-9."""
-    from insvp_cli.config import resolve_config
     from insvp_cli.data import load_splits
+    from insvp_cli.resolve import resolve_config
     from insvp_cli.training import fit
 
     tmp = tmp_path_factory.mktemp("digits")

@@ -18,11 +18,11 @@ import torch.nn.functional as F
 
 import insvp_cli
 from insvp_cli.checkpoint import atomic_save, make_checkpoint
-from insvp_cli.cli import main
-from insvp_cli.config import resolve_config
 from insvp_cli.errors import UsageError
 from insvp_cli.export import FORMATS, MODEL_FILES, TOLERANCE, adaptive_max_pool2d, export_model
-from insvp_cli.methods import METHODS, build_model
+from insvp_cli.methods import METHODS
+from insvp_cli.methods.build import build_model
+from insvp_cli.resolve import resolve_config
 from tests.conftest import REPO, tiny_overrides, tiny_swin_overrides
 
 needs_onnx = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None,
@@ -121,16 +121,8 @@ def test_quickstart_model_readme_consumer_agrees_with_predict(digit_run, tmp_pat
         assert abs(p.max() - row.probabilities[0]) < 1e-4
 
 
-def _main(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """The real entry point in this process (an interpreter start costs seconds): exit code and stderr."""
-    monkeypatch.setattr(sys, "argv", ["insvp", *args])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    return exited.value.code, capsys.readouterr().err
-
-
 @needs_onnx
-def test_a_mismatch_exits_1_and_leaves_the_earlier_export(tmp_path, monkeypatch, capsys):
+def test_a_mismatch_exits_1_and_leaves_the_earlier_export(tmp_path, monkeypatch, cli):
     import onnxruntime as ort
 
     checkpoint = _checkpoint(tmp_path, tiny_overrides("p8_d48_32px", "linear"))
@@ -139,14 +131,14 @@ def test_a_mismatch_exits_1_and_leaves_the_earlier_export(tmp_path, monkeypatch,
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     real_run = ort.InferenceSession.run
     monkeypatch.setattr(ort.InferenceSession, "run", lambda self, *a, **k: [y + 2e-4 for y in real_run(self, *a, **k)])
-    code, err = _main(monkeypatch, capsys, "export", str(checkpoint), "--out", str(out))
+    code, err = cli("export", str(checkpoint), "--out", str(out))
     assert code == 1 and "Traceback" not in err
     assert "export failed: the exported onnx model's logits differ from PyTorch's by 2.00e-04 (more than 0.0001)" in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "exported"]  # no staging folder left
 
 
-def test_a_model_torch_export_cannot_trace_exits_2(tmp_path, monkeypatch, capsys):
+def test_a_model_torch_export_cannot_trace_exits_2(tmp_path, monkeypatch, cli):
     import insvp_cli.export as export
 
     real_restore = export.restore_model
@@ -159,7 +151,7 @@ def test_a_model_torch_export_cannot_trace_exits_2(tmp_path, monkeypatch, capsys
 
     checkpoint = _checkpoint(tmp_path, tiny_overrides("p8_d48_32px", "linear"))
     monkeypatch.setattr(export, "restore_model", restore_data_dependent)
-    code, err = _main(monkeypatch, capsys, "export", str(checkpoint), "--format", "pt2")
+    code, err = cli("export", str(checkpoint), "--format", "pt2")
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, err
     assert lines[0].startswith("error: method linear cannot be exported to pt2: torch.export failed (")
@@ -190,7 +182,7 @@ def test_missing_extra_through_the_installed_script(tmp_path):
                                    'pip install "insvp[export]"')
 
 
-def test_an_unknown_format_exits_2(tmp_path, monkeypatch, capsys):
+def test_an_unknown_format_exits_2(tmp_path, cli):
     checkpoint = _checkpoint(tmp_path, tiny_overrides("p8_d48_32px", "linear"))
-    code, err = _main(monkeypatch, capsys, "export", str(checkpoint), "--format", "torchscript")
+    code, err = cli("export", str(checkpoint), "--format", "torchscript")
     assert code == 2 and "'torchscript' is not one of 'onnx', 'pt2'" in err and "Traceback" not in err

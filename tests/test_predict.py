@@ -15,24 +15,18 @@ import torch
 from typer.testing import CliRunner
 
 import insvp_cli
-from insvp_cli.cli import app, main
+from insvp_cli.cli import app
 from insvp_cli.errors import UsageError
 from insvp_cli.inference import InputFiles
-from tests.conftest import REPO
+from tests.conftest import REPO, insvp
 
-INSVP = str(Path(sys.executable).with_name("insvp"))  # the installed console script
 runner = CliRunner()
-
-
-def _insvp(*args: str, **kw) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([INSVP, *args], capture_output=True, text=True, env=env, cwd=REPO, **kw)
 
 
 def test_predict_matches_evaluate_and_names_the_bad_files(digit_run, tmp_path):
     """The acceptance run: a folder of digits plus a truncated PNG and a text file, through the installed script."""
     out = tmp_path / "preds.csv"
-    proc = _insvp("predict", str(digit_run.checkpoint), str(digit_run.root / "test"), "--out", str(out))
+    proc = insvp("predict", str(digit_run.checkpoint), str(digit_run.root / "test"), "--out", str(out))
     assert proc.returncode == 1, proc.stderr  # some files were skipped
     assert "Traceback" not in proc.stderr
     skipped = [line for line in proc.stderr.splitlines() if line.startswith("skipped ")]
@@ -164,28 +158,20 @@ def test_long_input_without_out_streams_csv_to_stdout(digit_run, monkeypatch):
     assert rows[0] == ["path", "class_1", "probability_1"] and [r[0] for r in rows[1:]] == images
 
 
-def _main(monkeypatch, capsys, *args: str) -> tuple[int, str]:
-    """The real entry point in this process (an interpreter start costs seconds): exit code and stderr."""
-    monkeypatch.setattr(sys, "argv", ["insvp", *args])
-    with pytest.raises(SystemExit) as exited:
-        main()
-    return exited.value.code, capsys.readouterr().err
-
-
 @pytest.mark.parametrize(("args", "message"), [
     (["--out", "preds.txt"], "--out preds.txt: the file name must end in .csv or .jsonl"),
     (["--top-k", "0"], "--top-k 0 must be >= 1"),
     (["--device", "gpu"], "--device: 'gpu' is not a device"),
     (["--batch-size", "0"], "--batch-size 0 must be >= 1"),
 ])
-def test_usage_errors_exit_2_in_one_line(digit_run, monkeypatch, capsys, args, message):
-    code, err = _main(monkeypatch, capsys, "predict", str(digit_run.checkpoint), str(digit_run.test_images[0]), *args)
+def test_usage_errors_exit_2_in_one_line(digit_run, cli, args, message):
+    code, err = cli("predict", str(digit_run.checkpoint), str(digit_run.test_images[0]), *args)
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith(f"error: {message}"), err
 
 
 def test_installed_script_exits_2_on_a_missing_input(tmp_path, digit_run):
-    proc = _insvp("predict", str(digit_run.checkpoint), str(tmp_path / "nope"))
+    proc = insvp("predict", str(digit_run.checkpoint), str(tmp_path / "nope"))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip() == f"error: input {tmp_path / 'nope'} does not exist (give image files, folders or " \
                                   "quoted glob patterns)"

@@ -64,7 +64,7 @@ class ViTPrompting(FeaturePrompting):
 
 
 class SwinPrompting(FeaturePrompting):
-    """timm SwinTransformer: VPT's Swin scheme (see :mod:`insvp_cli.methods.swin`).
+    """timm SwinTransformer: VPT's Swin scheme (see :mod:`insvp_cli.backbone.swin`).
 
     Per-patch image prompters use 4 x the patch (16 px on Swin-B, the release's ``G_l`` patch): the 4 px
     input patches would make them almost pixel-wise; 16 px is also the token size of Swin's third stage.

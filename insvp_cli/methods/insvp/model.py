@@ -87,7 +87,7 @@ class InsVP(Method):
     ``x -> SimAM? -> x~ = x + w_g G_g(x) + w_l G_l(x)``; ``p_s = G_s(x or x~)`` computed once;
     block ``j < N_F`` sees ``[cls, w_c p_c_j + w_s p_s, patches]``; the class token's output goes
     through the final norm and the head. On Swin the prompts enter every window of block ``j`` instead
-    (:mod:`insvp_cli.methods.swin`) and the model's average pooling feeds the head.
+    (:mod:`insvp_cli.backbone.swin`) and the model's average pooling feeds the head.
     """
 
     prefix = "insvp"
