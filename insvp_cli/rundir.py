@@ -88,19 +88,30 @@ def resume_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) ->
             change the model, the optimizer state or the data (named, with what may change). Nothing is
             written.
     """
-    before = load_run_config(run_dir)
     after = load_run_config(run_dir, overrides)
-    changed = sorted(key for key, (old, new) in config_changes(before, after).items() if old != new)
-    refused = [key for key in changed if key not in RESUMABLE_KEYS]
-    if refused:
-        raise UsageError(f"--resume {run_dir}: {', '.join(refused)} cannot change in a resumed run (it would change "
-                         f"the model, the optimizer state or the data); start a new run with --out. A resume may "
-                         f"change: {', '.join(sorted(RESUMABLE_KEYS))}")
+    check_resumable(run_dir, after)
     done = len(read_metrics(run_dir))
     if (run_dir / SUMMARY).is_file() and after.train.epochs <= done:
         raise UsageError(f"--resume {run_dir}: the run finished all {done} epochs (summary.json); raise train.epochs "
                          f"to train on, e.g. --set train.epochs={done + 10}")
     return after
+
+
+def check_resumable(run_dir: Path, cfg: Config) -> None:
+    """Raise unless ``cfg`` may continue the run in ``run_dir``: it changes only :data:`RESUMABLE_KEYS`.
+
+    Raises:
+        UsageError: naming the keys that would change the model, the optimizer state or the data.
+    """
+    if not is_run(run_dir):
+        return
+    refused = [key for key in config_changes(load_run_config(run_dir), cfg) if key not in RESUMABLE_KEYS]
+    if "method.name" in refused:  # another method: its own keys differ too, which says nothing more
+        refused = [key for key in refused if key == "method.name" or not key.startswith("method.")]
+    if refused:
+        raise UsageError(f"{run_dir}: {', '.join(refused)} cannot change in a resumed run (it would change the "
+                         f"model, the optimizer state or the data); start a new run in another folder. A resume may "
+                         f"change: {', '.join(sorted(RESUMABLE_KEYS))}")
 
 
 def config_changes(before: Config, after: Config) -> dict[str, tuple[Any, Any]]:

@@ -49,7 +49,17 @@ from .errors import RunInterrupted, TrainingDiverged, UsageError
 from .methods.base import Method, TrainingData
 from .methods.build import build_model
 from .progress import RunProgress
-from .rundir import CONFIG, METRICS, RESUME, SUMMARY, RunLock, config_changes, load_run_config, read_metrics
+from .rundir import (
+    CONFIG,
+    METRICS,
+    RESUME,
+    SUMMARY,
+    RunLock,
+    check_resumable,
+    config_changes,
+    load_run_config,
+    read_metrics,
+)
 
 
 def resolve_device(name: str, dist_info: DistInfo | None = None, option: str = "train.device") -> torch.device:
@@ -180,6 +190,7 @@ def fit(cfg: Config, run_dir: Path | None = None, *, console=None, final_test: b
 
 def _fit(cfg: Config, run_dir: Path, dist_info: DistInfo, console, final_test: bool,
          on_epoch: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+    check_resumable(run_dir, cfg)  # compare, reproduce and sweep resume their folders through here too
     run = _build_run(cfg, run_dir, dist_info)
     resumed = _restore(run)
     if not resumed:

@@ -79,6 +79,14 @@ def test_resume_refuses_changes_of_the_model_or_data_before_writing(finished, cl
     assert {p.name: p.read_bytes() for p in finished.iterdir()} == before
 
 
+def test_fit_refuses_a_folder_of_another_experiment(two_epochs, tmp_path):
+    """compare, reproduce and sweep continue their folders through fit: it refuses another method or data too."""
+    run = shutil.copytree(two_epochs, tmp_path / "run")
+    (run / "summary.json").unlink()  # an unfinished run, as a compare that was interrupted leaves it
+    with pytest.raises(UsageError, match="method.name cannot change in a resumed run"):
+        fit(resolve_config(None, tiny_run("vpt", 2)), run)
+
+
 def test_resume_of_a_finished_run_needs_more_epochs(finished):
     with pytest.raises(UsageError, match="finished all 2 epochs"):
         resume_config(finished)
