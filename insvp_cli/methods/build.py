@@ -9,15 +9,21 @@ from . import METHODS
 from .base import Method
 
 
+def build_backbone(cfg: Config) -> torch.nn.Module:
+    """The frozen backbone of ``cfg``, with its pretrained classifier when the method reads it (label mapping)."""
+    from ..backbone import create_backbone
+
+    return create_backbone(cfg.backbone, keep_classifier=cfg.method.keep_backbone_classifier)
+
+
 def build_model(cfg: Config, num_classes: int, backbone: torch.nn.Module | None = None) -> Method:
-    """Create the backbone (unless given), wrap it in the configured method and set what trains.
+    """Create the backbone (unless given, see :func:`build_backbone`), wrap it in the configured method and set
+    what trains.
 
     The method's own parameters are initialised from ``cfg.train.seed`` so that two builds agree.
     """
-    from ..backbone import create_backbone
-
     if backbone is None:
-        backbone = create_backbone(cfg.backbone)
+        backbone = build_backbone(cfg)
     model_cls = METHODS.get(cfg.method.name).model_cls
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.train.seed)
