@@ -250,6 +250,8 @@ def test_autovp_frequency_mapping_averages_its_source_classes():
         assert torch.allclose(model(x), source[:, index].mean(-1))
     with pytest.raises(ConfigError, match="method.per_class: 300 source classes for each of 5 classes need 1500"):
         tiny("autovp", "method.mapping=frequency", "method.per_class=300")
+    with pytest.raises(ConfigError, match="method.remap_every: 2, but a fully_connected mapping is trained"):
+        resolve_config(None, ["method.name=autovp", "method.remap_every=2"])
 
 
 # ---- Yoo et al. -----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ...config import bounded
+from ...errors import ConfigError
 from ..label_mapping_config import LabelMappingConfig
 
 
@@ -22,6 +23,11 @@ class AutoVPConfig(LabelMappingConfig):
     per_class: int = bounded(5, ge=1)
     remap_every: int | None = bounded(None, ge=1)
     mapping: Literal["fully_connected", "frequency"] = "fully_connected"
+
+    def __post_init__(self) -> None:
+        if self.mapping == "fully_connected" and self.remap_every is not None:
+            raise ConfigError(f"method.remap_every: {self.remap_every}, but a fully_connected mapping is trained, not "
+                              "remapped; use method.mapping=frequency for an iterative mapping")
 
     def learned_mapping(self) -> bool:
         return self.mapping == "fully_connected"
