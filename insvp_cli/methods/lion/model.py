@@ -33,20 +33,22 @@ class ImplicitLayer(nn.Module):
         return self.contraction / torch.clamp(math.sqrt(taps) * weight.norm(), min=1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        injected, scale = self.inject(x), self.step_scale()
+        # in float32 even under autocast: bf16 cannot resolve the solver's tolerance
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            injected, scale = self.inject(x.float()), self.step_scale()
 
-        def step(z: torch.Tensor) -> torch.Tensor:
-            return torch.tanh(scale * self.recur(z) + injected)
+            def step(z: torch.Tensor) -> torch.Tensor:
+                return torch.tanh(scale * self.recur(z) + injected)
 
-        with torch.no_grad():
-            z = torch.zeros_like(injected)
-            for _ in range(self.max_iter):
-                z_next = step(z)
-                converged = bool((z_next - z).norm() <= self.tol * z_next.norm())
-                z = z_next
-                if converged:
-                    break
-        return step(z)  # one step with gradients at the fixed point (Jacobian-free backpropagation)
+            with torch.no_grad():
+                z = torch.zeros_like(injected)
+                for _ in range(self.max_iter):
+                    z_next = step(z)
+                    converged = bool((z_next - z).norm() <= self.tol * z_next.norm())
+                    z = z_next
+                    if converged:
+                        break
+            return step(z)  # one step with gradients at the fixed point (Jacobian-free backpropagation)
 
 
 class ImplicitPrompts(nn.Module):
@@ -75,7 +77,7 @@ class LION(Method):
         self.lion = ImplicitPrompts(cfg, backbone.num_features)
 
     def image_prompts(self, x: torch.Tensor) -> ImagePrompts:
-        prompt = self.lion.image_out(self.lion.image(x))
+        prompt = self.lion.image_out(self.lion.image(x)).to(x.dtype)
         return ImagePrompts(image=x, prompt=prompt, prompted=x + prompt)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
