@@ -8,7 +8,6 @@ folders that carry them.
 
 from __future__ import annotations
 
-import copy
 import math
 import subprocess
 import sys
@@ -451,13 +450,10 @@ def test_data_dependent_state_is_in_the_checkpoint(tmp_path, method, extra, buff
         assert ckpt["config"]["method"]["coarse_classes"] == 2 and state.tolist() == [0, 0, 1]
     else:  # computed from the training split: not the initial mapping onto the first source classes
         assert not torch.equal(state, torch.arange(state.numel()).view_as(state))
-    model = insvp_cli.load_model(tmp_path / "run" / "best.pt")
-    assert torch.equal(model.get_buffer(buffer), state)
-    assert evaluate_checkpoint(tmp_path / "run")["acc"] == summary["test_acc"]  # the same logits as in training
-    again = copy.deepcopy(model)
-    x = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        assert torch.equal(model(x), again(x))
+    assert torch.equal(insvp_cli.load_model(tmp_path / "run" / "best.pt").get_buffer(buffer), state)
+    # rebuilt from the checkpoint alone, the model gives the trained model's test logits: the same loss to the bit
+    result = evaluate_checkpoint(tmp_path / "run")
+    assert (result["acc"], result["loss"]) == (summary["test_acc"], ckpt["metrics"]["test_loss"])
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
