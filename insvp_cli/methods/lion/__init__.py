@@ -5,8 +5,8 @@ point gives an image prompt added to the image, and one behind its output, whose
 pooled representation before the head. Its robust training prunes the implicit layers by magnitude
 (lottery-ticket style): weights below a threshold are pulled to zero by a strong extra penalty.
 
-The paper's code is not public and its text gives no layer sizes or solver settings, so those are ours and
-stated here. Each implicit layer solves ``z = tanh(s W z + U x)`` (``U`` with a bias): fixed-point
+The authors' code is not public; the layer sizes and solver settings below are ours, stated here so that
+they can be changed and compared. Each implicit layer solves ``z = tanh(s W z + U x)`` (``U`` with a bias): fixed-point
 iterations without gradients from ``z = 0`` until the relative change falls below ``tol`` (at most
 ``max_iter``), then one differentiable step, whose gradient is the Jacobian-free approximation of the
 implicit one (Fung et al., AAAI 2022), so memory does not grow with the iterations. ``s = contraction /

@@ -9,7 +9,7 @@ from ...config import MethodConfig, bounded
 
 @dataclass
 class LIONConfig(MethodConfig):
-    """LION hyper-parameters (ours: the paper gives none of these values).
+    """LION hyper-parameters (the values are ours; see the package docstring).
 
     Attributes:
         image_channels: channels ``c`` of the input implicit layer's state.
