@@ -8,6 +8,7 @@ folders that carry them.
 
 from __future__ import annotations
 
+import copy
 import math
 import subprocess
 import sys
@@ -287,6 +288,20 @@ def test_yoo_temperature_divides_the_attention_logits():
         mean = v.mean(dim=2, keepdim=True).expand_as(v).transpose(1, 2).reshape(2, 7, 48)
         assert torch.allclose(hot, attn.proj(mean), atol=1e-3)
     assert model.yoo.gate_logits.tolist() == [-5.0]  # one gate for two blocks: none for the last
+
+
+def test_yoo_temperature_needs_plain_blocks_its_gates_do_not():
+    import timm
+    from timm.models.vision_transformer import ResPostBlock
+
+    kw = dict(TINY_VITS["p8_d48_32px"])
+    post = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0, block_fn=ResPostBlock, **kw)
+    cfg = resolve_config(None, tiny_overrides("p8_d48_32px", "yoo"))
+    with pytest.raises(UsageError, match="ResPostBlock"):
+        build_model(cfg, K, backbone=copy.deepcopy(post))
+    gated = build_model(resolve_config(None, [*tiny_overrides("p8_d48_32px", "yoo"), "method.temperature=false"]), K,
+                        backbone=post)
+    assert gated(torch.randn(2, 3, 32, 32)).shape == (2, K)
 
 
 # ---- TransHP ---------------------------------------------------------------------------------------

@@ -29,13 +29,11 @@ class GatedPrompts(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
 
-def attention(attn: Attention, x: torch.Tensor, temperature: torch.Tensor | None) -> torch.Tensor:
+def attention(attn: Attention, x: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
     """timm's ``Attention`` on tokens ``(B, T, D)`` with its logits divided by ``temperature`` (a scalar tensor).
 
     Dividing the logits ``q k^T * scale`` by ``t`` is scaling ``q`` by ``1 / t`` after its norm.
     """
-    if temperature is None:
-        return attn(x)
     batch, tokens, _ = x.shape
     # (B, T, 3 * heads * head_dim) -> 3 x (B, heads, T, head_dim)
     q, k, v = attn.qkv(x).reshape(batch, tokens, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
@@ -54,12 +52,15 @@ class Yoo(Method):
 
     def __init__(self, backbone: nn.Module, num_classes: int, cfg: YooConfig):
         super().__init__(backbone, num_classes, cfg)
-        require_plain_blocks(backbone, cfg.name)
-        other = next((j for j, b in enumerate(backbone.blocks)
-                      if type(b.attn) is not Attention or getattr(b.attn, "gate", None) is not None), None)
-        if cfg.temperature and other is not None:
-            raise UsageError(f"method yoo: the attention temperature needs timm's plain Attention in every block; "
-                             f"block {other} has a {type(backbone.blocks[other].attn).__name__}")
+        if not hasattr(backbone, "blocks"):
+            raise UsageError(f"method yoo needs a ViT with `blocks`; {type(backbone).__name__} has none")
+        if cfg.temperature:  # re-composes the blocks and their attention from their sub-modules
+            require_plain_blocks(backbone, cfg.name)
+            other = next((j for j, b in enumerate(backbone.blocks)
+                          if type(b.attn) is not Attention or getattr(b.attn, "gate", None) is not None), None)
+            if other is not None:
+                raise UsageError(f"method yoo: the attention temperature needs timm's plain Attention in every "
+                                 f"block; block {other} has a {type(backbone.blocks[other].attn).__name__}")
         self.yoo = GatedPrompts(cfg, backbone.embed_dim, len(backbone.blocks), patch_size(backbone))
 
     def no_weight_decay(self) -> set[str]:
@@ -67,7 +68,9 @@ class Yoo(Method):
 
     def block(self, j: int, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """timm's ``Block.forward`` on ``(B, T, D)`` with block ``j``'s attention temperature."""
-        temperature = None if self.yoo.temperature is None else self.yoo.temperature[j].clamp(*TEMPERATURE_RANGE)
+        if self.yoo.temperature is None:
+            return block(x)
+        temperature = self.yoo.temperature[j].clamp(*TEMPERATURE_RANGE)
         x = x + block.drop_path1(block.ls1(attention(block.attn, block.norm1(x), temperature)))
         return x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
 
