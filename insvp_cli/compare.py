@@ -1,8 +1,9 @@
 """``insvp compare``: several methods trained on one recipe, one after another, in a Table-1-style table.
 
 Every method gets the same data, backbone, seed and schedule: the recipe with only ``method.name``
-switched (its per-method deltas ``methods: {M: ...}`` apply). Finished runs are reused and interrupted
-ones resumed, so an interrupted comparison continues where it stopped.
+switched (its per-method deltas ``methods: {M: ...}`` apply). Every method's config, and what it needs from
+the data (TransHP: a hierarchy), is checked before the first one trains. Finished runs are reused and
+interrupted ones resumed, so an interrupted comparison continues where it stopped.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from .checkpoint import atomic_write_text
 from .config import Config
 from .render import csv_table, markdown_table
+from .requirements import bind_requirements
 from .resolve import resolve_config
 from .rundir import SUMMARY
 from .training import fit
@@ -51,7 +53,8 @@ def mean_train_speed(run_dir: Path) -> float:
 def compare_runs(recipe: str | Path | dict | None, methods: list[str], out: Path,
                  overrides: list[str] | tuple[str, ...] = (), console=None) -> list[MethodResult]:
     """Train each of ``methods`` on ``recipe`` into ``out/<method>``; write ``out/comparison.{md,csv}``."""
-    configs = {m: resolve_config(recipe, [*overrides, f"method.name={m}"]) for m in methods}  # fail fast
+    # fail fast: a bad value or a need the data does not meet stops the comparison before anything trains
+    configs = {m: bind_requirements(resolve_config(recipe, [*overrides, f"method.name={m}"])) for m in methods}
     results = []
     for method, cfg in configs.items():
         summary = run_or_reuse(cfg, out / method, console)

@@ -13,8 +13,9 @@ import math
 import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 
@@ -94,6 +95,9 @@ class DataConfig:
             no official validation split (paper 0.1; the release used 0.2).
         seed: seed of every split.
         classes: keep only these class ids, remapped to 0..K-1 (e.g. ``[5, 6, 7, 8, 9]``).
+        hierarchy: a YAML or JSON file mapping each class (by name, or by label index) to a coarse label, for
+            methods that need a coarse-label hierarchy (TransHP); ``None``: ``hierarchy.yaml`` (or ``.json``) in
+            ``data.root`` if there is one, else the dataset's built-in hierarchy (CIFAR-100's 20 superclasses).
         image_size: the transforms' output size if not the backbone's input size (only for backbones that
             take other sizes).
         resize: ``crop`` (resize then crop, VPT style) or ``direct`` (resize straight to size, VTAB style).
@@ -113,6 +117,7 @@ class DataConfig:
     val_fraction: float = bounded(0.1, gt=0, lt=1)
     seed: int = bounded(0, ge=0)
     classes: list[int] | None = bounded(None, ge=0)
+    hierarchy: str | None = None
     image_size: int | None = bounded(None, ge=1)
     resize: Literal["crop", "direct"] = "crop"
     augment: bool = True
@@ -178,11 +183,23 @@ class MethodConfig:
     """Base of every method's config; ``name`` selects the method in the registry (``insvp_cli.methods``)."""
 
     name: str = DEFAULT_METHOD
+    # the backbone keeps its pretrained classifier: the source label space of label-mapping methods (ILM-VP)
+    keep_backbone_classifier: ClassVar[bool] = False
 
     def embeddings(self) -> tuple[str, ...]:
         """What ``Method.embed`` can return for this config, for figures: ``features`` always, plus the
         method's own (e.g. InsVP's ``specific-prompt``). Known from the config alone, no model built."""
         return ("features",)
+
+    def requires(self) -> tuple[str, ...]:
+        """What the method needs from the data beyond images and labels: names of
+        :data:`insvp_cli.requirements.NEEDS` (e.g. TransHP's ``hierarchy``), checked before any work starts."""
+        return ()
+
+    def with_data(self, provided: Mapping[str, Any]) -> MethodConfig:
+        """This config with the values that follow from what the data provides (``provided[name]`` for each name
+        of :meth:`requires`) filled in, e.g. TransHP's number of coarse classes; the default changes nothing."""
+        return self
 
 
 @dataclass

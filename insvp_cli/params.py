@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from .config import Config
 from .errors import ConfigError
 from .methods import METHODS
 from .methods.base import Method
-from .methods.build import build_model
+from .methods.build import build_backbone, build_model
+from .requirements import MissingNeed, bind_requirements
 from .resolve import parse_override, resolve_config
 
 
@@ -96,14 +98,18 @@ def compare_methods(
     overrides: Sequence[str] = (),
     recipe: str | Path | None = None,
     methods: Sequence[str] | None = None,
+    on_skip: Callable[[str], None] | None = None,
 ) -> list[ParamReport]:
     """Build every registered method (or ``methods``) on one backbone and count its parameters (paper Fig. 5).
 
-    The backbone is created once, on the meta device (counting needs shapes, not weights), and each method
-    gets a deep copy, so a method that unfreezes backbone weights (``full``, ``partial``, ``bias``) cannot
-    leak that into the next. Method hyper-parameters come from each method's defaults < the recipe's per-method
-    delta ``methods: {M: {...}}`` < the recipe's ``method`` group when it names M < ``method.KEY=value``
-    overrides, which apply to every method whose config has ``KEY``.
+    The backbone is created once, on the meta device (counting needs shapes, not weights; once more with its
+    classifier for the label-mapping methods), and each method gets a deep copy, so a method that unfreezes
+    backbone weights (``full``, ``partial``, ``bias``) cannot leak that into the next. A method that needs
+    something the data config does not provide (TransHP: a hierarchy) is left out, and ``on_skip`` gets the
+    one-line reason.
+    Method hyper-parameters come from each method's defaults < the recipe's per-method delta
+    ``methods: {M: {...}}`` < the recipe's ``method`` group when it names M < ``method.KEY=value`` overrides,
+    which apply to every method whose config has ``KEY``.
 
     Args:
         backbone: timm model name (``None``: the recipe's or the default backbone).
@@ -111,12 +117,11 @@ def compare_methods(
         overrides: ``a.b=value`` strings; ``method.name`` is not allowed (every method is built).
         recipe: a recipe YAML whose ``backbone`` (and method deltas) apply.
         methods: registered names to include, in this order (default: all, sorted).
+        on_skip: called with the reason of each method left out.
 
     Raises:
         ConfigError: ``method.name`` given, or a ``method.KEY`` that no compared method has.
     """
-    from .backbone import create_backbone
-
     names = list(methods) if methods is not None else METHODS.names()
     for name in names:
         METHODS.get(name)  # unknown names fail here, listing the valid ones
@@ -145,12 +150,20 @@ def compare_methods(
         own = [text for key, text in method_sets.items() if key in fields[name]]
         return resolve_config(recipe, [*shared, f"method.name={name}", *own])
 
-    with torch.device("meta"):
-        template = create_backbone(config_for(names[0]).backbone)
+    templates: dict[bool, nn.Module] = {}
     reports = []
     for name in names:
-        cfg = config_for(name)
-        model = shape_only(cfg, num_classes, backbone=copy.deepcopy(template))
+        try:
+            cfg = bind_requirements(config_for(name))
+        except MissingNeed as exc:
+            if on_skip is not None:
+                on_skip(str(exc))
+            continue
+        keep = cfg.method.keep_backbone_classifier
+        if keep not in templates:
+            with torch.device("meta"):
+                templates[keep] = build_backbone(cfg)
+        model = shape_only(cfg, num_classes, backbone=copy.deepcopy(templates[keep]))
         reports.append(count_parameters(model, name, cfg.backbone.name))
     return reports
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .backbone import create_backbone, data_config
+from .backbone import data_config
 from .checkpoint import atomic_save, atomic_write_text, make_checkpoint, read_checkpoint, restore_model
 from .config import Config
 from .data import ImageLoader, Loaders, Splits, build_loaders, build_splits, pop_bad_images
@@ -47,8 +47,9 @@ from .engine import (
 )
 from .errors import RunInterrupted, TrainingDiverged, UsageError
 from .methods.base import Method, TrainingData
-from .methods.build import build_model
+from .methods.build import build_backbone, build_model
 from .progress import RunProgress
+from .requirements import NEEDS, bind_requirements
 from .rundir import (
     CONFIG,
     METRICS,
@@ -122,6 +123,7 @@ class Run:
         optimizer, scheduler, scaler: the optimisation state (``scaler`` for fp16 only).
         best: the validation-selected epoch so far.
         rows: the metric rows of the finished epochs (also inside ``resume.pt``).
+        coarse_labels: the coarse class of each class, for methods that need a hierarchy (else ``None``).
     """
 
     cfg: Config
@@ -137,6 +139,7 @@ class Run:
     scaler: torch.amp.GradScaler | None
     best: BestSoFar = field(default_factory=BestSoFar)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    coarse_labels: list[int] | None = None
 
     @property
     def classes(self) -> list[str]:
@@ -153,7 +156,7 @@ class Run:
             return ImageLoader(dataset, batch_size=self.cfg.data.batch_size, shuffle=False,
                                num_workers=self.cfg.data.num_workers, on_bad_image=self.cfg.data.on_bad_image)
 
-        return TrainingData(loader, self.classes, self.device)
+        return TrainingData(loader, self.classes, self.device, self.coarse_labels)
 
 
 def fit(cfg: Config, run_dir: Path | None = None, *, console=None, final_test: bool = True,
@@ -173,10 +176,13 @@ def fit(cfg: Config, run_dir: Path | None = None, *, console=None, final_test: b
             may raise to stop the run, which stays resumable).
 
     Raises:
-        UsageError: the folder is locked by another process, or holds something else than this run.
+        UsageError: the method needs something the data does not provide (checked first, see
+            :func:`~insvp_cli.requirements.bind_requirements`), the folder is locked by another process, or it
+            holds something else than this run.
         TrainingDiverged: a non-finite loss; the message says what was kept.
         RunInterrupted: Ctrl-C; the run resumes from its last finished epoch.
     """
+    cfg = bind_requirements(cfg)
     run_dir = run_dir or default_run_dir(cfg)
     dist_info = init_distributed("cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu")
     try:
@@ -250,8 +256,11 @@ def _fit(cfg: Config, run_dir: Path, dist_info: DistInfo, console, final_test: b
 def _build_run(cfg: Config, run_dir: Path, dist_info: DistInfo) -> Run:
     device = resolve_device(cfg.train.device, dist_info)
     seed_everything(cfg.train.seed)
-    backbone = create_backbone(cfg.backbone)
+    backbone = build_backbone(cfg)
     splits = build_splits(cfg.data, data_config(backbone))
+    coarse = None
+    if "hierarchy" in cfg.method.requires():  # read and checked against the classes before anything trains
+        coarse = NEEDS["hierarchy"].read(cfg.data).coarse_labels(splits.classes)
     model = build_model(cfg, len(splits.classes), backbone).to(device)
     loaders = build_loaders(splits, cfg.data, distributed=dist_info.enabled, seed=cfg.train.seed,
                             pin_memory=device.type == "cuda")
@@ -259,7 +268,8 @@ def _build_run(cfg: Config, run_dir: Path, dist_info: DistInfo) -> Run:
     optimizer = build_optimizer(model, cfg.train)
     scheduler = build_scheduler(optimizer, cfg.train, len(loaders.train))
     scaler = torch.amp.GradScaler(device.type) if precision.needs_scaler else None
-    return Run(cfg, run_dir, model, splits, loaders, device, precision, dist_info, optimizer, scheduler, scaler)
+    return Run(cfg, run_dir, model, splits, loaders, device, precision, dist_info, optimizer, scheduler, scaler,
+               coarse_labels=coarse)
 
 
 def _diverged(run: Run, exc: TrainingDiverged) -> TrainingDiverged:

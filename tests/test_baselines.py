@@ -45,7 +45,16 @@ EXPECTED_DEFAULTS = {
     "partial": BLOCK + 2 * D,  # the last block and the final norm
     "vp": 2 * 3 * 30 * 224 + 2 * 3 * (224 - 60) * 30,  # 69,840, as in Bahng et al.
     "vpt": DEPTH * 10 * D,  # VPT-deep, 10 tokens
+    "ilmvp": 3 * 224 * 224,  # the frame's canvas; no trained head
+    "autovp": 3 * 224 * 224,  # the frame's canvas; FullyMap is the head
+    "yoo": 100 * D + (DEPTH - 1) + DEPTH,  # 100 tokens, a gate per block but the last, a temperature per block
+    "transhp": 2 * 20 * D,  # a prompt and a vector per CIFAR-100 superclass
+    "lion": (9 * 8**2 + 31 * 8 + 3) + (2 * D * 64 + 64**2 + 64 + D),  # implicit layers of 8 channels, 64 units
 }
+# the label-mapping methods keep the backbone's classifier (ViT-B/16's default tag: 1,000 ImageNet classes): the
+# source label space, part of the frozen model; ILM-VP trains no head, AutoVP's FullyMap maps those classes
+SOURCE_CLASSIFIER = D * 1000 + 1000
+HEADS = {"ilmvp": 0, "autovp": 1000 * K + K}
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +160,7 @@ def test_vp_counts(vit_b):
 def test_compare_on_vit_b_lists_every_method_with_formula_counts(vit_b):
     """Acceptance: ``insvp params --compare --backbone vit_base_patch16_224 --num-classes 100``."""
     result = CliRunner().invoke(app, ["params", "--compare", "--backbone", VIT_B, "--num-classes", str(K),
-                                      "--format", "json"])
+                                      "--format", "json", "--set", "data.name=cifar100"])  # TransHP's hierarchy
     assert result.exit_code == 0, result.output
     reports = {r["method"]: r for r in json.loads(result.output)}
     assert list(reports) == METHODS.names()
@@ -160,9 +169,10 @@ def test_compare_on_vit_b_lists_every_method_with_formula_counts(vit_b):
         assert reports[name]["trainable_without_head"] == extra, name
     insvp = count_parameters(build_vit_b(vit_b, "insvp"), "insvp", VIT_B)
     assert reports["insvp"]["trainable_without_head"] == insvp.trainable_without_head
-    for report in reports.values():  # every head is 768 -> 100 (MLP-k's hidden width defaults to 768)
-        assert report["backbone_params"] == VIT_B_PARAMS
-        assert report["trainable"] - report["trainable_without_head"] == HEAD, report["method"]
+    for report in reports.values():  # every other head is 768 -> 100 (MLP-k's hidden width defaults to 768)
+        kept = SOURCE_CLASSIFIER if report["method"] in HEADS else 0
+        assert report["backbone_params"] == VIT_B_PARAMS + kept
+        assert report["trainable"] - report["trainable_without_head"] == HEADS.get(report["method"], HEAD)
 
 
 # ---- behaviour on tiny ViTs ----------------------------------------------------------------------
@@ -307,7 +317,8 @@ TINY = ["--backbone", "vit_tiny_patch16_224", "--set", "backbone.img_size=32",
 
 @pytest.mark.parametrize("fmt", ["table", "markdown", "csv"])
 def test_compare_formats_list_every_method(fmt):
-    result = CliRunner().invoke(app, ["params", "--compare", *TINY, "--num-classes", "5", "--format", fmt])
+    result = CliRunner().invoke(app, ["params", "--compare", *TINY, "--num-classes", "5", "--format", fmt,
+                                      "--set", "data.name=cifar100"])  # a dataset with a hierarchy: TransHP too
     assert result.exit_code == 0, result.output
     for name in METHODS.names():
         assert name in result.output

@@ -9,6 +9,7 @@ import torch
 
 from insvp_cli.methods import METHODS
 from insvp_cli.methods.build import build_model
+from insvp_cli.requirements import bind_requirements
 from insvp_cli.resolve import resolve_config
 from tests.conftest import TINY_VITS, tiny_overrides
 
@@ -16,7 +17,8 @@ NUM_CLASSES = 5
 
 
 def _build(method: str, vit: str = "p8_d48_32px", extra: tuple[str, ...] = ()):
-    cfg = resolve_config(None, [*tiny_overrides(vit, method), *extra])
+    # CIFAR-100 (read by name only, no data) has a built-in hierarchy: every method's data needs are met
+    cfg = bind_requirements(resolve_config(None, [*tiny_overrides(vit, method), "data.name=cifar100", *extra]))
     return build_model(cfg, NUM_CLASSES), cfg
 
 
@@ -46,7 +48,8 @@ def test_only_trainable_parameters_learn(method):
     model.train()
     for _ in range(2):
         opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(_images(model)), torch.arange(3)).backward()
+        # the method's own loss: auxiliary terms (TransHP's coarse loss) train parameters of their own
+        model.loss(model(_images(model)), torch.arange(3), torch.nn.CrossEntropyLoss()).backward()
         for name, p in model.named_parameters():
             assert (p.grad is not None) == (name in trainable) or p.grad is None, name
         opt.step()

@@ -34,6 +34,7 @@ from insvp_cli.reproduce.report import MISSING
 from insvp_cli.reproduce.runner import dry_run_lines
 from insvp_cli.reproduce.sizes import train_images
 from insvp_cli.reproduce.tables import HTA_FOLDERS
+from insvp_cli.requirements import MissingNeed, bind_requirements
 from insvp_cli.resolve import resolve_config
 from tests.test_training import tiny_run
 
@@ -74,15 +75,24 @@ def test_a_published_row_must_fill_its_columns():
 # --------------------------------------------------------------------------------------------------
 # Table definitions and dry runs
 
-EXPECTED_RUNS = {"table1": 100, "table2": 152, "table3": 15, "table4": 20, "table5": 20, "fig7": 23}
+EXPECTED_RUNS = {"table1": 150, "table2": 152, "table3": 15, "table4": 20, "table5": 20, "fig7": 23}
 EXPECTED_METHODS = {
-    "table1": ["full", "linear", "partial", "mlp", "bias", "adapter", "adaptformer", "vp", "vpt", "insvp"],
+    "table1": ["full", "linear", "partial", "mlp", "bias", "adapter", "adaptformer", "vp", "vpt", "insvp",
+               "ilmvp", "yoo", "transhp", "lion", "autovp"],
     "table2": ["full", "linear", "partial", "mlp", "bias", "adapter", "vpt", "insvp"],
     "table3": ["full", "vp", "insvp"],
     "table4": ["full", "vp", "vpt", "insvp"],
     "table5": ["insvp"],
     "fig7": ["insvp"],
 }
+
+
+def bound(cfg):
+    """``cfg`` with the values that follow from its data, as a plan holds it (unchanged when the data lacks them)."""
+    try:
+        return bind_requirements(cfg)
+    except MissingNeed:
+        return cfg
 
 
 def dry_run(*args: str) -> tuple[list[str], str]:
@@ -103,14 +113,19 @@ def parse(command: str) -> tuple[str | None, list[str], str]:
 
 def test_acceptance_table1_dry_run_lists_every_run_and_the_missing_folders():
     commands, output = dry_run("table1", "--data-root", "/nonexistent")
-    assert len(commands) == 10 * 10
+    assert len(commands) == 15 * 10  # every row of the paper's Table 1 runs, none is published-only
+    runnable = {cell.row for cell in TABLES.get("table1").cells}
+    assert {"ILM-VP", "Yoo et al", "TransHP", "LION", "AutoVP"} <= runnable
+    assert set(PUBLISHED["table1"].rows) - runnable <= {"Sidetune", "DAM-VP", "E2VPT"}  # their methods come apart
     assert "missing data folders under /nonexistent (10):" in output
     for folder in HTA_FOLDERS.values():
         assert f"#   /nonexistent/{folder}  (" in output
-    recipe, sets, out = parse(commands[-1])
+    recipe, sets, out = parse(next(c for c in commands if c.endswith("svhn/insvp")))
     assert recipe == "svhn" and out == "runs/reproduce/vit-b16-in21k/svhn/insvp"  # a shipped recipe, by name
     assert sets == ["method.name=insvp", "data.root=/nonexistent/svhn"]
     assert "image-steps" in output
+    # TransHP: CIFAR-100's hierarchy is built in; the other data folders need their hierarchy.yaml
+    assert "# method transhp needs a coarse-label hierarchy, missing for 9 data folders (/nonexistent/dtd," in output
 
 
 @pytest.mark.parametrize("name", PAPER_TABLES)
@@ -122,7 +137,7 @@ def test_dry_run_counts_and_commands_resolve_to_the_planned_configs(name, tmp_pa
     plan = plan_table(name, tmp_path, tmp_path / "runs")
     for command, run in zip(commands, plan.runs, strict=True):
         recipe, sets, out = parse(command)
-        assert resolve_config(recipe, sets) == run.cfg  # copy-pasteable: the same config
+        assert bound(resolve_config(recipe, sets)) == run.cfg  # copy-pasteable: the same config
         assert Path(out) == tmp_path / "runs" / run.spec.name
 
 
@@ -320,13 +335,18 @@ def test_reproduce_then_report_in_every_format(tmp_path):
 
 def test_report_marks_every_missing_run(tmp_path):
     report = build_report("table1", tmp_path)
-    assert report.finished == 0 and report.runs == 100
+    assert report.finished == 0 and report.runs == 150
     ours = [row for row in report.rows if row[1] == "ours"]
-    assert len(ours) == 10 and all(cell == MISSING for row in ours for cell in row[2:])
-    paper_rows = [row[0] for row in report.rows if row[1] == "paper"]
+    assert len(ours) == 15 and all(cell == MISSING for row in ours for cell in row[2:])
+    paper_rows = [row[0] for row in report.rows if row[1].startswith("paper")]
     assert paper_rows == list(PUBLISHED["table1"].rows)  # every published row, in the paper's order
     lion = next(row for row in report.rows if row[0] == "LION")
     assert lion[2:] == ["", "", "", 83.6, 90.5, "", 65.4, 90.8, "", "", ""]
+    # published on other backbones: named, beside ours on the table's backbone, with no difference row
+    for row, backbone in (("ILM-VP", "ResNeXt-101-32x8d"), ("Yoo et al", "MoCo v3 ViT-B/16"), ("AutoVP", "CLIP")):
+        assert [r[1] for r in report.rows if r[0] == row] == [f"paper ({backbone})", "ours"]
+    assert [r[1] for r in report.rows if r[0] == "TransHP"] == ["paper", "ours", "ours - paper"]
+    assert any("published on another backbone" in note for note in report.notes)
     vtab = build_report("table2", tmp_path)
     assert vtab.headers[2:5] == ["Natural", "Specialized", "Structured"] and len(vtab.headers) == 2 + 3 + 19
     assert next(r for r in vtab.rows if r[:2] == ["InsVP", "paper"])[2:6] == [81.8, 85.2, 58.4, ""]

@@ -29,10 +29,14 @@ MOCO_V3_PREFIX = "module.base_encoder."
 _MOCO_V3_DROPPED = (f"{MOCO_V3_PREFIX}head.", "module.momentum_encoder.", "module.predictor.")
 
 
-def create_backbone(cfg: BackboneConfig) -> nn.Module:
+def create_backbone(cfg: BackboneConfig, keep_classifier: bool = False) -> nn.Module:
     """Create the timm model named by ``cfg.name`` with the weights ``cfg.weights`` and freeze it.
 
-    The classifier head is removed (``num_classes=0``): every method owns its own head.
+    The classifier head is removed (``num_classes=0``): every method owns its own head. With
+    ``keep_classifier`` (label-mapping methods, whose source label space it is) the model keeps the
+    classifier its weights come with: a timm tag's pretrained head, the head of a local state dict, or for
+    ``weights: none`` the architecture's default head at random init; a tag or file without one (and any
+    ``.npz`` file) gives a headless model (``num_classes == 0``).
 
     Raises:
         UsageError: unknown model name (with close names), an input size the patches do not tile, an
@@ -47,19 +51,23 @@ def create_backbone(cfg: BackboneConfig) -> nn.Module:
         hint = f"; close names: {', '.join(close)}" if close else "; timm.list_models() lists them"
         raise UsageError(f"backbone.name: {cfg.name!r} is not a timm model{hint}")
     weights = cfg.weights
+    headless = {**kwargs, "num_classes": 0}
     try:
         if weights == "timm":
-            model = _create_from_hub(cfg.name, kwargs)
+            model = _create_from_hub(cfg.name, kwargs if keep_classifier else headless)
         else:
             # a fixed seed makes "random init" reproducible, so checkpoints on it can be evaluated again
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
-                model = timm.create_model(cfg.name, pretrained=False, num_classes=0, **kwargs)
+                default_head = keep_classifier and weights == "none"
+                model = timm.create_model(cfg.name, pretrained=False, **(kwargs if default_head else headless))
     except TypeError as exc:  # a kwargs key the architecture does not take
         raise UsageError(f"backbone.kwargs: {cfg.name} does not take them ({exc})") from None
     _check_input_size(model, cfg)
     if weights not in ("timm", "none"):
-        load_local_weights(model, resolve_weights_path(weights))
+        classifier = load_local_weights(model, resolve_weights_path(weights))
+        if keep_classifier and classifier:
+            _attach_classifier(model, classifier)
     freeze(model)
     return model
 
@@ -128,7 +136,7 @@ def _create_from_hub(name: str, kwargs: dict[str, Any]) -> nn.Module:
     """timm's pretrained weights: downloaded when the hub answers, else read from the Hugging Face cache."""
     try:
         if _hub_reachable():
-            return timm.create_model(name, pretrained=True, num_classes=0, **kwargs)
+            return timm.create_model(name, pretrained=True, **kwargs)
         cached = _cached_weights(name)
         if cached is None:
             raise UsageError(
@@ -136,7 +144,7 @@ def _create_from_hub(name: str, kwargs: dict[str, Any]) -> nn.Module:
                 f"local file instead: --set backbone.weights=PATH (.safetensors, .pth, .pt or .npz), or "
                 f"--set backbone.weights=none for random init")
         overlay = {"file": cached, "custom_load": cached.endswith(".npz")}
-        return timm.create_model(name, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay, **kwargs)
+        return timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs)
     except (OSError, RuntimeError, ValueError) as exc:
         raise UsageError(
             f"backbone.weights=timm: could not load {name!r} ({type(exc).__name__}: {first_sentence(exc)}); "
@@ -185,11 +193,15 @@ def read_state_dict(path: Path, what: str = "backbone.weights") -> dict[str, tor
     return obj
 
 
-def load_local_weights(model: nn.Module, path: Path) -> None:
-    """Load a local weights file into ``model``; any missing or unexpected non-head key is an error.
+def load_local_weights(model: nn.Module, path: Path) -> dict[str, torch.Tensor]:
+    """Load a local weights file into the headless ``model``; any missing or unexpected non-head key is an error.
 
     Besides timm's own layout this reads Google's ``.npz`` files and MoCo v3 pre-training checkpoints
     (recognised by their ``module.base_encoder.`` keys, see :func:`from_moco_v3`).
+
+    Returns:
+        The classifier tensors the file holds besides (e.g. ``head.weight``, ``head.bias``); empty for a
+        headless file and for ``.npz`` files.
     """
     if not path.name.endswith(LOCAL_WEIGHT_SUFFIXES):
         raise UsageError(
@@ -198,12 +210,13 @@ def load_local_weights(model: nn.Module, path: Path) -> None:
         )
     if path.suffix == ".npz":
         _load_npz(model, path)
-        return
+        return {}
     state_dict = read_state_dict(path)
     if any(k.startswith(MOCO_V3_PREFIX) for k in state_dict):
         state_dict, _ = from_moco_v3(state_dict)
     state_dict = _timm_filter(model, state_dict)
     head = _classifier_prefixes(model)
+    classifier = {k: v for k, v in state_dict.items() if k.startswith(head)}
     state_dict = {k: v for k, v in state_dict.items() if not k.startswith(head)}
     result = model.load_state_dict(state_dict, strict=False)
     missing = [k for k in result.missing_keys if not k.startswith(head)]
@@ -213,6 +226,20 @@ def load_local_weights(model: nn.Module, path: Path) -> None:
             f"backbone.weights: {path} does not fit {type(model).__name__}: "
             f"missing keys {_short(missing)}; unexpected keys {_short(unexpected)}"
         )
+    return classifier
+
+
+def _attach_classifier(model: nn.Module, classifier: dict[str, torch.Tensor]) -> None:
+    """Give the headless ``model`` a classifier of the size of the ``classifier`` tensors and load them."""
+    weight = next((v for k, v in classifier.items() if k.endswith("weight") and v.ndim == 2), None)
+    if weight is None:
+        return
+    model.reset_classifier(weight.shape[0])
+    result = model.load_state_dict(classifier, strict=False)
+    head = _classifier_prefixes(model)
+    if result.unexpected_keys or any(k.startswith(head) for k in result.missing_keys):
+        raise UsageError(f"backbone.weights: its classifier ({', '.join(classifier)}) does not fit "
+                         f"{type(model).__name__}'s head")
 
 
 def from_moco_v3(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:

@@ -51,6 +51,7 @@ def params(
         count_parameters,
         shape_only,
     )
+    from ..requirements import bind_requirements
     from ..resolve import resolve_config
 
     if plot is not None:
@@ -62,7 +63,7 @@ def params(
     if compare:
         if method:
             raise UsageError("--compare builds every registered method; leave out --method")
-        reports = compare_methods(backbone, num_classes, sets, recipe=recipes(recipe))
+        reports = compare_methods(backbone, num_classes, sets, recipe=recipes(recipe), on_skip=_skipped)
         _emit(fmt, COMPARISON_HEADERS, comparison_rows(reports), [r.to_dict() for r in reports],
               _comparison_title(reports))
         return
@@ -70,13 +71,17 @@ def params(
         sets.insert(0, f"method.name={method}")
     if backbone:
         sets.insert(0, f"backbone.name={backbone}")
-    cfg = resolve_config(recipes(recipe), [*sets, "backbone.weights=none"])
+    cfg = bind_requirements(resolve_config(recipes(recipe), [*sets, "backbone.weights=none"]))
     report = count_parameters(shape_only(cfg, num_classes), cfg.method.name, cfg.backbone.name)
     if fmt is Format.table:
         console.print(param_table(report))
         console.print(report.summary_line())
     else:
         _emit(fmt, COMPONENT_HEADERS, component_rows(report), report.to_dict(), "")
+
+
+def _skipped(reason: str) -> None:
+    typer.echo(f"not counted: {reason}", err=True)
 
 
 def _plot(runs: Path, out: Path | None, conflicting: bool) -> None:

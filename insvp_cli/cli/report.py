@@ -50,5 +50,5 @@ def _rich(rep, digits: int):
         if previous is not None and row[0] != previous:
             out.add_section()  # one block per method: its paper, ours and difference rows
         previous = row[0]
-        out.add_row(*(human(cell, digits) for cell in row), style="dim" if row[1] == "paper" else None)
+        out.add_row(*(human(cell, digits) for cell in row), style="dim" if row[1].startswith("paper") else None)
     return out

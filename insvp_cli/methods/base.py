@@ -65,11 +65,14 @@ class TrainingData:
             in a fixed order, yielding ``(images, labels)``; built only when called.
         classes: the class names, ``classes[label]``.
         device: where the model lives.
+        coarse_labels: the coarse class of each class (``coarse_labels[label]``) from the data's hierarchy, for
+            methods whose config ``requires()`` one (TransHP); ``None`` for the others.
     """
 
     loader: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
     classes: list[str]
     device: torch.device
+    coarse_labels: list[int] | None = None
 
 
 class Method(nn.Module):

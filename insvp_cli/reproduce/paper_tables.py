@@ -28,6 +28,8 @@ class PublishedTable:
         columns: the column labels as printed.
         rows: row label -> one value per column (``None``: not published).
         notes: facts from the caption or the text that a reader of the numbers needs.
+        backbones: row -> the backbone of its published numbers, for rows the paper copies from works that used
+            another backbone than the table's (per the caption).
     """
 
     name: str
@@ -35,6 +37,7 @@ class PublishedTable:
     columns: tuple[str, ...]
     rows: dict[str, tuple[Number, ...]]
     notes: tuple[str, ...] = field(default=())
+    backbones: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for label, values in self.rows.items():
@@ -79,6 +82,7 @@ TABLE1 = PublishedTable(
         "ILM-VP, Yoo et al and AutoVP use ResNeXt-101-32x8d, MoCo v3 ViT-B/16 and CLIP backbones (caption).",
         "LION is printed with four values; the empty cells are the paper's.",
     ),
+    backbones={"ILM-VP": "ResNeXt-101-32x8d", "Yoo et al": "MoCo v3 ViT-B/16", "AutoVP": "CLIP"},
 )
 
 TABLE2 = PublishedTable(
@@ -102,6 +106,7 @@ TABLE2 = PublishedTable(
         "Natural: 7 tasks, Specialized: 4, Structured: 8; the paper publishes only these group means.",
         "Yoo et al use a MoCo v3 ViT-B/16 backbone (caption).",
     ),
+    backbones={"Yoo et al": "MoCo v3 ViT-B/16"},
 )
 
 TABLE3 = PublishedTable(

@@ -2,7 +2,9 @@
 
 For every row of a table: the paper's numbers (``paper``), ours (``ours``: test accuracy of the run's
 ``summary.json``) and the difference (``ours - paper``). Rows the paper publishes that this project does
-not run (DAM-VP, E2VPT, ...) appear as ``paper`` rows only. A run that is missing or unfinished shows
+not run appear as ``paper`` rows only. Rows whose published numbers come from another backbone than the
+table's (Table 1's ILM-VP, Yoo et al and AutoVP) name it (``paper (CLIP)``) and have no difference row: ours
+are on the table's backbone. A run that is missing or unfinished shows
 :data:`MISSING`; a value the paper does not publish is blank. Mean columns (Table 1's ``Avg``, Table 2's
 group means) are computed for ours only when every member is there.
 """
@@ -65,17 +67,22 @@ def build_report(table: TableDef | str, runs_dir: Path) -> Report:
             by_column = {col: results.get(cells[(row, col)]) if (row, col) in cells else None for col in table.columns}
             by_column.update({a.label: _mean([by_column[c] for c in a.columns]) for a in table.aggregates})
             ours = [by_column[col] for col in table.display]
-        paper = None
+        paper, other_backbone = None, None
         if table.published is not None and row in table.published.rows:
             paper = [table.published.value(row, col) for col in table.display]
+            other_backbone = table.published.backbones.get(row)
         if paper is not None:
-            rows.append([row, "paper", *(NOT_PUBLISHED if v is None else v for v in paper)])
+            source = "paper" if other_backbone is None else f"paper ({other_backbone})"
+            rows.append([row, source, *(NOT_PUBLISHED if v is None else v for v in paper)])
         if ours is not None:
             rows.append([row, "ours", *(MISSING if v is None else v for v in ours)])
-        if paper is not None and ours is not None:
+        if paper is not None and ours is not None and other_backbone is None:
             rows.append([row, "ours - paper", *_differences(ours, paper)])
     notes = [PROTOCOL_NOTE, f"{MISSING}: run missing or unfinished under {runs_dir}; blank: not published"]
     if table.published is not None:
+        if table.published.backbones:
+            notes.append(f"paper (BACKBONE): published on another backbone than this table's; ours run on this "
+                         f"table's, so no difference is shown ({', '.join(table.published.backbones)})")
         notes += list(table.published.notes)
     notes += list(table.notes)
     return Report(table.name, table.title, [table.row_header, "source", *table.display], rows, notes,

@@ -10,6 +10,10 @@ A plan resolves every run of the table (recipe < the table's overrides < ``data.
   it is moved away or the settings match, so a table never mixes two protocols silently. Settings that
   say where things are or how fast they run (:data:`LOCATION_KEYS`) do not count.
 
+A run whose method needs something its data does not provide (TransHP on a dataset without a coarse-label
+hierarchy: put ``hierarchy.yaml`` in its data folder) is listed with what is missing, and nothing is
+trained until it is there, as for a missing data folder.
+
 Runs are trained one after another. With at most one CUDA GPU visible each run is trained in this
 process (``fit``, exactly as ``insvp train``). With more, each run is a ``torchrun --nproc_per_node <ngpus>
 -m insvp_cli train ...`` subprocess on all of them; ``data.batch_size`` is the global batch and is split
@@ -33,6 +37,7 @@ from ..compare import run_or_reuse
 from ..config import Config
 from ..data import DATASETS
 from ..errors import TrainingDiverged, UsageError
+from ..requirements import MissingNeed, bind_requirements
 from ..resolve import resolve_config
 from ..rundir import SUMMARY
 from .sizes import image_steps
@@ -60,6 +65,7 @@ class PlannedRun:
         command: the equivalent command line (empty for a finished run).
         image_steps: epochs x training images (``None``: a dataset of unknown size).
         conflict: what differs from the run already in ``run_dir`` (state ``conflict``).
+        missing_need: what the method needs and the data does not provide (``None``: nothing).
     """
 
     spec: RunSpec
@@ -71,6 +77,7 @@ class PlannedRun:
     command: list[str]
     image_steps: int | None
     conflict: str = ""
+    missing_need: MissingNeed | None = None
 
     @property
     def pending(self) -> bool:
@@ -103,6 +110,10 @@ class Plan:
         files = {Path(r.cfg.backbone.weights) for r in self.pending()
                  if r.cfg.backbone.weights not in ("timm", "none") and not r.cfg.backbone.weights.startswith("asset:")}
         return sorted(p for p in files if not p.expanduser().is_file())
+
+    def missing_needs(self) -> list[PlannedRun]:
+        """Runs still to train whose method needs something their data does not provide."""
+        return [r for r in self.pending() if r.missing_need]
 
     def steps_to_train(self) -> tuple[int, int]:
         """(known image-steps of the runs to train, how many of them have an unknown size)."""
@@ -167,9 +178,15 @@ def _plan_run(spec: RunSpec, data_root: Path, runs_dir: Path, user: tuple[str, .
                              "limit the GPUs with CUDA_VISIBLE_DEVICES")
         overrides.append(f"data.batch_size={per_process}")
         cfg = resolve_config(recipe, overrides)
+    missing_need = None
+    try:  # the config a run folder stores holds the values that follow from the data (TransHP's coarse classes)
+        cfg = bind_requirements(cfg)
+    except MissingNeed as exc:
+        missing_need = exc
     run_dir = runs_dir / spec.name
     state, conflict, location = _state(run_dir, cfg)
-    run = PlannedRun(spec, run_dir, cfg, tuple(overrides), state, launcher, [], image_steps(cfg), conflict)
+    run = PlannedRun(spec, run_dir, cfg, tuple(overrides), state, launcher, [], image_steps(cfg), conflict,
+                     missing_need)
     if run.pending:
         run.command = _command(run, recipe, ngpus, location)
     return run
@@ -258,6 +275,12 @@ def header_lines(plan: Plan) -> list[str]:
         lines.append(f"data: every data folder is present under {plan.data_root}")
     lines += [f"missing backbone weights: {path} (pass --weights-dir DIR or --set backbone.weights=PATH)"
               for path in plan.missing_weights()]
+    needs: dict[tuple[str, str, str], list[str]] = {}
+    for r in plan.missing_needs():
+        key = (r.missing_need.method, r.missing_need.need.what, r.missing_need.need.how)
+        needs.setdefault(key, []).append(r.cfg.data.root or r.cfg.data.name)
+    lines += [f"method {method} needs {what}, missing for {len(data)} data folders ({', '.join(data)}): {how}"
+              for (method, what, how), data in needs.items()]
     lines += [f"conflict: {r.run_dir} holds a run with other settings ({r.conflict}); move it away or pass the "
               f"same settings" for r in plan.runs if r.state == "conflict"]
     return lines
@@ -281,7 +304,8 @@ def run_plan(plan: Plan, console) -> Outcome:
     starts: one bad baseline does not stop a table of a hundred runs.
 
     Raises:
-        UsageError: before anything is trained, when runs conflict or data folders or weight files are missing.
+        UsageError: before anything is trained, when runs conflict, data folders or weight files are missing, or
+            a method needs what its data does not provide.
     """
     conflicts = [r for r in plan.runs if r.state == "conflict"]
     if conflicts:
@@ -295,6 +319,10 @@ def run_plan(plan: Plan, console) -> Outcome:
     if weights:
         raise UsageError(f"missing backbone weights: {', '.join(map(str, weights))}; pass --weights-dir DIR or "
                          "--set backbone.weights=PATH")
+    needs = plan.missing_needs()
+    if needs:
+        raise UsageError(f"{len(needs)} runs need what their data does not provide, e.g. {needs[0].spec.name}: "
+                         f"{needs[0].missing_need}")
     outcome = Outcome(reused=[r.spec.name for r in plan.runs if r.state == "done"])
     pending = plan.pending()
     for i, run in enumerate(pending, start=1):

@@ -152,6 +152,11 @@ METHOD_ROWS: dict[str, tuple[str, tuple[str, ...]]] = {
     "InsVP": ("insvp", ()),
 }
 
+# Table 1's other prompting rows, on the table's backbone here (the paper's ILM-VP, Yoo et al and AutoVP numbers
+# are on other backbones: PublishedTable.backbones); TransHP needs hierarchy.yaml in data folders other than cifar100
+METHOD_ROWS.update({"ILM-VP": ("ilmvp", ()), "Yoo et al": ("yoo", ()), "TransHP": ("transhp", ()),
+                    "LION": ("lion", ()), "AutoVP": ("autovp", ())})
+
 # backbone key of the run folders -> recipe folder under recipes/
 VIT_IN21K, SWIN_IN22K, VIT_MOCOV3 = "vit-b16-in21k", "swin-b-in22k", "vit-b16-mocov3"
 RECIPE_DIRS = {VIT_IN21K: "", SWIN_IN22K: "swin/", VIT_MOCOV3: "mocov3/"}
@@ -180,6 +185,8 @@ def method_table(name: str, title: str, published: PublishedTable, backbone: str
 # The paper's tables
 
 TABLE1_ROWS = ("Full", "Linear", "Partial-1", "MLP-3", "Bias", "Adapter", "AdaptFormer", "VP", "VPT", "InsVP")
+
+TABLE1_ROWS += ("ILM-VP", "Yoo et al", "TransHP", "LION", "AutoVP")
 register_table(method_table(
     "table1", "Table 1: ten HTA datasets, ViT-B/16 ImageNet-21k", TABLE1, VIT_IN21K, tuple(HTA_FOLDERS),
     TABLE1_ROWS, aggregates=(Aggregate("Avg", tuple(HTA_FOLDERS)),),

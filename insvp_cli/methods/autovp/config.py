@@ -1,0 +1,33 @@
+"""AutoVPConfig: the hyper-parameters of the ``autovp`` method (see the package docstring)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ...config import bounded
+from ...errors import ConfigError
+from ..label_mapping_config import LabelMappingConfig
+
+
+@dataclass
+class AutoVPConfig(LabelMappingConfig):
+    """AutoVP: the shared label-mapping fields at its ``demo.py`` defaults, plus the kind of output mapping.
+
+    Attributes:
+        mapping: ``fully_connected`` (a trained linear layer on the source logits) or ``frequency``.
+    """
+
+    name: str = "autovp"
+    image_fraction: float = bounded(192 / 224, gt=0, lt=1)
+    per_class: int = bounded(5, ge=1)
+    remap_every: int | None = bounded(None, ge=1)
+    mapping: Literal["fully_connected", "frequency"] = "fully_connected"
+
+    def __post_init__(self) -> None:
+        if self.mapping == "fully_connected" and self.remap_every is not None:
+            raise ConfigError(f"method.remap_every: {self.remap_every}, but a fully_connected mapping is trained, not "
+                              "remapped; use method.mapping=frequency for an iterative mapping")
+
+    def learned_mapping(self) -> bool:
+        return self.mapping == "fully_connected"

@@ -1,0 +1,39 @@
+"""TransHPConfig: the hyper-parameters of the ``transhp`` method (see the package docstring)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ...config import MethodConfig, bounded
+from ...errors import ConfigError
+
+
+@dataclass
+class TransHPConfig(MethodConfig):
+    """TransHP hyper-parameters.
+
+    Attributes:
+        coarse_classes: coarse classes of the hierarchy (one prompt each); ``None``: filled in from the data's
+            hierarchy when a run starts.
+        block: index of the block the prompts enter; ``None``: the second-to-last block.
+        coarse_weight: weight of the coarse cross-entropy in the loss.
+    """
+
+    name: str = "transhp"
+    coarse_classes: int | None = bounded(None, ge=1)
+    block: int | None = bounded(None, ge=0)
+    coarse_weight: float = bounded(1.0, ge=0)
+
+    def requires(self) -> tuple[str, ...]:
+        return ("hierarchy",)
+
+    def with_data(self, provided: Mapping[str, Any]) -> TransHPConfig:
+        hierarchy = provided["hierarchy"]
+        count = len(hierarchy.coarse)
+        if self.coarse_classes is not None and self.coarse_classes != count:
+            raise ConfigError(f"method.coarse_classes: {self.coarse_classes}, but the hierarchy {hierarchy.path} has "
+                              f"{count} coarse classes; leave it out to take the hierarchy's")
+        return dataclasses.replace(self, coarse_classes=count)
