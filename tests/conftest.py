@@ -95,6 +95,15 @@ def tiny_overrides(key: str = "p8_d48_32px", method: str = "insvp") -> list[str]
     return _tiny_overrides("vit_tiny_patch16_224", TINY_VITS[key], method)
 
 
+def tiny_config(overrides: list[str]):
+    """The resolved config of ``overrides`` with every method's data needs met: CIFAR-100 (named only, no files
+    read) has a built-in coarse-label hierarchy for TransHP."""
+    from insvp_cli.requirements import bind_requirements
+    from insvp_cli.resolve import resolve_config
+
+    return bind_requirements(resolve_config(None, ["data.name=cifar100", *overrides]))
+
+
 @pytest.fixture
 def shared_dir() -> Path:
     if not SHARED.is_dir():

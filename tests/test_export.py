@@ -22,8 +22,7 @@ from insvp_cli.errors import UsageError
 from insvp_cli.export import FORMATS, MODEL_FILES, TOLERANCE, adaptive_max_pool2d, export_model
 from insvp_cli.methods import METHODS
 from insvp_cli.methods.build import build_model
-from insvp_cli.resolve import resolve_config
-from tests.conftest import REPO, tiny_overrides, tiny_swin_overrides
+from tests.conftest import REPO, tiny_config, tiny_overrides, tiny_swin_overrides
 
 needs_onnx = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None,
                                 reason='ONNX export needs the export extra: pip install "insvp[export]"')
@@ -37,7 +36,7 @@ def _checkpoint(tmp_path: Path, overrides: list[str]) -> Path:
     Zero-initialised parts (the adapters' up-projections) would otherwise hide their whole path from the
     comparison.
     """
-    cfg = resolve_config(None, overrides)
+    cfg = tiny_config(overrides)
     model = build_model(cfg, len(CLASSES))
     with torch.no_grad():
         for param in model.parameters():

@@ -9,16 +9,13 @@ import torch
 
 from insvp_cli.methods import METHODS
 from insvp_cli.methods.build import build_model
-from insvp_cli.requirements import bind_requirements
-from insvp_cli.resolve import resolve_config
-from tests.conftest import TINY_VITS, tiny_overrides
+from tests.conftest import TINY_VITS, tiny_config, tiny_overrides
 
 NUM_CLASSES = 5
 
 
 def _build(method: str, vit: str = "p8_d48_32px", extra: tuple[str, ...] = ()):
-    # CIFAR-100 (read by name only, no data) has a built-in hierarchy: every method's data needs are met
-    cfg = bind_requirements(resolve_config(None, [*tiny_overrides(vit, method), "data.name=cifar100", *extra]))
+    cfg = tiny_config([*tiny_overrides(vit, method), *extra])
     return build_model(cfg, NUM_CLASSES), cfg
 
 

@@ -42,11 +42,15 @@ class ImplicitLayer(nn.Module):
 
             with torch.no_grad():
                 z = torch.zeros_like(injected)
+                done = torch.zeros((), dtype=torch.bool, device=z.device)
                 for _ in range(self.max_iter):
                     z_next = step(z)
-                    converged = bool((z_next - z).norm() <= self.tol * z_next.norm())
-                    z = z_next
-                    if converged:
+                    converged = (z_next - z).norm() <= self.tol * z_next.norm()
+                    # once converged, z stays: the same values as stopping there, in a graph without data-dependent
+                    # control flow, so torch.export and ONNX see the solver as it runs; eager code stops early
+                    z = torch.where(done, z, z_next)
+                    done = done | converged
+                    if not torch.compiler.is_exporting() and bool(done):
                         break
             return step(z)  # one step with gradients at the fixed point (Jacobian-free backpropagation)
 
