@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -256,6 +257,43 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
+def format_override(key: str, value: Any) -> str:
+    """``key=value`` that :func:`parse_override` reads back as exactly ``value``.
+
+    Strings stay as they are when YAML reads them back unchanged (paths read best unquoted); everything
+    else is written by YAML itself, so ``1e-05`` becomes ``1.0e-05``, which YAML reads as a float again.
+    """
+    if isinstance(value, str) and value and yaml.safe_load(value) == value:
+        return f"{key}={value}"
+    text = yaml.safe_dump(value, default_flow_style=True, width=2**16).strip()
+    return f"{key}={text.removesuffix('...').strip()}"
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as ``{"a.b": value}``; an empty mapping stays a value (``backbone.kwargs: {}``)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+# config keys that say where the files are or how fast a run goes, not what it computes
+LOCATION_KEYS = ("data.root", "data.split_dir", "data.num_workers", "data.download", "train.device", "output_dir",
+                 "run_name")
+
+
+def setting_differences(stored: dict[str, Any], wanted: dict[str, Any], limit: int = 3) -> str:
+    """What differs between two flattened configs outside :data:`LOCATION_KEYS` (``""``: nothing), e.g.
+    ``train.epochs: 8 there, 2 now``; at most ``limit`` keys, then ``...``."""
+    keys = sorted((set(stored) | set(wanted)) - set(LOCATION_KEYS))
+    differences = [f"{k}: {stored.get(k)!r} there, {wanted.get(k)!r} now" for k in keys
+                   if stored.get(k) != wanted.get(k)]
+    return "; ".join(differences[:limit]) + (" ..." if len(differences) > limit else "")
+
+
 def _set_path(tree: dict[str, Any], keys: list[str], value: Any, text: str) -> None:
     node = tree
     for i, key in enumerate(keys[:-1]):
@@ -280,17 +318,34 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def resolve_config(
-    recipe: str | Path | dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = ()
-) -> Config:
-    """THE resolver: defaults < recipe (a YAML path or a mapping) < ``--set`` overrides.
+Recipe = str | Path | dict[str, Any]
+# a recipe's search space for `insvp sweep` (read by insvp_cli.sweep); it is not part of a run's config
+SWEEP_KEY = "sweep"
 
-    The ``method`` group follows the method finally selected: when ``--set method.name=B`` switches a
-    recipe written for method A to B, the recipe's ``method`` keys (A's hyper-parameters) do not apply;
-    B starts from its own defaults plus the recipe's optional per-method deltas ``methods: {B: {...}}``.
+
+def recipe_list(recipe: Recipe | Sequence[Recipe] | None) -> list[Recipe]:
+    """``None``, one recipe or several, as a list."""
+    if recipe is None:
+        return []
+    return [recipe] if isinstance(recipe, (str, Path, dict)) else list(recipe)
+
+
+def resolve_config(
+    recipe: Recipe | Sequence[Recipe] | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> Config:
+    """THE resolver: defaults < recipes, in order < ``--set`` overrides.
+
+    Later recipes override earlier ones key by key (``insvp train --recipe R --recipe best.yaml``). The
+    ``method`` group follows the method selected: when a later recipe or ``--set method.name=B`` switches
+    to method B, the ``method`` keys written for another method (its hyper-parameters) do not apply; B
+    starts from its own defaults plus the recipes' optional per-method deltas ``methods: {B: {...}}``. A
+    recipe's ``method`` group without a ``name`` belongs to the method selected before it (the first
+    recipe's: the default method). A ``sweep`` section (the search space of ``insvp sweep``) is not
+    part of the run's config and is left out.
 
     Args:
-        recipe: path of a recipe YAML file, an already-loaded mapping (e.g. from a checkpoint), or None.
+        recipe: a recipe YAML path, an already-loaded mapping (e.g. from a checkpoint), a list of them
+            (later ones win), or None.
         overrides: ``a.b=value`` strings; values are parsed as YAML (``true``, ``0.1``, ``[7, 9, 3]``).
 
     Returns:
@@ -298,29 +353,41 @@ def resolve_config(
     """
     from .methods import METHODS  # the method registry imports this module for MethodConfig
 
-    tree = _deep_copy(recipe) if isinstance(recipe, dict) else load_recipe(recipe) if recipe is not None else {}
+    layers = [_deep_copy(r) if isinstance(r, dict) else load_recipe(r) for r in recipe_list(recipe)]
     override_tree: dict[str, Any] = {}
     for text in overrides:
         keys, value = parse_override(text)
         _set_path(override_tree, keys, value, text)
 
-    per_method = tree.pop("methods", None) or {}
-    if not isinstance(per_method, dict) or any(not isinstance(v, dict) for v in per_method.values()):
-        raise ConfigError("methods: expected a mapping of method name -> its hyper-parameters")
-    recipe_method = _group(tree, "method")
+    tree: dict[str, Any] = {}
+    per_method: dict[str, dict[str, Any]] = {}
+    name, method_tree = DEFAULT_METHOD, {}
+    for layer in layers:
+        layer.pop(SWEEP_KEY, None)
+        deltas = layer.pop("methods", None) or {}
+        if not isinstance(deltas, dict) or any(not isinstance(v, dict) for v in deltas.values()):
+            raise ConfigError("methods: expected a mapping of method name -> its hyper-parameters")
+        for other, delta in deltas.items():
+            per_method[other] = {**per_method.get(other, {}), **delta}
+        group = _group(layer, "method")
+        layer.pop("method", None)
+        selected = group.get("name", name)
+        if selected != name:  # another method: the keys written for the previous one do not apply
+            method_tree = {}
+        name = selected
+        method_tree.update(group)
+        tree = _merge(tree, layer)
     override_method = _group(override_tree, "method")
-    name = override_method.get("name", recipe_method.get("name", DEFAULT_METHOD))
+    override_tree.pop("method", None)
+    if override_method.get("name", name) != name:
+        name, method_tree = override_method["name"], {}
     if not isinstance(name, str) or name not in METHODS:
         raise ConfigError(f"method.name: unknown method {name!r}; valid: {', '.join(METHODS.names())}")
     for other, delta in per_method.items():  # typos in deltas of unselected methods are errors too
         if other not in METHODS:
             raise ConfigError(f"methods.{other}: unknown method; valid: {', '.join(METHODS.names())}")
         build_dataclass(METHODS.get(other).config_cls, {**delta, "name": other}, f"methods.{other}")
-    method_tree = dict(per_method.get(name, {}))
-    if recipe_method.get("name", DEFAULT_METHOD) == name:
-        method_tree.update(recipe_method)
-    method_tree.update(override_method)
-    method_tree["name"] = name
+    method_tree = {**per_method.get(name, {}), **method_tree, **override_method, "name": name}
     tree = _merge(tree, override_tree)
     tree["method"] = build_dataclass(METHODS.get(name).config_cls, method_tree, "method")
     return build_dataclass(Config, tree, "")

@@ -7,9 +7,8 @@ import copy
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-from .config import Config, parse_override, resolve_config
+from .config import Config, Recipe, parse_override, resolve_config
 from .errors import ConfigError
 from .methods import METHODS, Method, build_model
 
@@ -83,7 +82,7 @@ def compare_methods(
     backbone: str | None,
     num_classes: int,
     overrides: Sequence[str] = (),
-    recipe: str | Path | None = None,
+    recipe: Recipe | Sequence[Recipe] | None = None,
     methods: Sequence[str] | None = None,
 ) -> list[ParamReport]:
     """Build every registered method (or ``methods``) on one backbone and count its parameters (paper Fig. 5).
@@ -98,7 +97,7 @@ def compare_methods(
         backbone: timm model name (``None``: the recipe's or the default backbone).
         num_classes: outputs of each head.
         overrides: ``a.b=value`` strings; ``method.name`` is not allowed (every method is built).
-        recipe: a recipe YAML whose ``backbone`` (and method deltas) apply.
+        recipe: recipe YAMLs (later ones win) whose ``backbone`` (and method deltas) apply.
         methods: registered names to include, in this order (default: all, sorted).
 
     Raises:

@@ -8,10 +8,12 @@ from typing import Annotated
 import typer
 
 RecipeOpt = Annotated[
-    Path | None, typer.Option("--recipe", "-r", help="Recipe YAML (defaults < recipe < --set).", show_default=False)
+    list[Path] | None,
+    typer.Option("--recipe", "-r", metavar="PATH", show_default=False,
+                 help="Recipe YAML (defaults < recipe < --set). Repeatable: later recipes override earlier ones."),
 ]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", help="Override a config value: KEY.PATH=VALUE (YAML value). Repeatable.",
-                 show_default=False),
+    typer.Option("--set", "-s", metavar="KEY=VALUE", show_default=False,
+                 help="Override a config value: KEY.PATH=VALUE (YAML value). Repeatable."),
 ]

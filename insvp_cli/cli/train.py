@@ -29,7 +29,7 @@ def train(
     from ..training import fit, load_run_config
 
     if resume is not None:
-        if recipe is not None:
+        if recipe:
             raise UsageError("--resume continues a run with its own config.yaml; drop --recipe")
         cfg, run_dir = load_run_config(resume, overrides or []), resume
     else:
