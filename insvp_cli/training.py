@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,19 +91,35 @@ class BestSoFar:
         return False
 
 
-def fit(cfg: Config, run_dir: Path | None = None, *, console=None) -> dict[str, Any]:
+def fit(cfg: Config, run_dir: Path | None = None, *, console=None,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None, test: bool = True) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir`` (resuming it if it holds a ``resume.pt``); return the summary.
 
     Works in one process or under ``torchrun`` (one process per device; DDP; rank 0 writes).
+
+    Args:
+        cfg: the resolved config.
+        run_dir: the run folder (default: ``output_dir/run_name``).
+        console: where the progress is drawn.
+        on_epoch: called in every process with each epoch's metrics row (``epoch``, ``val_acc`` when the
+            epoch was evaluated, ...) once the epoch is saved; an exception it raises ends the run there, with
+            that epoch kept (``insvp sweep`` prunes trials this way).
+        test: evaluate the test split at the selected epoch. ``False`` for a run that must never see the test
+            split (a sweep trial): ``summary.json`` then has no ``test_acc``.
+
+    Raises:
+        UsageError: ``test=False`` with ``train.test_every_epoch`` on.
     """
+    if not test and cfg.train.test_every_epoch:
+        raise UsageError("train.test_every_epoch: true evaluates the test split, which this run must not see")
     dist_info = init_distributed("cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu")
     try:
-        return _fit(cfg, run_dir or default_run_dir(cfg), dist_info, console)
+        return _fit(cfg, run_dir or default_run_dir(cfg), dist_info, console, on_epoch, test)
     finally:
         shutdown_distributed(dist_info)
 
 
-def _fit(cfg: Config, run_dir: Path, dist_info: DistInfo, console) -> dict[str, Any]:
+def _fit(cfg: Config, run_dir: Path, dist_info: DistInfo, console, on_epoch, test: bool) -> dict[str, Any]:
     device = resolve_device(cfg.train.device, dist_info)
     seed_everything(cfg.train.seed)
     backbone = create_backbone(cfg.backbone)
@@ -159,9 +176,11 @@ def _fit(cfg: Config, run_dir: Path, dist_info: DistInfo, console) -> dict[str, 
                 _save_epoch(run_dir, model, cfg, splits.classes, row, epoch, improved, optimizer, scheduler,
                             scaler, best)
             progress.end_epoch(epoch, _epoch_line(row, cfg.train.epochs, improved))
+            if on_epoch is not None:
+                on_epoch(row)
 
-    summary = _final_evaluation(cfg, run_dir, model, loaders, splits.classes, device, precision, dist_info, best)
-    return summary
+    return _final_evaluation(cfg, run_dir, model, loaders.test if test else None, splits.classes, device, precision,
+                             dist_info, best)
 
 
 def _step_line(r: StepReport) -> str:
@@ -223,10 +242,11 @@ def _restore_resume_state(run_dir, model, optimizer, scheduler, scaler, device) 
     return epoch, best
 
 
-def _final_evaluation(cfg, run_dir, model, loaders, classes, device, precision, dist_info, best) -> dict[str, Any]:
-    """Test accuracy at the validation-selected epoch; written into ``best.pt`` and ``summary.json``."""
+def _final_evaluation(cfg, run_dir, model, test_loader, classes, device, precision, dist_info, best) -> dict[str, Any]:
+    """Test accuracy at the validation-selected epoch (none without a ``test_loader``); into ``best.pt`` and the
+    summary."""
     model.load_state_dict(best.state, strict=False)
-    test = evaluate(model, loaders.test, device=device, precision=precision)
+    test = evaluate(model, test_loader, device=device, precision=precision) if test_loader is not None else None
     summary: dict[str, Any] = {
         "method": cfg.method.name,
         "dataset": cfg.data.name,
@@ -235,7 +255,7 @@ def _final_evaluation(cfg, run_dir, model, loaders, classes, device, precision, 
         "epochs": cfg.train.epochs,
         "best_epoch": best.epoch,
         "val_acc": best.val_acc,
-        "test_acc": test["acc"],
+        **({"test_acc": test["acc"]} if test is not None else {}),
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "trainable_params_without_head": sum(p.numel() for n, p in model.named_parameters()
                                              if p.requires_grad and not n.startswith("head.")),
@@ -246,7 +266,9 @@ def _final_evaluation(cfg, run_dir, model, loaders, classes, device, precision, 
         summary["release_protocol_best_test_acc"] = max(curve)
         summary["release_protocol_note"] = "best test accuracy over epochs, selected on the test set (as the release)"
     if dist_info.is_main:
-        metrics = {"val_acc": best.val_acc, "test_acc": test["acc"], "test_loss": test["loss"]}
+        metrics = {"val_acc": best.val_acc}
+        if test is not None:
+            metrics.update(test_acc=test["acc"], test_loss=test["loss"])
         atomic_save(make_checkpoint(model, cfg, classes, metrics, best.epoch), run_dir / "best.pt")
         atomic_write_text(json.dumps(summary, indent=2) + "\n", run_dir / SUMMARY)
     return summary
