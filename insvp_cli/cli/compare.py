@@ -7,15 +7,15 @@ from typing import Annotated
 
 import typer
 
-from ..compare import HEADERS, MethodResult
+from ..compare import HEADERS, TUNED_HEADERS, MethodResult
 from ..errors import UsageError
 from .app import app, console
 from .options import RecipeOpt, SetOpt
 from .params import rich_table
 
 
-def _print(results: list[MethodResult], title: str, out: Path) -> None:
-    console.print(rich_table(HEADERS, [r.row() for r in results], title, digits=2))
+def _print(results: list[MethodResult], title: str, out: Path, tuned: bool = False) -> None:
+    console.print(rich_table(TUNED_HEADERS if tuned else HEADERS, [r.row() for r in results], title, digits=2))
     console.print(f"written: {out / 'comparison.md'}, {out / 'comparison.csv'}", highlight=False)
 
 
@@ -23,9 +23,13 @@ def _print(results: list[MethodResult], title: str, out: Path) -> None:
 def compare(
     recipe: RecipeOpt = None,
     methods: Annotated[str, typer.Option(help="Comma-separated method names.")] = "linear,vpt,insvp",
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder of the runs and the tables.")] = Path(
-        "runs/compare"),
+    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="PATH", show_default=False,
+                                             help="Folder of the runs (or sweeps) and the tables (default: "
+                                                  "runs/compare, with --sweep runs/compare-tuned).")] = None,
     overrides: SetOpt = None,
+    sweep: Annotated[bool, typer.Option("--sweep", help="Compare each method at its best: an insvp sweep per method "
+                                                        "(the recipe's sweep: section, else the method's default "
+                                                        "grid), run or reused, its selected trial tested.")] = False,
 ) -> None:
     """Train several methods on the same recipe (same seed, data, schedule) and compare them (paper Table 1)."""
     from ..compare import compare_runs
@@ -33,8 +37,15 @@ def compare(
     names = [m.strip() for m in methods.split(",") if m.strip()]
     if not names:
         raise UsageError("--methods: name at least one method, e.g. --methods linear,vpt,insvp")
-    results = compare_runs(recipe, names, out, overrides or [], console=None)
-    _print(results, f"{', '.join(names)} on {recipe or 'the defaults'}", out)
+    out = out if out is not None else Path("runs/compare-tuned" if sweep else "runs/compare")
+    results = compare_runs(recipe, names, out, overrides or [], console=None, sweep=sweep)
+    recipes = " + ".join(map(str, recipe)) if recipe else "the defaults"
+    _print(results, f"{', '.join(names)} on {recipes}" + (", each at its best validation values" if sweep else ""),
+           out, tuned=sweep)
+    missing = [name for name in names if name not in {r.method for r in results}]
+    if missing:
+        console.print(f"not in the table: {', '.join(missing)} (a sweep still running in another worker, or without "
+                      f"a complete trial; see {out}/<method>/sweep.md)", highlight=False, soft_wrap=True)
 
 
 @app.command()
