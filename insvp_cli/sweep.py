@@ -247,19 +247,24 @@ def _range_dimension(key: str, text: str, check, where: str) -> Dimension:
     log = parts[-1].strip() == "log"
     bounds = parts[:-1] if log else parts
     try:
-        low, high = (float(b) for b in bounds)
+        low, high = (_number(b) for b in bounds)
     except ValueError:
         raise UsageError(f"{where}: {text!r} is not LOW:HIGH or LOW:HIGH:log with numbers, e.g. 1e-4:1e-1:log"
                          ) from None
     if not low < high or (log and low <= 0):
         raise UsageError(f"{where}: {text!r} needs LOW < HIGH" + (" and LOW > 0 for :log" if log else ""))
-    integer = isinstance(flatten(check(key, low).to_dict()).get(key), int)
-    if integer:
-        if not (low.is_integer() and high.is_integer()):
-            raise UsageError(f"{where}: {key} is an integer; give integer bounds, e.g. 1:16")
-        low, high = int(low), int(high)
     check(key, high)
+    # the config decides: an integer key (method.prompt_len) takes integer bounds only, a float key widens them
+    integer = isinstance(flatten(check(key, low).to_dict()).get(key), int)
     return Dimension(key, low=low, high=high, log=log, integer=integer)
+
+
+def _number(text: str) -> int | float:
+    text = text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -394,8 +399,11 @@ def open_study(sweep: Sweep):
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=PRUNE_STARTUP_TRIALS) if sweep.prune
               else optuna.pruners.NopPruner())
     try:
-        study = optuna.create_study(storage=storage, study_name=sweep.study_name, direction="maximize",
-                                    sampler=sampler, pruner=pruner, load_if_exists=True)
+        try:  # load first: an existing study's storage is only read until its search is known to be the same
+            study = optuna.load_study(study_name=sweep.study_name, storage=storage, sampler=sampler, pruner=pruner)
+        except KeyError:
+            study = optuna.create_study(storage=storage, study_name=sweep.study_name, direction="maximize",
+                                        sampler=sampler, pruner=pruner, load_if_exists=True)
     except Exception as exc:  # a database that refuses the connection fails here, in its driver's own way
         raise UsageError(f"--storage {sweep.storage_label()}: cannot open study {sweep.study_name!r} "
                          f"({first_sentence(exc)})") from None
