@@ -336,12 +336,12 @@ def resolve_config(
     """THE resolver: defaults < recipes, in order < ``--set`` overrides.
 
     Later recipes override earlier ones key by key (``insvp train --recipe R --recipe best.yaml``). The
-    ``method`` group follows the method selected: when a later recipe or ``--set method.name=B`` switches
-    to method B, the ``method`` keys written for another method (its hyper-parameters) do not apply; B
-    starts from its own defaults plus the recipes' optional per-method deltas ``methods: {B: {...}}``. A
-    recipe's ``method`` group without a ``name`` belongs to the method selected before it (the first
-    recipe's: the default method). A ``sweep`` section (the search space of ``insvp sweep``) is not
-    part of the run's config and is left out.
+    ``method`` group follows the method finally selected (the last ``method.name`` of the recipes and
+    ``--set``): a recipe's ``method`` keys apply only when they were written for that method B (its ``name``;
+    a group without a ``name`` belongs to the method selected before it, the first recipe's to the default
+    method). B starts from its own defaults plus the recipes' optional per-method deltas ``methods: {B:
+    {...}}``. A ``sweep`` section (the search space of ``insvp sweep``) is not part of the run's config and is
+    left out.
 
     Args:
         recipe: a recipe YAML path, an already-loaded mapping (e.g. from a checkpoint), a list of them
@@ -361,7 +361,8 @@ def resolve_config(
 
     tree: dict[str, Any] = {}
     per_method: dict[str, dict[str, Any]] = {}
-    name, method_tree = DEFAULT_METHOD, {}
+    groups: list[tuple[str, dict[str, Any]]] = []  # each recipe's method group and the method it was written for
+    name = DEFAULT_METHOD
     for layer in layers:
         layer.pop(SWEEP_KEY, None)
         deltas = layer.pop("methods", None) or {}
@@ -371,23 +372,24 @@ def resolve_config(
             per_method[other] = {**per_method.get(other, {}), **delta}
         group = _group(layer, "method")
         layer.pop("method", None)
-        selected = group.get("name", name)
-        if selected != name:  # another method: the keys written for the previous one do not apply
-            method_tree = {}
-        name = selected
-        method_tree.update(group)
+        name = group.get("name", name)
+        groups.append((name, group))
         tree = _merge(tree, layer)
     override_method = _group(override_tree, "method")
     override_tree.pop("method", None)
-    if override_method.get("name", name) != name:
-        name, method_tree = override_method["name"], {}
+    name = override_method.get("name", name)
     if not isinstance(name, str) or name not in METHODS:
         raise ConfigError(f"method.name: unknown method {name!r}; valid: {', '.join(METHODS.names())}")
     for other, delta in per_method.items():  # typos in deltas of unselected methods are errors too
         if other not in METHODS:
             raise ConfigError(f"methods.{other}: unknown method; valid: {', '.join(METHODS.names())}")
         build_dataclass(METHODS.get(other).config_cls, {**delta, "name": other}, f"methods.{other}")
-    method_tree = {**per_method.get(name, {}), **method_tree, **override_method, "name": name}
+    method_tree = dict(per_method.get(name, {}))
+    for written_for, group in groups:  # keys written for another method do not apply
+        if written_for == name:
+            method_tree.update(group)
+    method_tree.update(override_method)
+    method_tree["name"] = name
     tree = _merge(tree, override_tree)
     tree["method"] = build_dataclass(METHODS.get(name).config_cls, method_tree, "method")
     return build_dataclass(Config, tree, "")

@@ -52,6 +52,7 @@ from .backbone import first_sentence
 from .checkpoint import atomic_write_text
 from .compare import run_or_reuse
 from .config import (
+    LOCATION_KEYS,
     SWEEP_KEY,
     Config,
     Recipe,
@@ -324,8 +325,9 @@ class Sweep:
         return resolve_config(self.recipes, [*self.overrides, *self.param_overrides(params), *self.final_overrides])
 
     def identity(self) -> dict[str, Any]:
-        """What an existing study must have been made with: the search space, the sampler and the settings."""
-        settings = {k: v for k, v in flatten(self.base.to_dict()).items()}
+        """What an existing study must have been made with: the search space, the sampler and the settings
+        (but where the files are and how fast they are read: workers on several machines may differ there)."""
+        settings = {k: v for k, v in flatten(self.base.to_dict()).items() if k not in LOCATION_KEYS}
         return json.loads(json.dumps({"space": [d.to_json() for d in self.space], "sampler": self.sampler,
                                       "settings": settings}))
 

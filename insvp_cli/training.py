@@ -7,7 +7,8 @@ Run folder layout (all writes atomic):
 - ``best.pt``       trainable weights at the best validation accuracy (+ config, metrics)
 - ``last.pt``       trainable weights after the last finished epoch
 - ``resume.pt``     optimizer, scheduler, scaler, epoch and best-so-far: what ``--resume`` needs
-- ``summary.json``  the final result: validation-selected epoch and its test accuracy (exists = finished)
+- ``summary.json``  the final result: validation-selected epoch and its test accuracy (exists = finished;
+  ``fit(test=False)``, a run that must not see the test split such as a sweep trial, has no ``test_acc``)
 
 Model selection is on the validation split; test accuracy is reported at the selected epoch. With
 ``train.test_every_epoch`` the per-epoch test curve is logged as well, and the release's protocol

@@ -242,6 +242,16 @@ def test_default_grids():
     assert [d.key for d in plan.space] == ["train.lr", "train.weight_decay"] and plan.size == 16
 
 
+def test_the_quickstart_recipe_searches_three_learning_rates_per_method(tmp_path):
+    recipe = REPO / "recipes" / "quickstart.yaml"
+    for method in ("linear", "vpt", "adaptformer", "insvp", "full"):
+        plan = plan_sweep([recipe], [f"method.name={method}"], tmp_path / method)
+        assert [d.key for d in plan.space] == ["train.lr"] and plan.size == 3
+        assert 0.02 in plan.space[0].values or method == "full"
+    assert resolve_config(recipe) == resolve_config({k: v for k, v in yaml.safe_load(recipe.read_text()).items()
+                                                     if k != "sweep"})  # runs never see the sweep section
+
+
 def test_space_sources_stack_key_by_key(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump({"sweep": {"train.lr": [0.1, 0.2], "train.weight_decay": [0.0, 0.1],
