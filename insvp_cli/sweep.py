@@ -747,10 +747,10 @@ def _progress_line(console, sweep: Sweep, rows: list[TrialRow], number: int, par
     status += [f"{n} {state}" for state in ("pruned", "failed") if (n := sum(r.state == state for r in rows))]
     if best is not None:
         status.append(f"best val {best.val_acc:.2f} (trial {best.trial})")
-    line = Table.grid(padding=(0, 1))
+    line = Table.grid(padding=(0, 2))
     line.add_row(f"[bold]trial {number}[/]" + (" (resumed)" if resumed else ""),
-                 ProgressBar(total=sweep.size, completed=done, width=24), " · ".join(status))
-    line.add_row("", " ".join(format_override(k, v) for k, v in sorted(params.items())), "")
+                 " ".join(format_override(k, v) for k, v in sorted(params.items())),
+                 ProgressBar(total=sweep.size, completed=done, width=20), " · ".join(status))
     console.rule(style="dim")
     console.print(line)
 
