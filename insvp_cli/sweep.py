@@ -26,7 +26,7 @@ several machines: a shared file system). A worker claims a trial while holding t
 ``OUT/locks/sweep.lock``, after checking that a point is left, so the sampler never hands out a point twice.
 Each worker also holds its own lock file, ``OUT/locks/worker-*.lock``, for as long as it lives; the operating
 system releases it when the process dies. A trial still RUNNING whose worker's lock is free was interrupted:
-it is marked failed and retried with Optuna's ``RetryFailedTrialCallback``, whose retry keeps the point and
+it is marked failed and retried with Optuna's ``RetryHeartbeatStaleTrialCallback``, whose retry keeps the point and
 the run folder, so it resumes from ``resume.pt``. A trial stopped by Ctrl-C or an error that is not the
 trial's own (a missing data folder) is retried the same way by the next worker or the next run.
 """
@@ -40,6 +40,7 @@ import os
 import socket
 import time
 import uuid
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -455,7 +456,8 @@ class TrialRow:
         trial: the number of its first trial.
         run_dir: its run folder name under ``OUT/trials``.
         params: its values.
-        state: ``complete``, ``pruned``, ``failed``, ``running`` or ``waiting``.
+        state: ``complete``, ``pruned``, ``failed``, ``running``, ``waiting`` (a retry) or ``interrupted`` (not
+            retried yet).
         val_acc: the best validation accuracy (so far, for a trial that did not complete).
         epoch: the epoch of ``val_acc``.
         seconds: wall time of its attempts (an attempt killed outright is not counted: its time is unknown).
@@ -497,6 +499,8 @@ def trial_rows(study) -> list[TrialRow]:
         if t.state.name == "RUNNING" and t.datetime_start is not None:
             seconds += (now - t.datetime_start).total_seconds()
         state = STATES[t.state.name]
+        if state == "failed" and t.user_attrs.get("interrupted"):
+            state = "interrupted"  # retried by the next worker or run
         steps = t.intermediate_values
         if state == "complete":
             val, epoch = t.value, t.user_attrs.get("best_epoch")
@@ -547,6 +551,7 @@ class SweepResult:
         best: the selected row (``None`` until a trial completes).
         best_test_acc: test accuracy of the selected trial's ``best.pt`` (once the study is complete).
         final: the final run's summary (datasets with a final run, once the study is complete).
+        files: the files written.
     """
 
     sweep: Sweep
@@ -565,7 +570,7 @@ class SweepResult:
         return self.best_test_acc
 
     def counts(self) -> dict[str, int]:
-        return {state: sum(r.state == state for r in self.rows) for state in STATES.values()}
+        return {state: sum(r.state == state for r in self.rows) for state in (*STATES.values(), "interrupted")}
 
 
 def run_sweep(sweep: Sweep, console=None) -> SweepResult:
@@ -622,12 +627,16 @@ def _recover(study, locks: Path) -> None:
     Workers claim trials and store their ends while holding the sweep lock, which the caller holds now: a
     RUNNING trial is training, or its worker died. It died when its lock file is free (or gone), or when the
     trial names no worker (its worker died while claiming it). A FAILED trial is interrupted when its objective
-    said so (Ctrl-C, an error that is not the trial's own). Optuna's ``RetryFailedTrialCallback`` enqueues the
+    said so (Ctrl-C, an error that is not the trial's own). Optuna's ``RetryHeartbeatStaleTrialCallback`` enqueues the
     retry with the trial's point (its grid id, or its parameters) and user attributes (its run folder).
     """
-    from optuna.storages import RetryFailedTrialCallback
+    from optuna.exceptions import ExperimentalWarning
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
     from optuna.trial import TrialState
 
+    with warnings.catch_warnings():  # "experimental" since Optuna 2.8, under this name since 4.9
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        retry = RetryHeartbeatStaleTrialCallback()
     trials = study.get_trials(deepcopy=False)
     retried = _retried(trials)
     dead: dict[str, bool] = {}
@@ -647,7 +656,7 @@ def _recover(study, locks: Path) -> None:
                 study.tell(t.number, state=TrialState.FAIL)
         elif not (t.state == TrialState.FAIL and t.user_attrs.get("interrupted")):
             continue
-        RetryFailedTrialCallback()(study, study.get_trials(deepcopy=False)[t.number])
+        retry(study, t)
     for owner, is_dead in dead.items():
         if is_dead:
             (locks / f"worker-{owner}.lock").unlink(missing_ok=True)
