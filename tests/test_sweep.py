@@ -221,6 +221,16 @@ def test_tpe_samples_a_range(tmp_path):
     assert all(1e-3 <= r.params["train.lr"] <= 1e-1 for r in result.rows)
 
 
+def test_a_database_storage_holds_the_study(tmp_path):
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    result = run_sweep(plan_sweep(None, tiny("linear", 1), tmp_path / "s", grids=["train.lr=[0.003, 0.03]"],
+                                  storage=url, study="digits-linear"), QUIET)
+    assert result.complete and not (tmp_path / "s" / JOURNAL).exists()
+    trials = optuna.load_study(study_name="digits-linear", storage=url).get_trials()
+    assert sorted(t.params["train.lr"] for t in trials) == [0.003, 0.03]
+    assert read_result(tmp_path / "s")["storage"] == url
+
+
 def test_selection_prefers_the_cheaper_then_the_earlier_trial():
     rows = [TrialRow(0, "a", {}, "complete", 90.0, 5, 1.0), TrialRow(1, "b", {}, "complete", 90.0, 3, 1.0),
             TrialRow(2, "c", {}, "complete", 90.0, 3, 1.0), TrialRow(3, "d", {}, "pruned", 95.0, 1, 1.0),

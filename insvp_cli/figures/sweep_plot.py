@@ -35,10 +35,10 @@ def plot_sweep(result: SweepResult) -> Figure:
     """The figure of ``result`` (see the module docstring)."""
     sweep = result.sweep
     dims = list(sweep.space)
-    fig = Figure(figsize=(4.4 * len(dims) + 0.4, 3.8), layout="constrained")
+    fig = Figure(figsize=(max(5.6, 4.4 * len(dims) + 0.4), 4.0), layout="constrained")
     counts = result.counts()
-    fig.suptitle(f"insvp sweep: {sweep.base.method.name} on {sweep.base.data.name} ({counts['complete']} complete, "
-                 f"{counts['pruned']} pruned, {counts['failed']} failed)", fontsize=10)
+    fig.suptitle(f"insvp sweep: {sweep.base.method.name} on {sweep.base.data.name}\n{counts['complete']} complete, "
+                 f"{counts['pruned']} pruned, {counts['failed']} failed", fontsize=10)
     axes = fig.subplots(1, len(dims), squeeze=False)[0]
     shown = [r for r in result.rows if r.state != "waiting" and all(d.key in r.params for d in dims)]
     accuracies = [r.val_acc for r in shown if r.val_acc is not None]
