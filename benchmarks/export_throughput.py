@@ -50,7 +50,7 @@ from insvp_cli.config import Config, resolve_config
 from insvp_cli.data import load_splits
 from insvp_cli.export import export_model
 from insvp_cli.inference import predict
-from insvp_cli.methods import build_model
+from insvp_cli.methods.build import build_model
 from insvp_cli.training import evaluate_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]

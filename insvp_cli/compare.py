@@ -4,11 +4,16 @@ Every method gets the same data, backbone, seed and schedule: the recipe with on
 switched (its per-method deltas ``methods: {M: ...}`` apply). Every method's config, and what it needs from
 the data (TransHP: a hierarchy), is checked before the first one trains. Finished runs are reused and
 interrupted ones resumed, so an interrupted comparison continues where it stopped.
+
+With ``sweep=True`` each method is compared at its best instead: ``OUT/<method>`` is an ``insvp sweep`` of the
+method (the recipes' ``sweep:`` section, else the method's default grid), run or reused; its row is the
+selected trial, with the test accuracy of that trial (or of the dataset's final run) and the chosen values.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,23 +22,41 @@ from .checkpoint import atomic_write_text
 from .config import Config
 from .render import csv_table, markdown_table
 from .requirements import bind_requirements
-from .resolve import resolve_config
+from .resolve import Recipe, resolve_config
 from .rundir import SUMMARY
 from .training import fit
 
 HEADERS = ("method", "extra params", "trainable params", "val acc", "test acc", "train images/s")
+TUNED_HEADERS = (*HEADERS, "chosen values", "trials")
 
 
 @dataclass
 class MethodResult:
+    """One row of a comparison: a method's run (or its sweep's selected trial) and its training speed.
+
+    Attributes:
+        method: the method's name.
+        summary: the run's ``summary.json`` (for a sweep: the selected trial's, with the sweep's test accuracy).
+        train_images_per_s: mean training images/s of that run.
+        chosen: for a sweep, the chosen values (``{"train.lr": 0.002}``); ``None`` for an untuned run.
+        trials: for a sweep, ``complete/all`` trials.
+    """
+
     method: str
     summary: dict[str, Any]
     train_images_per_s: float
+    chosen: dict[str, Any] | None = None
+    trials: str = ""
 
-    def row(self) -> tuple[str, int, int, float, float, float]:
+    def row(self) -> tuple:
         s = self.summary
-        return (self.method, s["trainable_params_without_head"], s["trainable_params"], s["val_acc"],
-                s["test_acc"], self.train_images_per_s)
+        row = (self.method, s["trainable_params_without_head"], s["trainable_params"], s["val_acc"], s["test_acc"],
+               self.train_images_per_s)
+        if self.chosen is None:
+            return row
+        values = ", ".join(f"{key.rsplit('.', 1)[-1]}={value:g}" if isinstance(value, float)
+                           else f"{key.rsplit('.', 1)[-1]}={value}" for key, value in sorted(self.chosen.items()))
+        return (*row, values, self.trials)
 
 
 def run_or_reuse(cfg: Config, run_dir: Path, console=None) -> dict[str, Any]:
@@ -50,16 +73,39 @@ def mean_train_speed(run_dir: Path) -> float:
     return sum(speeds) / len(speeds)
 
 
-def compare_runs(recipe: str | Path | dict | None, methods: list[str], out: Path,
-                 overrides: list[str] | tuple[str, ...] = (), console=None) -> list[MethodResult]:
-    """Train each of ``methods`` on ``recipe`` into ``out/<method>``; write ``out/comparison.{md,csv}``."""
-    # fail fast: a bad value or a need the data does not meet stops the comparison before anything trains
-    configs = {m: bind_requirements(resolve_config(recipe, [*overrides, f"method.name={m}"])) for m in methods}
-    results = []
-    for method, cfg in configs.items():
-        summary = run_or_reuse(cfg, out / method, console)
-        results.append(MethodResult(method, summary, mean_train_speed(out / method)))
+def compare_runs(recipe: Recipe | Sequence[Recipe] | None, methods: list[str], out: Path,
+                 overrides: list[str] | tuple[str, ...] = (), console=None, sweep: bool = False) -> list[MethodResult]:
+    """Train each of ``methods`` on ``recipe`` into ``out/<method>``; write ``out/comparison.{md,csv}``.
+
+    With ``sweep``, ``out/<method>`` is a sweep of the method and its row the selected trial; a method whose
+    sweep is not finished (its last trials run in another worker) or has no complete trial has no row.
+    """
+    if sweep:
+        results = _compare_sweeps(recipe, methods, out, overrides, console)
+    else:
+        # fail fast: a bad value or a need the data does not meet stops the comparison before anything trains
+        configs = {m: bind_requirements(resolve_config(recipe, [*overrides, f"method.name={m}"])) for m in methods}
+        results = [MethodResult(m, run_or_reuse(cfg, out / m, console), mean_train_speed(out / m))
+                   for m, cfg in configs.items()]
+    headers = TUNED_HEADERS if sweep else HEADERS
     rows = [r.row() for r in results]
-    atomic_write_text(markdown_table(HEADERS, rows, digits=2), out / "comparison.md")
-    atomic_write_text(csv_table(HEADERS, rows), out / "comparison.csv")
+    atomic_write_text(markdown_table(headers, rows, digits=2), out / "comparison.md")
+    atomic_write_text(csv_table(headers, rows), out / "comparison.csv")
+    return results
+
+
+def _compare_sweeps(recipe, methods: list[str], out: Path, overrides, console) -> list[MethodResult]:
+    from .sweep import TRIALS, plan_sweep, run_sweep
+
+    plans = {m: plan_sweep(recipe, [*overrides, f"method.name={m}"], out / m) for m in methods}  # fail fast
+    results = []
+    for method, plan in plans.items():
+        result = run_sweep(plan, console)
+        if not result.complete or result.best is None:
+            continue
+        run_dir = plan.out / TRIALS / result.best.run_dir
+        summary = {**json.loads((run_dir / SUMMARY).read_text()), "test_acc": result.test_acc}
+        counts = result.counts()
+        results.append(MethodResult(method, summary, mean_train_speed(run_dir), result.best.params,
+                                    f"{counts['complete']}/{len(result.rows)}"))
     return results

@@ -7,7 +7,6 @@ import copy
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -18,7 +17,7 @@ from .methods import METHODS
 from .methods.base import Method
 from .methods.build import build_backbone, build_model
 from .requirements import MissingNeed, bind_requirements
-from .resolve import parse_override, resolve_config
+from .resolve import Recipe, parse_override, resolve_config
 
 
 @dataclass
@@ -96,7 +95,7 @@ def compare_methods(
     backbone: str | None,
     num_classes: int,
     overrides: Sequence[str] = (),
-    recipe: str | Path | None = None,
+    recipe: Recipe | Sequence[Recipe] | None = None,
     methods: Sequence[str] | None = None,
     on_skip: Callable[[str], None] | None = None,
 ) -> list[ParamReport]:
@@ -115,7 +114,7 @@ def compare_methods(
         backbone: timm model name (``None``: the recipe's or the default backbone).
         num_classes: outputs of each head.
         overrides: ``a.b=value`` strings; ``method.name`` is not allowed (every method is built).
-        recipe: a recipe YAML whose ``backbone`` (and method deltas) apply.
+        recipe: recipe YAMLs (later ones win) whose ``backbone`` (and method deltas) apply.
         methods: registered names to include, in this order (default: all, sorted).
         on_skip: called with the reason of each method left out.
 

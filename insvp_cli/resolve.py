@@ -22,6 +22,8 @@ from .methods import METHODS
 RECIPES = Path(__file__).resolve().parent / "recipes"
 
 Recipe = str | Path | dict[str, Any]
+# a recipe's search space for `insvp sweep` (read by insvp_cli.sweep); it is not part of a run's config
+SWEEP_KEY = "sweep"
 
 
 def shipped_recipes() -> list[str]:
@@ -75,6 +77,29 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
+def format_override(key: str, value: Any) -> str:
+    """``key=value`` that :func:`parse_override` reads back as exactly ``value``.
+
+    Strings stay as they are when YAML reads them back unchanged (paths read best unquoted); everything
+    else is written by YAML itself, so ``1e-05`` becomes ``1.0e-05``, which YAML reads as a float again.
+    """
+    if isinstance(value, str) and value and yaml.safe_load(value) == value:
+        return f"{key}={value}"
+    text = yaml.safe_dump(value, default_flow_style=True, width=2**16).strip()
+    return f"{key}={text.removesuffix('...').strip()}"
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as ``{"a.b": value}``; an empty mapping stays a value (``backbone.kwargs: {}``)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def overrides_tree(overrides: Sequence[str]) -> dict[str, Any]:
     """``--set`` strings as one nested mapping (later strings win)."""
     tree: dict[str, Any] = {}
@@ -90,34 +115,54 @@ def overrides_tree(overrides: Sequence[str]) -> dict[str, Any]:
     return tree
 
 
-def resolve_config(recipe: Recipe | Sequence[Recipe] | None = None, overrides: Sequence[str] = ()) -> Config:
-    """Defaults < recipes (paths, shipped names or mappings, later ones win) < ``--set`` overrides.
+def recipe_list(recipe: Recipe | Sequence[Recipe] | None) -> list[Recipe]:
+    """``None``, one recipe or several, as a list."""
+    if recipe is None:
+        return []
+    return [recipe] if isinstance(recipe, (str, Path, dict)) else list(recipe)
 
-    The ``method`` group follows the method finally selected: when ``--set method.name=B`` switches a
-    recipe written for method A to B, the recipe's ``method`` keys (A's hyper-parameters) do not apply;
-    B starts from its own defaults plus the recipe's optional per-method deltas ``methods: {B: {...}}``.
-    The same holds between recipes: a later recipe that names another method replaces the method group.
+
+def resolve_config(recipe: Recipe | Sequence[Recipe] | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Defaults < recipes (paths, shipped names or mappings, in order) < ``--set`` overrides.
+
+    Later recipes override earlier ones key by key (``insvp train --recipe R --recipe best.yaml``). The
+    ``method`` group follows the method finally selected (the last ``method.name`` of the recipes and
+    ``--set``): a recipe's ``method`` keys apply only when they were written for that method B (its ``name``;
+    a group without a ``name`` belongs to the method selected before it, the first recipe's to the default
+    method), so ``--set method.name=B`` on a recipe written for method A drops A's hyper-parameters. B starts
+    from its own defaults plus the recipes' optional per-method deltas ``methods: {B: {...}}``. A ``sweep``
+    section (the search space of ``insvp sweep``) is not part of the run's config and is left out.
 
     Args:
         recipe: a recipe (path of a YAML file, shipped recipe name, or an already-loaded mapping, e.g. from
-            a checkpoint), a list of them, or None.
+            a checkpoint), a list of them (later ones win), or None.
         overrides: ``a.b=value`` strings; values are parsed as YAML (``true``, ``0.1``, ``[7, 9, 3]``).
 
     Returns:
         The validated :class:`~insvp_cli.config.Config`.
     """
-    recipes = [] if recipe is None else list(recipe) if isinstance(recipe, (list, tuple)) else [recipe]
-    tree: dict[str, Any] = {}
-    for item in recipes:
-        tree = _merge_recipe(tree, _copy(item) if isinstance(item, dict) else load_recipe(item))
+    layers = [_copy(r) if isinstance(r, dict) else load_recipe(r) for r in recipe_list(recipe)]
     override_tree = overrides_tree(overrides)
 
-    per_method = tree.pop("methods", None) or {}
-    if not isinstance(per_method, dict) or any(not isinstance(v, dict) for v in per_method.values()):
-        raise ConfigError("methods: expected a mapping of method name -> its hyper-parameters")
-    recipe_method = _group(tree, "method")
+    tree: dict[str, Any] = {}
+    per_method: dict[str, dict[str, Any]] = {}
+    groups: list[tuple[str, dict[str, Any]]] = []  # each recipe's method group and the method it was written for
+    name = DEFAULT_METHOD
+    for layer in layers:
+        layer.pop(SWEEP_KEY, None)
+        deltas = layer.pop("methods", None) or {}
+        if not isinstance(deltas, dict) or any(not isinstance(v, dict) for v in deltas.values()):
+            raise ConfigError("methods: expected a mapping of method name -> its hyper-parameters")
+        for other, delta in deltas.items():
+            per_method[other] = {**per_method.get(other, {}), **delta}
+        group = _group(layer, "method")
+        layer.pop("method", None)
+        name = group.get("name", name)
+        groups.append((name, group))
+        tree = _merge(tree, layer)
     override_method = _group(override_tree, "method")
-    name = override_method.get("name", recipe_method.get("name", DEFAULT_METHOD))
+    override_tree.pop("method", None)
+    name = override_method.get("name", name)
     if not isinstance(name, str) or name not in METHODS:
         raise ConfigError(f"method.name: unknown method {name!r}; valid: {', '.join(METHODS.names())}")
     for other, delta in per_method.items():  # typos in deltas of unselected methods are errors too
@@ -125,21 +170,14 @@ def resolve_config(recipe: Recipe | Sequence[Recipe] | None = None, overrides: S
             raise ConfigError(f"methods.{other}: unknown method; valid: {', '.join(METHODS.names())}")
         build_dataclass(METHODS.get(other).config_cls, {**delta, "name": other}, f"methods.{other}")
     method_tree = dict(per_method.get(name, {}))
-    if recipe_method.get("name", DEFAULT_METHOD) == name:
-        method_tree.update(recipe_method)
+    for written_for, group in groups:  # keys written for another method do not apply
+        if written_for == name:
+            method_tree.update(group)
     method_tree.update(override_method)
     method_tree["name"] = name
     tree = _merge(tree, override_tree)
     tree["method"] = build_dataclass(METHODS.get(name).config_cls, method_tree, "method")
     return build_dataclass(Config, tree, "")
-
-
-def _merge_recipe(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    """``top`` over ``base``; a ``method`` group naming another method replaces the earlier one whole."""
-    base_method, top_method = _group(base, "method"), _group(top, "method")
-    if "name" in top_method and top_method["name"] != base_method.get("name", DEFAULT_METHOD):
-        base = {k: v for k, v in base.items() if k != "method"}
-    return _merge(base, top)
 
 
 def _group(tree: dict[str, Any], key: str) -> dict[str, Any]:

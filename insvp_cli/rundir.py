@@ -20,7 +20,7 @@ import yaml
 
 from .config import Config
 from .errors import UsageError
-from .resolve import resolve_config
+from .resolve import flatten, resolve_config
 
 CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
@@ -29,12 +29,15 @@ SUMMARY = "summary.json"
 LOCK = ".lock"
 LOCK_FILES = (LOCK, f"{LOCK}.owner")
 
+# config keys that say where the files are or how fast a run goes, not what it computes: a run folder trained
+# with other values of these holds the same experiment
+LOCATION_KEYS = ("data.root", "data.split_dir", "data.num_workers", "data.download", "train.device", "output_dir",
+                 "run_name")
 # what a resumed run may change: where things are, how it runs, how long, and the optimizer's scalar
 # settings (applied from the next step; config.yaml records them). Anything else would change the model,
 # the shapes of the saved optimizer state or the data order, and make the resumed run another experiment.
 RESUMABLE_KEYS = frozenset({
-    "output_dir", "run_name", "backbone.weights", "data.root", "data.split_dir", "data.download",
-    "data.num_workers", "data.on_bad_image", "train.device", "train.epochs", "train.eval_every",
+    *LOCATION_KEYS, "backbone.weights", "data.on_bad_image", "train.epochs", "train.eval_every",
     "train.test_every_epoch", "train.lr", "train.min_lr", "train.weight_decay", "train.grad_clip",
 })
 
@@ -116,19 +119,20 @@ def check_resumable(run_dir: Path, cfg: Config) -> None:
 
 def config_changes(before: Config, after: Config) -> dict[str, tuple[Any, Any]]:
     """Dotted keys whose values differ between two configs: ``{key: (before, after)}``."""
-    old, new = _flatten(before.to_dict()), _flatten(after.to_dict())
+    return flat_differences(flatten(before.to_dict()), flatten(after.to_dict()))
+
+
+def flat_differences(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Keys whose values differ between two flattened configs: ``{key: (old, new)}``, sorted."""
     return {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)}
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict) and value and key != "kwargs":
-            out.update(_flatten(value, f"{path}."))
-        else:
-            out[path] = value
-    return out
+def setting_differences(stored: dict[str, Any], wanted: dict[str, Any], limit: int = 3) -> str:
+    """What differs between two flattened configs outside :data:`LOCATION_KEYS` (``""``: nothing), e.g.
+    ``train.epochs: 8 there, 2 now``; at most ``limit`` keys, then ``...``."""
+    differences = [f"{k}: {old!r} there, {new!r} now" for k, (old, new) in flat_differences(stored, wanted).items()
+                   if k not in LOCATION_KEYS]
+    return "; ".join(differences[:limit]) + (" ..." if len(differences) > limit else "")
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

@@ -7,7 +7,8 @@ Run folder layout (every write atomic: a temp file beside it, then a rename):
 - ``best.pt``       trainable weights at the best validation accuracy (+ config, metrics)
 - ``last.pt``       trainable weights after the last finished epoch
 - ``resume.pt``     optimizer, scheduler, scaler, RNG, best-so-far and the metric rows: what ``--resume`` needs
-- ``summary.json``  the final result: validation-selected epoch and its test accuracy (exists = finished)
+- ``summary.json``  the final result: validation-selected epoch and its test accuracy (exists = finished;
+  ``fit(final_test=False)``, a run that must not see the test split such as a sweep trial, has no ``test_acc``)
 - ``.lock``         held while a process trains in the folder; a second one is refused
 
 Model selection is on the validation split; test accuracy is reported at the selected epoch. With
@@ -170,8 +171,8 @@ def fit(cfg: Config, run_dir: Path | None = None, *, console=None, final_test: b
         cfg: the resolved config.
         run_dir: the run folder (default: ``output_dir/run_name``).
         console: where progress goes (default: stderr).
-        final_test: evaluate the test split at the selected epoch (off for hyper-parameter search, which
-            must never look at test); ``summary["test_acc"]`` is then ``None``.
+        final_test: evaluate the test split at the selected epoch. ``False`` for a run that must never see the
+            test split (a sweep trial): ``summary.json`` then has no ``test_acc``.
         on_epoch: called with each epoch's metric row after it is saved (e.g. to report to a pruner; it
             may raise to stop the run, which stays resumable).
 
@@ -182,6 +183,8 @@ def fit(cfg: Config, run_dir: Path | None = None, *, console=None, final_test: b
         TrainingDiverged: a non-finite loss; the message says what was kept.
         RunInterrupted: Ctrl-C; the run resumes from its last finished epoch.
     """
+    if not final_test and cfg.train.test_every_epoch:
+        raise UsageError("train.test_every_epoch: true evaluates the test split, which this run must not see")
     cfg = bind_requirements(cfg)
     run_dir = run_dir or default_run_dir(cfg)
     dist_info = init_distributed("cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu")
@@ -240,7 +243,7 @@ def _fit(cfg: Config, run_dir: Path, dist_info: DistInfo, console, final_test: b
                 progress.start_epoch(epoch, len(run.loaders.val), "val")
                 val = _evaluate(run, "val", progress.step)
                 row.update(val_acc=val["acc"], val_loss=val["loss"])
-                if cfg.train.test_every_epoch and final_test:
+                if cfg.train.test_every_epoch:
                     test = _evaluate(run, "test")
                     row.update(test_acc=test["acc"], test_loss=test["loss"])
                 improved = run.best.update(epoch + 1, val["acc"], run.model)
@@ -362,11 +365,10 @@ def _finish(run: Run, final_test: bool) -> dict[str, Any]:
     """Test accuracy at the validation-selected epoch; written into ``best.pt`` and ``summary.json``."""
     cfg, model = run.cfg, run.model
     model.load_state_dict(run.best.state, strict=False)
-    skipped = {}
-    test_acc = test_loss = None
+    skipped, tested = {}, {}
     if final_test:
         test = _evaluate(run, "test")
-        test_acc, test_loss = test["acc"], test["loss"]
+        tested = {"test_acc": test["acc"], "test_loss": test["loss"]}
         skipped["test"] = test["skipped_bad_images"]
     skipped["val"] = _evaluate(run, "val")["skipped_bad_images"] if cfg.data.on_bad_image == "skip" else 0
     summary: dict[str, Any] = {
@@ -377,7 +379,7 @@ def _finish(run: Run, final_test: bool) -> dict[str, Any]:
         "epochs": cfg.train.epochs,
         "best_epoch": run.best.epoch,
         "val_acc": run.best.val_acc,
-        "test_acc": test_acc,
+        **({"test_acc": tested["test_acc"]} if tested else {}),
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "trainable_params_without_head": sum(p.numel() for n, p in model.named_parameters()
                                              if p.requires_grad and not n.startswith("head.")),
@@ -388,7 +390,7 @@ def _finish(run: Run, final_test: bool) -> dict[str, Any]:
         summary["release_protocol_best_test_acc"] = max(curve)
         summary["release_protocol_note"] = "best test accuracy over epochs, selected on the test set (as the release)"
     if run.dist.is_main:
-        metrics = {"val_acc": run.best.val_acc, "test_acc": test_acc, "test_loss": test_loss}
+        metrics = {"val_acc": run.best.val_acc, **tested}
         atomic_save(make_checkpoint(model, cfg, run.classes, metrics, run.best.epoch), run.run_dir / "best.pt")
         atomic_write_text(json.dumps(summary, indent=2) + "\n", run.run_dir / SUMMARY)
     return summary

@@ -87,3 +87,16 @@ def test_switching_method_drops_the_recipes_method_keys(tmp_path):
     recipe.write_text("methods: {insvp: {prompt_lenn: 3}}\n")
     with pytest.raises(ConfigError, match="unknown key methods.insvp.prompt_lenn"):
         resolve_config(recipe)
+
+
+def test_later_recipes_override_earlier_ones(tmp_path):
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text("train: {lr: 0.5, epochs: 7}\nmethod: {name: insvp, prompt_len: 4}\n"
+                     "methods: {vpt: {num_tokens: 3}}\n")
+    second.write_text("train: {lr: 0.25}\nmethod: {prompt_len: 6}\n")  # no name: insvp's keys
+    cfg = resolve_config([first, second], ["train.epochs=2"])
+    assert (cfg.train.lr, cfg.train.epochs, cfg.method.prompt_len) == (0.25, 2, 6)
+    second.write_text("method: {name: vpt, deep: false}\n")  # another method: insvp's keys do not apply
+    cfg = resolve_config([first, second])
+    assert (cfg.method.name, cfg.method.num_tokens, cfg.method.deep, cfg.train.lr) == ("vpt", 3, False, 0.5)
+    assert resolve_config([first, second], ["method.name=insvp"]).method.prompt_len == 4

@@ -11,11 +11,11 @@ from .app import TRAIN, app, console
 from .options import RecipeOpt, SetOpt, recipes, split_names
 
 
-def _print(results, title: str, out: Path) -> None:
-    from ..compare import HEADERS
+def _print(results, title: str, out: Path, tuned: bool = False) -> None:
+    from ..compare import HEADERS, TUNED_HEADERS
     from .params import rich_table
 
-    console.print(rich_table(HEADERS, [r.row() for r in results], title, digits=2))
+    console.print(rich_table(TUNED_HEADERS if tuned else HEADERS, [r.row() for r in results], title, digits=2))
     console.print(f"written: {out / 'comparison.md'}, {out / 'comparison.csv'}", highlight=False)
 
 
@@ -24,16 +24,26 @@ def compare(
     recipe: RecipeOpt = None,
     methods: Annotated[str, typer.Option(metavar="M1,M2,...", help="Comma-separated method names.")] = (
         "linear,vpt,insvp"),
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder of the runs and the tables.")] = Path(
-        "runs/compare"),
+    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="PATH", show_default=False,
+                                             help="Folder of the runs (or sweeps) and the tables (default: "
+                                                  "runs/compare, with --sweep runs/compare-tuned).")] = None,
     overrides: SetOpt = None,
+    sweep: Annotated[bool, typer.Option("--sweep", help="Compare each method at its best: an insvp sweep per method "
+                                                        "(the recipe's sweep: section, else the method's default "
+                                                        "grid), run or reused, its selected trial tested.")] = False,
 ) -> None:
     """Train several methods on the same recipe (same seed, data, schedule) and compare them (paper Table 1)."""
     from ..compare import compare_runs
 
     names = split_names(methods, "--methods", "linear,vpt,insvp")
-    results = compare_runs(recipes(recipe), names, out, overrides or [], console=None)
-    _print(results, f"{', '.join(names)} on {', '.join(recipe) if recipe else 'the defaults'}", out)
+    out = out if out is not None else Path("runs/compare-tuned" if sweep else "runs/compare")
+    results = compare_runs(recipes(recipe), names, out, overrides or [], console=None, sweep=sweep)
+    title = f"{', '.join(names)} on {' + '.join(recipe) if recipe else 'the defaults'}"
+    _print(results, title + (", each at its best validation values" if sweep else ""), out, tuned=sweep)
+    missing = [name for name in names if name not in {r.method for r in results}]
+    if missing:
+        console.print(f"not in the table: {', '.join(missing)} (a sweep still running in another worker, or without "
+                      f"a complete trial; see {out}/<method>/sweep.md)", highlight=False, soft_wrap=True)
 
 
 @app.command(rich_help_panel=TRAIN)

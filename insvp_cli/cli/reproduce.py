@@ -29,16 +29,23 @@ def reproduce(
     = False,
     overrides: SetOpt = None,
     runs: RunsOpt = DEFAULT_RUNS,
+    tune: Annotated[bool, typer.Option("--tune", help="Tune each run first: an insvp sweep per run (its method's "
+                                                      "default grid) into RUN-tuned; insvp report then shows the "
+                                                      "tuned cells, marked.")] = False,
 ) -> None:
     """Train every run of a table of the paper, one after another: finished runs are skipped, interrupted ones resumed.
 
-    With more than one CUDA GPU visible each run uses all of them through torchrun. See the README section
-    "Reproducing the paper" for the data folders.
+    With more than one CUDA GPU visible each run uses all of them through torchrun (with --tune: one trial per
+    process; start one command per GPU to share the trials). See the README section "Reproducing the paper"
+    for the data folders.
     """
     from ..reproduce.runner import dry_run_lines, header_lines, plan_table, run_plan, visible_gpus
 
     names = None if methods is None else split_names(methods, "--methods", "insvp")
-    plan = plan_table(table, data_root, runs, names, overrides or [], weights_dir, ngpus=visible_gpus())
+    plan = plan_table(table, data_root, runs, names, overrides or [], weights_dir, ngpus=0 if tune else visible_gpus())
+    if tune:
+        _tune(plan, dry_run, runs)
+        return
     if dry_run:
         typer.echo("\n".join(dry_run_lines(plan)))
         return
@@ -53,3 +60,21 @@ def reproduce(
             console.print(f"  failed: {name}: {why}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1)
 
+
+def _tune(plan, dry_run: bool, runs: Path) -> None:
+    from ..reproduce.runner import tune_dry_run_lines, tune_lines, tune_plan
+
+    if dry_run:
+        typer.echo("\n".join(tune_dry_run_lines(plan)))
+        return
+    for line in tune_lines(plan):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    outcome = tune_plan(plan, console)
+    console.print(f"{plan.table.name} --tune: {len(outcome.trained)} sweeps finished, {len(outcome.reused)} already "
+                  f"finished, {len(outcome.pending)} still running in other workers, {len(outcome.failed)} without a "
+                  f"complete trial; insvp report --runs {runs} --table {plan.table.name} shows the table",
+                  highlight=False, markup=False, soft_wrap=True)
+    if outcome.failed:
+        for name, why in outcome.failed:
+            console.print(f"  failed: {name}: {why}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(1)

@@ -212,6 +212,10 @@ class DatasetSpec:
         flip: a horizontal flip keeps the label (false for digits and traffic signs).
         layout: the expected on-disk layout, quoted in errors and in ``insvp data check --help``.
         summary: one line for listings.
+        search_overrides: ``--set`` values of every trial of a hyper-parameter search (``insvp sweep``), for a
+            dataset whose benchmark defines its own tuning splits (VTAB-1k: ``train800`` / ``val200``).
+        final_overrides: ``--set`` values of the run that follows a search with the chosen values, for a
+            benchmark that defines one (VTAB-1k: ``train800val200``); empty: no such run.
     """
 
     name: str
@@ -219,16 +223,19 @@ class DatasetSpec:
     flip: bool
     layout: str
     summary: str
+    search_overrides: tuple[str, ...] = ()
+    final_overrides: tuple[str, ...] = ()
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
 
-def register_dataset(name: str, *, flip: bool, layout: str, summary: str) -> Callable:
+def register_dataset(name: str, *, flip: bool, layout: str, summary: str, search_overrides: tuple[str, ...] = (),
+                     final_overrides: tuple[str, ...] = ()) -> Callable:
     """Decorator: register a ``read(cfg) -> Parts`` function as dataset ``name``."""
 
     def decorate(read: Callable[[DataConfig], Parts]) -> Callable[[DataConfig], Parts]:
-        DATASETS.register(name, DatasetSpec(name, read, flip, layout, summary))
+        DATASETS.register(name, DatasetSpec(name, read, flip, layout, summary, search_overrides, final_overrides))
         return read
 
     return decorate

@@ -68,7 +68,10 @@ def read_list(path: Path) -> tuple[list[Path], list[int]]:
     return paths, labels
 
 
-@register_dataset("vtab", flip=False, layout=LAYOUT, summary="one VTAB-1k task (19 tasks; data.vtab_protocol)")
+# VTAB-1k's tuning protocol (as VPT's tune_vtab.py): search on train800 / val200, then one run with the chosen values
+# on train800val200 whose test accuracy is reported
+@register_dataset("vtab", flip=False, layout=LAYOUT, summary="one VTAB-1k task (19 tasks; data.vtab_protocol)",
+                  search_overrides=("data.vtab_protocol=tune",), final_overrides=("data.vtab_protocol=final",))
 def read_vtab(cfg: DataConfig) -> Parts:
     """Read the list files of the task folder ``cfg.root`` for ``cfg.vtab_protocol``."""
     if cfg.root is None:

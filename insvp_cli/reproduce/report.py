@@ -6,7 +6,9 @@ not run appear as ``paper`` rows only. Rows whose published numbers come from an
 table's (Table 1's ILM-VP, Yoo et al and AutoVP) name it (``paper (CLIP)``) and have no difference row: ours
 are on the table's backbone. A run that is missing or unfinished shows
 :data:`MISSING`; a value the paper does not publish is blank. Mean columns (Table 1's ``Avg``, Table 2's
-group means) are computed for ours only when every member is there.
+group means) are computed for ours only when every member is there. A run tuned by ``insvp reproduce --tune``
+(its finished sweep) is shown instead of the untuned run, and its row is labelled ``ours (tuned)`` (or names
+its tuned columns when only some are).
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from pathlib import Path
 from ..errors import UsageError
 from ..render import Value, csv_table, latex_table, markdown_table
 from ..rundir import SUMMARY
-from .tables import PAPER_TABLES, TABLES, TableDef
+from .tables import PAPER_TABLES, TABLES, TUNED_SUFFIX, TableDef
 
 MISSING = "—"  # a run that is missing or unfinished
 NOT_PUBLISHED = ""
 FORMATS = ("table", "markdown", "csv", "latex")  # "table" is a rich table on the terminal (the CLI draws it)
 DIGITS = 1  # the paper prints one decimal
+TUNED_NOTE = ("ours (tuned): learning rate and weight decay chosen per run on the validation split by insvp sweep "
+              "(insvp reproduce --tune), the selected trial's test accuracy (VTAB-1k: of the final run on "
+              "train800val200 with the chosen values)")
 PROTOCOL_NOTE = ("paper: the release's best test accuracy over 100 epochs; ours: test accuracy at the epoch "
                  "selected on the validation split (VTAB-1k final protocol: the last epoch)")
 
@@ -41,13 +46,21 @@ class Report:
     runs: int
 
 
-def read_results(table: TableDef, runs_dir: Path) -> dict[str, float]:
-    """Test accuracy of every finished run of ``table`` under ``runs_dir``, by run name."""
+def read_results(table: TableDef, runs_dir: Path) -> dict[str, tuple[float, bool]]:
+    """Test accuracy of every finished run of ``table`` under ``runs_dir`` and whether it was tuned, by run name.
+
+    A finished sweep of the run (``insvp reproduce --tune``: ``<run>-tuned/sweep.json``) wins over the untuned run.
+    """
+    from ..sweep import read_result
+
     results = {}
     for run in table.runs():
+        tuned = read_result(runs_dir / f"{run.name}{TUNED_SUFFIX}")
         summary = runs_dir / run.name / SUMMARY
-        if summary.is_file():
-            results[run.name] = float(json.loads(summary.read_text())["test_acc"])
+        if tuned is not None and tuned.get("complete") and tuned.get("test_acc") is not None:
+            results[run.name] = (float(tuned["test_acc"]), True)
+        elif summary.is_file():
+            results[run.name] = (float(json.loads(summary.read_text())["test_acc"]), False)
     return results
 
 
@@ -61,12 +74,17 @@ def build_report(table: TableDef | str, runs_dir: Path) -> Report:
     results = read_results(table, runs_dir)
     cells = {(c.row, c.column): c.run.name for c in table.cells}
     rows: list[list[Value]] = []
+    any_tuned = False
     for row in table.rows:
-        ours = None
+        ours, ours_label = None, "ours"
         if any(r == row for r, _ in cells):
-            by_column = {col: results.get(cells[(row, col)]) if (row, col) in cells else None for col in table.columns}
+            found = {col: results.get(cells[(row, col)]) if (row, col) in cells else None for col in table.columns}
+            by_column = {col: None if value is None else value[0] for col, value in found.items()}
             by_column.update({a.label: _mean([by_column[c] for c in a.columns]) for a in table.aggregates})
             ours = [by_column[col] for col in table.display]
+            ours_label = _tuned_label([col for col, value in found.items() if value is not None and value[1]],
+                                      [col for col, value in found.items() if value is not None])
+            any_tuned |= ours_label != "ours"
         paper, other_backbone = None, None
         if table.published is not None and row in table.published.rows:
             paper = [table.published.value(row, col) for col in table.display]
@@ -75,10 +93,12 @@ def build_report(table: TableDef | str, runs_dir: Path) -> Report:
             source = "paper" if other_backbone is None else f"paper ({other_backbone})"
             rows.append([row, source, *(NOT_PUBLISHED if v is None else v for v in paper)])
         if ours is not None:
-            rows.append([row, "ours", *(MISSING if v is None else v for v in ours)])
+            rows.append([row, ours_label, *(MISSING if v is None else v for v in ours)])
         if paper is not None and ours is not None and other_backbone is None:
             rows.append([row, "ours - paper", *_differences(ours, paper)])
     notes = [PROTOCOL_NOTE, f"{MISSING}: run missing or unfinished under {runs_dir}; blank: not published"]
+    if any_tuned:
+        notes.append(TUNED_NOTE)
     if table.published is not None:
         if table.published.backbones:
             notes.append(f"paper (BACKBONE): published on another backbone than this table's; ours run on this "
@@ -87,6 +107,13 @@ def build_report(table: TableDef | str, runs_dir: Path) -> Report:
     notes += list(table.notes)
     return Report(table.name, table.title, [table.row_header, "source", *table.display], rows, notes,
                   len(results), len(table.runs()))
+
+
+def _tuned_label(tuned: list[str], present: list[str]) -> str:
+    """``ours``, ``ours (tuned)`` when every present cell of the row is tuned, else ``ours (tuned: A, B)``."""
+    if not tuned:
+        return "ours"
+    return "ours (tuned)" if tuned == present else f"ours (tuned: {', '.join(tuned)})"
 
 
 def _differences(ours: list[float | None], paper: list[float | None]) -> list[Value]:

@@ -23,7 +23,6 @@ The commands that ``--dry-run`` prints are exactly those runs, copy-pasteable.
 
 from __future__ import annotations
 
-import json
 import shlex
 import subprocess
 import sys
@@ -38,14 +37,10 @@ from ..config import Config
 from ..data import DATASETS
 from ..errors import TrainingDiverged, UsageError
 from ..requirements import MissingNeed, bind_requirements
-from ..resolve import resolve_config
-from ..rundir import SUMMARY
+from ..resolve import flatten, format_override, resolve_config
+from ..rundir import LOCATION_KEYS, SUMMARY, setting_differences
 from .sizes import image_steps
-from .tables import TABLES, RunSpec, TableDef
-
-# config keys that say where the files are or how fast a run goes, not what it computes
-LOCATION_KEYS = ("data.root", "data.split_dir", "data.num_workers", "data.download", "train.device", "output_dir",
-                 "run_name")
+from .tables import TABLES, TUNED_SUFFIX, RunSpec, TableDef
 
 State = Literal["done", "resume", "new", "conflict"]
 Launcher = Literal["process", "torchrun"]
@@ -123,11 +118,13 @@ class Plan:
 
 @dataclass
 class Outcome:
-    """What :func:`run_plan` did: run names trained, reused (finished before) and failed (with why)."""
+    """What :func:`run_plan` (or :func:`tune_plan`) did: run names trained, reused (finished before), failed (with
+    why) and, for sweeps, pending (their last trials run in another worker)."""
 
     trained: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
 
 
 def visible_gpus() -> int:
@@ -165,7 +162,7 @@ def plan_table(table: TableDef | str, data_root: Path, runs_dir: Path, methods: 
 
 def _plan_run(spec: RunSpec, data_root: Path, runs_dir: Path, user: tuple[str, ...], weights_dir: Path | None,
               ngpus: int) -> PlannedRun:
-    recipe = spec.recipe.removesuffix(".yaml") if spec.recipe is not None else None  # a shipped recipe's name
+    recipe = _recipe_name(spec)
     base = [*spec.overrides, *([f"data.root={data_root / spec.data_folder}"] if spec.data_folder else [])]
     overrides = [*base, *_weights_override(recipe, base, weights_dir), *user]
     cfg = resolve_config(recipe, overrides)
@@ -201,14 +198,9 @@ def _weights_override(recipe: str | None, base: list[str], weights_dir: Path | N
     return [f"backbone.weights={weights_dir / Path(weights).name}"]
 
 
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+def _recipe_name(spec: RunSpec) -> str | None:
+    """The shipped recipe of a run, by name (``cub``, ``vtab/dtd``): commands that work from any folder."""
+    return spec.recipe.removesuffix(".yaml") if spec.recipe is not None else None
 
 
 def _state(run_dir: Path, cfg: Config) -> tuple[State, str, dict[str, Any]]:
@@ -217,22 +209,15 @@ def _state(run_dir: Path, cfg: Config) -> tuple[State, str, dict[str, Any]]:
     if not stored_path.is_file():
         return "new", "", {}
     try:
-        stored = _flatten(resolve_config(yaml.safe_load(stored_path.read_text())).to_dict())
+        stored = flatten(resolve_config(yaml.safe_load(stored_path.read_text())).to_dict())
     except (UsageError, yaml.YAMLError) as exc:
         return "conflict", f"its config.yaml does not resolve ({exc})", {}
-    wanted = _flatten(cfg.to_dict())
-    keys = sorted((set(stored) | set(wanted)) - set(LOCATION_KEYS))
-    differences = [f"{k}: {stored.get(k)!r} there, {wanted.get(k)!r} now" for k in keys
-                   if stored.get(k) != wanted.get(k)]
+    wanted = flatten(cfg.to_dict())
+    differences = setting_differences(stored, wanted)
     if differences:
-        return "conflict", "; ".join(differences[:3]) + (" ..." if len(differences) > 3 else ""), {}
+        return "conflict", differences, {}
     moved = {k: wanted.get(k) for k in LOCATION_KEYS if stored.get(k) != wanted.get(k)}
     return ("done" if (run_dir / SUMMARY).is_file() else "resume"), "", moved
-
-
-def _set_value(key: str, value: Any) -> str:
-    # strings as they are (paths read best unquoted); everything else as JSON, which YAML reads back exactly
-    return f"{key}={value}" if isinstance(value, str) else f"{key}={json.dumps(value)}"
 
 
 def _command(run: PlannedRun, recipe: str | None, ngpus: int, location: dict[str, Any]) -> list[str]:
@@ -242,7 +227,7 @@ def _command(run: PlannedRun, recipe: str | None, ngpus: int, location: dict[str
             else ["insvp", "train"])
     if run.state == "resume":
         # `--resume` rebuilds the run from its own config.yaml; only moved folders or devices need saying
-        sets = [_set_value(k, v) for k, v in location.items() if k not in ("output_dir", "run_name")]
+        sets = [format_override(k, v) for k, v in location.items() if k not in ("output_dir", "run_name")]
         return [*head, "--resume", str(run.run_dir), *(x for s in sets for x in ("--set", s))]
     args = [*head, *(["--recipe", recipe] if recipe is not None else [])]
     return [*args, *(x for s in run.overrides for x in ("--set", s)), "--out", str(run.run_dir)]
@@ -350,3 +335,87 @@ def _train(run: PlannedRun, console) -> str | None:
     except TrainingDiverged as exc:
         return str(exc)
     return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Tuned runs: one sweep per run (``--tune``)
+
+
+def tuned_dir(run: PlannedRun) -> Path:
+    """The sweep folder of a run: beside its untuned run folder, named with :data:`TUNED_SUFFIX`."""
+    return run.run_dir.with_name(run.run_dir.name + TUNED_SUFFIX)
+
+
+def sweep_command(run: PlannedRun) -> list[str]:
+    """The ``insvp sweep`` command of a run's sweep (``--tune``)."""
+    recipe = ["--recipe", _recipe_name(run.spec)] if run.spec.recipe is not None else []
+    return ["insvp", "sweep", *recipe, *(x for s in run.overrides for x in ("--set", s)), "--out", str(tuned_dir(run))]
+
+
+def tune_lines(plan: Plan) -> list[str]:
+    """The overview of ``--tune``: sweeps finished and to run, missing data folders and weights."""
+    finished = sum(_sweep_finished(run) for run in plan.runs)
+    lines = [
+        f"insvp reproduce {plan.table.name} --tune: {plan.table.title}",
+        f"{len(plan.runs)} sweeps (one per run: its method's search space, the selected trial tested; VTAB-1k: "
+        f"then its final run): {finished} finished, {len(plan.runs) - finished} to run",
+        "launch: one trial after another in this process; start this command once per GPU (CUDA_VISIBLE_DEVICES) "
+        "or node to share the trials",
+    ]
+    missing = _missing_tune_data(plan)
+    lines += [f"missing data folder: {folder} ({name})" for folder, name in sorted(missing.items())]
+    return lines
+
+
+def tune_dry_run_lines(plan: Plan) -> list[str]:
+    """A shell script: the overview as comments, then one ``insvp sweep`` command per run."""
+    lines = [f"# {line}" for line in tune_lines(plan)]
+    for i, run in enumerate(plan.runs, start=1):
+        lines.append(f"# [{i}/{len(plan.runs)}] {run.spec.name}: {'finished' if _sweep_finished(run) else 'to run'}")
+        lines.append(shlex.join(sweep_command(run)))
+    return lines
+
+
+def tune_plan(plan: Plan, console) -> Outcome:
+    """Run (or reuse, or join) the sweep of every run of the plan, one after another.
+
+    ``trained``: sweeps finished now; ``reused``: finished before; ``failed``: sweeps without a complete trial;
+    ``pending``: sweeps whose last trials run in another worker.
+
+    Raises:
+        UsageError: before anything runs, a bad search space or a missing data folder.
+    """
+    from ..sweep import plan_sweep, run_sweep
+
+    missing = _missing_tune_data(plan)
+    if missing:
+        raise UsageError(f"missing data folders under {plan.data_root}: {', '.join(map(str, sorted(missing)))} "
+                         f"(insvp reproduce {plan.table.name} --dry-run shows the expected layouts)")
+    sweeps = [(run, plan_sweep(_recipe_name(run.spec), run.overrides, tuned_dir(run)))
+              for run in plan.runs]  # every search space is checked before the first trial
+    outcome = Outcome()
+    for i, (run, sweep) in enumerate(sweeps, start=1):
+        if _sweep_finished(run):
+            outcome.reused.append(run.spec.name)
+            continue
+        console.rule(f"[{i}/{len(sweeps)}] {run.spec.name} (sweep)", style="bold")
+        result = run_sweep(sweep, console)
+        if not result.complete:
+            outcome.pending.append(run.spec.name)
+        elif result.best is None:
+            outcome.failed.append((run.spec.name, f"no trial completed (see {sweep.out / 'sweep.md'})"))
+        else:
+            outcome.trained.append(run.spec.name)
+    return outcome
+
+
+def _sweep_finished(run: PlannedRun) -> bool:
+    from ..sweep import read_result
+
+    result = read_result(tuned_dir(run))
+    return result is not None and result.get("complete") and result.get("test_acc") is not None
+
+
+def _missing_tune_data(plan: Plan) -> dict[Path, str]:
+    return {Path(r.cfg.data.root): r.cfg.data.name for r in plan.runs if r.spec.data_folder is not None
+            and not _sweep_finished(r) and not Path(r.cfg.data.root).expanduser().is_dir()}

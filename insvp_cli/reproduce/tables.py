@@ -121,6 +121,8 @@ class TableDef:
 
 
 TABLES: Registry[TableDef] = Registry("table")
+# `insvp reproduce --tune` sweeps each run in the folder `<run folder><TUNED_SUFFIX>`, beside the untuned run
+TUNED_SUFFIX = "-tuned"
 
 
 def register_table(table: TableDef) -> TableDef:
