@@ -75,12 +75,13 @@ def test_a_published_row_must_fill_its_columns():
 # --------------------------------------------------------------------------------------------------
 # Table definitions and dry runs
 
-EXPECTED_RUNS = {"table1": 100, "table2": 152, "table3": 15, "table4": 20, "table5": 20, "fig7": 23}
+EXPECTED_RUNS = {"table1": 130, "table2": 190, "table3": 25, "table4": 30, "table5": 20, "fig7": 23}
 EXPECTED_METHODS = {
-    "table1": ["full", "linear", "partial", "mlp", "bias", "adapter", "adaptformer", "vp", "vpt", "insvp"],
-    "table2": ["full", "linear", "partial", "mlp", "bias", "adapter", "vpt", "insvp"],
-    "table3": ["full", "vp", "insvp"],
-    "table4": ["full", "vp", "vpt", "insvp"],
+    "table1": ["full", "linear", "partial", "mlp", "bias", "sidetune", "adapter", "adaptformer", "vp", "vpt",
+               "damvp", "e2vpt", "insvp"],
+    "table2": ["full", "linear", "partial", "mlp", "bias", "sidetune", "adapter", "vpt", "e2vpt", "insvp"],
+    "table3": ["full", "vp", "vpt", "damvp", "insvp"],
+    "table4": ["full", "vp", "vpt", "damvp", "e2vpt", "insvp"],
     "table5": ["insvp"],
     "fig7": ["insvp"],
 }
@@ -104,7 +105,7 @@ def parse(command: str) -> tuple[str | None, list[str], str]:
 
 def test_acceptance_table1_dry_run_lists_every_run_and_the_missing_folders():
     commands, output = dry_run("table1", "--data-root", "/nonexistent")
-    assert len(commands) == 10 * 10
+    assert len(commands) == 13 * 10
     assert "missing data folders under /nonexistent (10):" in output
     for folder in HTA_FOLDERS.values():
         assert f"#   /nonexistent/{folder}  (" in output
@@ -180,8 +181,9 @@ def test_unknown_table_and_method_are_usage_errors():
     result = runner.invoke(app, ["reproduce", "table9", "--data-root", "d", "--dry-run"])
     assert isinstance(result.exception, UsageError) and "unknown table 'table9'" in str(result.exception)
     assert all(name in str(result.exception) for name in PAPER_TABLES)
-    result = runner.invoke(app, ["reproduce", "table3", "--data-root", "d", "--dry-run", "--methods", "vpt"])
-    assert isinstance(result.exception, UsageError) and "its methods: full, vp, insvp" in str(result.exception)
+    result = runner.invoke(app, ["reproduce", "table3", "--data-root", "d", "--dry-run", "--methods", "e2vpt"])
+    assert isinstance(result.exception, UsageError)
+    assert "its methods: full, vp, vpt, damvp, insvp" in str(result.exception)
 
 
 def test_weights_dir_replaces_local_weight_files(tmp_path):
@@ -321,9 +323,9 @@ def test_reproduce_then_report_in_every_format(tmp_path):
 
 def test_report_marks_every_missing_run(tmp_path):
     report = build_report("table1", tmp_path)
-    assert report.finished == 0 and report.runs == 100
+    assert report.finished == 0 and report.runs == 130
     ours = [row for row in report.rows if row[1] == "ours"]
-    assert len(ours) == 10 and all(cell == MISSING for row in ours for cell in row[2:])
+    assert len(ours) == 13 and all(cell == MISSING for row in ours for cell in row[2:])
     paper_rows = [row[0] for row in report.rows if row[1] == "paper"]
     assert paper_rows == list(PUBLISHED["table1"].rows)  # every published row, in the paper's order
     lion = next(row for row in report.rows if row[0] == "LION")
