@@ -21,6 +21,7 @@ from insvp_cli.methods.base import TrainingData
 from insvp_cli.methods.build import build_model
 from insvp_cli.methods.e2vpt.model import attention_with_kv, prune_masks
 from insvp_cli.params import count_parameters
+from insvp_cli.reproduce import TABLES
 from insvp_cli.resolve import resolve_config
 from insvp_cli.training import fit
 from tests.conftest import tiny_overrides
@@ -325,3 +326,10 @@ def test_sidetune_loads_its_side_weights_when_a_run_starts(tmp_path, monkeypatch
     monkeypatch.setattr("torchvision.models.AlexNet_Weights.get_state_dict", offline)
     with pytest.raises(UsageError, match="pass a local file instead: --set method.side_weights=PATH"):
         _tiny("sidetune").prepare(_data())
+
+
+def test_e2vpt_table_runs_follow_its_two_stages_and_the_recipes_token_counts():
+    spec = next(r for r in TABLES.get("table1").runs(["e2vpt"]) if r.name.endswith("/cub/e2vpt"))
+    cfg = resolve_config(spec.recipe, spec.overrides)
+    assert (cfg.train.epochs, cfg.method.prune, cfg.method.prune_epoch) == (200, True, 100)
+    assert (cfg.method.visual_tokens, cfg.method.kv_tokens) == (5, 5)  # E2VPT's CUB command (recipes/cub.yaml)

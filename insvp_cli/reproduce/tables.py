@@ -140,8 +140,10 @@ FIVE = ("CUB", "Birds", "Cifar100", "GTSRB", "SVHN")  # the datasets of Tables 3
 
 # The runs that stand for a cited work's number use what that work's code ran (SPEC §4): VPT's comparison
 # gives every method VPT's MLP head init, and VPT itself no prompt dropout and weight decay on its prompts;
-# AdaptFormer's code feeds its bottleneck the residual stream and probes with a non-affine BatchNorm head.
+# AdaptFormer's code feeds its bottleneck the residual stream and probes with a non-affine BatchNorm head;
+# E2VPT's trains a whole run, prunes, rewinds and trains a whole run again.
 VPT_HEAD = ("method.head_init=vpt",)
+E2VPT_STAGES = ("method.prune=true", "method.prune_epoch=100", "train.epochs=200")
 
 # paper row -> (method, its overrides): the paper's baselines that this project implements
 METHOD_ROWS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -157,7 +159,7 @@ METHOD_ROWS: dict[str, tuple[str, tuple[str, ...]]] = {
     "VP": ("vp", ()),
     "VPT": ("vpt", ("method.dropout=0", "method.prompt_weight_decay=true", *VPT_HEAD)),
     "DAM-VP": ("damvp", ()),
-    "E2VPT": ("e2vpt", ()),
+    "E2VPT": ("e2vpt", E2VPT_STAGES),
     "InsVP": ("insvp", ()),
 }
 
