@@ -28,9 +28,10 @@ hook                      what it gives                                         
 The classification head follows ``cfg.head_init`` and ``cfg.head_norm`` (:func:`make_head`), so every
 method can start its head as the work it stands for did.
 
-Methods that change what happens inside a block (adapter, AdaptFormer, E2VPT) re-compose timm's plain
-pre-norm ``Block`` from its sub-modules (:class:`RecomposedBlocks`); the adapters insert a
-:class:`Bottleneck`.
+Methods that change what happens inside a block re-compose timm's plain pre-norm ``Block`` from its
+sub-modules (:func:`require_plain_blocks` checks that they can): adapter and AdaptFormer through
+:class:`RecomposedBlocks`, inserting a :class:`Bottleneck`; E2VPT, whose visual prompts also enter
+between the blocks, through ``blocks_with_prompts(..., run_block=...)``.
 """
 
 from __future__ import annotations
