@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import math
+import shutil
+import subprocess
 
 import pytest
 import torch
@@ -333,3 +335,17 @@ def test_e2vpt_table_runs_follow_its_two_stages_and_the_recipes_token_counts():
     cfg = resolve_config(spec.recipe, spec.overrides)
     assert (cfg.train.epochs, cfg.method.prune, cfg.method.prune_epoch) == (200, True, 100)
     assert (cfg.method.visual_tokens, cfg.method.kv_tokens) == (5, 5)  # E2VPT's CUB command (recipes/cub.yaml)
+
+
+@pytest.mark.parametrize(("sets", "message"), [
+    (["method.name=damvp", "method.num_clusters=20", "method.cluster_samples=10"],
+     "error: method.num_clusters: 20 clusters from method.cluster_samples=10 images"),
+    (["method.name=e2vpt", "method.min_tokens=20"],
+     "error: method.min_tokens: 20 is more than method.visual_tokens=10"),
+    (["method.name=sidetune", "method.side_image_size=32"], "error: method.side_image_size: 32 is not >= 63"),
+])
+def test_bad_new_method_values_exit_2_with_one_line(sets, message):
+    args = [a for s in sets for a in ("--set", s)]
+    proc = subprocess.run([shutil.which("insvp") or "insvp", "params", *args], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith(message), proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
