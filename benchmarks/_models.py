@@ -48,8 +48,8 @@ class ReleaseAsPublished(InsVP):
         prompts = []
         for j in range(parts.num_blocks):
             p_s = self.specific_prompt(image)  # the wasted work: once per block instead of once per forward
-            # (L_p, D) -> (B, L_p, D)
-            p_c = parts.common_drop(parts.common_prompt[j]).expand(x.shape[0], -1, -1)
+            # (L_p, D) -> (B, L_p, D), then dropout per image, as the release
+            p_c = parts.common_drop(parts.common_prompt[j].expand(x.shape[0], -1, -1))
             prompts.append(cfg.common_weight * p_c + cfg.specific_weight * p_s)
         return pool(self.backbone, blocks_with_prompts(self.backbone, tokens, prompts))
 

@@ -180,9 +180,21 @@ class TrainConfig:
 
 @dataclass
 class MethodConfig:
-    """Base of every method's config; ``name`` selects the method in the registry (``insvp_cli.methods``)."""
+    """Base of every method's config; ``name`` selects the method in the registry (``insvp_cli.methods``).
+
+    Attributes:
+        name: the registered method.
+        head_init: the classification head's initialisation: ``torch`` (PyTorch's ``nn.Linear`` default),
+            ``vpt`` (VPT's MLP head, which VPT's comparison gives every method: Kaiming-normal fan-out
+            weights, bias ``-log((1 - 0.01) / 0.01)``) or ``trunc_normal`` (weights ``trunc_normal_(std=0.01)``,
+            bias 0: MoCo v3's linear probe, which AdaptFormer's code uses).
+        head_norm: a BatchNorm without affine parameters (eps 1e-6) before the head's linear layer, as MAE's
+            and AdaptFormer's code probe (the head is then ``Sequential(norm, linear)``).
+    """
 
     name: str = DEFAULT_METHOD
+    head_init: Literal["torch", "vpt", "trunc_normal"] = "torch"
+    head_norm: bool = False
     # the backbone keeps its pretrained classifier: the source label space of label-mapping methods (ILM-VP)
     keep_backbone_classifier: ClassVar[bool] = False
 

@@ -7,9 +7,10 @@ with ``requires_grad`` reach the optimizer, so a frozen backbone gets no weight 
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -24,26 +25,33 @@ from .errors import TrainingDiverged
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     """AdamW over trainable parameters only, split into decay / no-decay groups.
 
-    Biases, norm weights (every 1-D tensor) and the names the method lists in ``no_weight_decay()``
-    (prompt tokens) get no weight decay, as in timm and nanoGPT.
+    The method decides which tensors decay (``model.decays(name, param)``): by default not biases, norm
+    weights (every 1-D tensor) and the names it lists in ``no_weight_decay()`` (prompt tokens), as in timm
+    and nanoGPT. When every tensor decays there is one group.
     """
-    skip = model.no_weight_decay()
     decay, no_decay = [], []
     for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        (no_decay if param.ndim <= 1 or name in skip else decay).append(param)
+        if param.requires_grad:
+            (decay if model.decays(name, param) else no_decay).append(param)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
-    """Per-step linear warm-up over ``warmup_fraction`` of all steps, then cosine down to ``min_lr``."""
-    total = max(1, cfg.epochs * steps_per_epoch)
-    warmup = int(cfg.warmup_fraction * total)
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int,
+                    restarts: Sequence[int] = ()):
+    """Per-step linear warm-up over ``warmup_fraction`` of the steps, then cosine down to ``min_lr``.
+
+    ``restarts`` (0-based epochs, a method's ``restart_epochs()``) cut the run into stages; each stage gets
+    the whole schedule, warm-up and cosine, over its own steps.
+    """
+    epochs = sorted({0, *(e for e in restarts if 0 < e < cfg.epochs)})
+    bounds = [e * steps_per_epoch for e in epochs] + [max(1, cfg.epochs * steps_per_epoch)]
     floor = cfg.min_lr / cfg.lr
 
     def factor(step: int) -> float:
+        stage = min(bisect.bisect_right(bounds, step), len(bounds) - 1)  # stage k runs over [bounds[k-1], bounds[k])
+        start, total = bounds[stage - 1], max(1, bounds[stage] - bounds[stage - 1])
+        warmup, step = int(cfg.warmup_fraction * total), step - start
         if step < warmup:
             return (step + 1) / warmup
         progress = (step - warmup) / max(1, total - warmup)

@@ -46,7 +46,7 @@ from .engine import (
     evaluate,
     train_one_epoch,
 )
-from .errors import RunInterrupted, TrainingDiverged, UsageError
+from .errors import ConfigError, RunInterrupted, TrainingDiverged, UsageError
 from .methods.base import Method, TrainingData
 from .methods.build import build_backbone, build_model
 from .progress import RunProgress
@@ -222,6 +222,10 @@ def _fit(cfg: Config, run_dir: Path, dist_info: DistInfo, console, final_test: b
             seed_everything(cfg.train.seed + epoch)
             run.loaders.train_sampler.set_epoch(epoch)
             run.model.on_epoch_start(epoch, run.training_data())
+            if epoch in run.model.restart_epochs():  # a new stage: fresh optimizer moments, selection anew
+                run.optimizer.state.clear()
+                run.best = BestSoFar()
+                progress.message(f"epoch {epoch + 1}: {run.cfg.method.name} starts a new training stage")
             progress.start_epoch(epoch, len(run.loaders.train))
             try:
                 stats = train_one_epoch(
@@ -265,11 +269,15 @@ def _build_run(cfg: Config, run_dir: Path, dist_info: DistInfo) -> Run:
     if "hierarchy" in cfg.method.requires():  # read and checked against the classes before anything trains
         coarse = NEEDS["hierarchy"].read(cfg.data).coarse_labels(splits.classes)
     model = build_model(cfg, len(splits.classes), backbone).to(device)
+    beyond = [e for e in model.restart_epochs() if not 0 < e < cfg.train.epochs]
+    if beyond:
+        raise ConfigError(f"method {cfg.method.name} starts a new training stage at epoch {beyond[0] + 1}, which a "
+                          f"run of train.epochs={cfg.train.epochs} never reaches; raise train.epochs or move the stage")
     loaders = build_loaders(splits, cfg.data, distributed=dist_info.enabled, seed=cfg.train.seed,
                             pin_memory=device.type == "cuda")
     precision = Precision.resolve(cfg.train.precision, device)
     optimizer = build_optimizer(model, cfg.train)
-    scheduler = build_scheduler(optimizer, cfg.train, len(loaders.train))
+    scheduler = build_scheduler(optimizer, cfg.train, len(loaders.train), model.restart_epochs())
     scaler = torch.amp.GradScaler(device.type) if precision.needs_scaler else None
     return Run(cfg, run_dir, model, splits, loaders, device, precision, dist_info, optimizer, scheduler, scaler,
                coarse_labels=coarse)

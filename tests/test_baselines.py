@@ -39,10 +39,13 @@ EXPECTED_DEFAULTS = {
     "adapter": DEPTH * adapter_params(D // 8),  # Pfeiffer placement, reduction 8
     "adaptformer": DEPTH * adapter_params(64),
     "bias": DEPTH * 11 * D + 2 * D,  # per block qkv 3d, proj d, fc1 4d, fc2 d, norms 2d; patch embed, final norm
+    "damvp": 10 * (2 * 3 * 30 * 224 + 2 * 3 * (224 - 60) * 30),  # ten clusters, one VP frame each
+    "e2vpt": DEPTH * 10 * D + DEPTH * 5 * D,  # deep visual prompts, shared key-value prompts
     "full": VIT_B_PARAMS,
     "linear": 0,
     "mlp": 2 * (D * D + D + 2 * D),  # two hidden layers of width d, each with BatchNorm
     "partial": BLOCK + 2 * D,  # the last block and the final norm
+    "sidetune": 2_469_696 + 256 * 6 * 6 * D + 1,  # AlexNet's convolutions, the projection, alpha
     "vp": 2 * 3 * 30 * 224 + 2 * 3 * (224 - 60) * 30,  # 69,840, as in Bahng et al.
     "vpt": DEPTH * 10 * D,  # VPT-deep, 10 tokens
     "ilmvp": 3 * 224 * 224,  # the frame's canvas; no trained head

@@ -75,13 +75,13 @@ def test_a_published_row_must_fill_its_columns():
 # --------------------------------------------------------------------------------------------------
 # Table definitions and dry runs
 
-EXPECTED_RUNS = {"table1": 150, "table2": 152, "table3": 15, "table4": 20, "table5": 20, "fig7": 23}
+EXPECTED_RUNS = {"table1": 180, "table2": 190, "table3": 25, "table4": 30, "table5": 20, "fig7": 23}
 EXPECTED_METHODS = {
-    "table1": ["full", "linear", "partial", "mlp", "bias", "adapter", "adaptformer", "vp", "vpt", "insvp",
-               "ilmvp", "yoo", "transhp", "lion", "autovp"],
-    "table2": ["full", "linear", "partial", "mlp", "bias", "adapter", "vpt", "insvp"],
-    "table3": ["full", "vp", "insvp"],
-    "table4": ["full", "vp", "vpt", "insvp"],
+    "table1": ["full", "linear", "partial", "mlp", "bias", "sidetune", "adapter", "adaptformer", "vp", "vpt",
+               "damvp", "ilmvp", "yoo", "e2vpt", "transhp", "lion", "autovp", "insvp"],
+    "table2": ["full", "linear", "partial", "mlp", "bias", "sidetune", "adapter", "vpt", "e2vpt", "insvp"],
+    "table3": ["full", "vp", "vpt", "damvp", "insvp"],
+    "table4": ["full", "vp", "vpt", "damvp", "e2vpt", "insvp"],
     "table5": ["insvp"],
     "fig7": ["insvp"],
 }
@@ -113,10 +113,8 @@ def parse(command: str) -> tuple[str | None, list[str], str]:
 
 def test_acceptance_table1_dry_run_lists_every_run_and_the_missing_folders():
     commands, output = dry_run("table1", "--data-root", "/nonexistent")
-    assert len(commands) == 15 * 10  # every row of the paper's Table 1 runs, none is published-only
-    runnable = {cell.row for cell in TABLES.get("table1").cells}
-    assert {"ILM-VP", "Yoo et al", "TransHP", "LION", "AutoVP"} <= runnable
-    assert set(PUBLISHED["table1"].rows) - runnable <= {"Sidetune", "DAM-VP", "E2VPT"}  # their methods come apart
+    assert len(commands) == 18 * 10  # every row of the paper's Table 1 runs, none is published-only
+    assert {cell.row for cell in TABLES.get("table1").cells} == set(PUBLISHED["table1"].rows)
     assert "missing data folders under /nonexistent (10):" in output
     for folder in HTA_FOLDERS.values():
         assert f"#   /nonexistent/{folder}  (" in output
@@ -194,8 +192,9 @@ def test_unknown_table_and_method_are_usage_errors():
     result = runner.invoke(app, ["reproduce", "table9", "--data-root", "d", "--dry-run"])
     assert isinstance(result.exception, UsageError) and "unknown table 'table9'" in str(result.exception)
     assert all(name in str(result.exception) for name in PAPER_TABLES)
-    result = runner.invoke(app, ["reproduce", "table3", "--data-root", "d", "--dry-run", "--methods", "vpt"])
-    assert isinstance(result.exception, UsageError) and "its methods: full, vp, insvp" in str(result.exception)
+    result = runner.invoke(app, ["reproduce", "table3", "--data-root", "d", "--dry-run", "--methods", "e2vpt"])
+    assert isinstance(result.exception, UsageError)
+    assert "its methods: full, vp, vpt, damvp, insvp" in str(result.exception)
 
 
 def test_weights_dir_replaces_local_weight_files(tmp_path):
@@ -335,9 +334,9 @@ def test_reproduce_then_report_in_every_format(tmp_path):
 
 def test_report_marks_every_missing_run(tmp_path):
     report = build_report("table1", tmp_path)
-    assert report.finished == 0 and report.runs == 150
+    assert report.finished == 0 and report.runs == 180
     ours = [row for row in report.rows if row[1] == "ours"]
-    assert len(ours) == 15 and all(cell == MISSING for row in ours for cell in row[2:])
+    assert len(ours) == 18 and all(cell == MISSING for row in ours for cell in row[2:])
     paper_rows = [row[0] for row in report.rows if row[1].startswith("paper")]
     assert paper_rows == list(PUBLISHED["table1"].rows)  # every published row, in the paper's order
     lion = next(row for row in report.rows if row[0] == "LION")

@@ -1,10 +1,10 @@
 """The pieces of a timm VisionTransformer's forward that methods recombine: embedding, blocks with prompt
-tokens (VPT-deep style, used by InsVP and VPT), pooling. Calls timm's own sub-modules; copies none of its code.
+tokens (VPT-deep style, used by InsVP, VPT and E2VPT), pooling. Calls timm's own sub-modules; copies none of its code.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -19,7 +19,10 @@ def embed_tokens(backbone: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def blocks_with_prompts(
-    backbone: nn.Module, x: torch.Tensor, prompts: Sequence[torch.Tensor] | torch.Tensor = ()
+    backbone: nn.Module,
+    x: torch.Tensor,
+    prompts: Sequence[torch.Tensor] | torch.Tensor = (),
+    run_block: Callable[[int, nn.Module, torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Run the blocks with prompt tokens inserted after the prefix (class/register) tokens.
 
@@ -32,6 +35,8 @@ def blocks_with_prompts(
         backbone: a timm VisionTransformer.
         x: tokens ``(B, prefix + N, D)`` from :func:`embed_tokens`.
         prompts: per-block prompt tokens; empty = timm's plain forward.
+        run_block: ``run_block(j, block, tokens)`` runs block ``j`` (a method that re-composes the blocks,
+            e.g. E2VPT's key-value prompts); default ``block(tokens)``.
 
     Returns:
         Normalised tokens ``(B, prefix + N, D)``.
@@ -44,7 +49,7 @@ def blocks_with_prompts(
             # (B, prefix + P_prev + N, D) -> (B, prefix + P + N, D)
             x = torch.cat([x[:, :npt], p.to(x.dtype), x[:, npt + num_prompt :]], dim=1)
             num_prompt = p.shape[1]
-        x = block(x)
+        x = block(x) if run_block is None else run_block(j, block, x)
     if num_prompt:
         # (B, prefix + P + N, D) -> (B, prefix + N, D)
         x = torch.cat([x[:, :npt], x[:, npt + num_prompt :]], dim=1)

@@ -112,7 +112,8 @@ def build_loaders(splits: Splits, cfg: DataConfig, *, distributed: bool = False,
         pin_memory: page-locked batches for faster copies to a CUDA device.
 
     Returns:
-        :class:`Loaders`; none drops its last incomplete batch.
+        :class:`Loaders`; only the training loader drops its last batch, and only when it would hold a
+        single image.
     """
     common = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, pin_memory=pin_memory,
                   persistent_workers=cfg.num_workers > 0, drop_last=False, on_bad_image=cfg.on_bad_image)
@@ -120,7 +121,10 @@ def build_loaders(splits: Splits, cfg: DataConfig, *, distributed: bool = False,
     # loader generator: worker seeds then come from the global RNG, which the engine reseeds every epoch.
     single = {} if distributed else {"num_replicas": 1, "rank": 0}
     sampler = DistributedSampler(splits.train, shuffle=True, seed=seed, drop_last=False, **single)
-    train = ImageLoader(splits.train, sampler=sampler, **common)
+    # a last training batch of one image is dropped: BatchNorm in training mode (MLP-k's hidden layers, a
+    # normed head) cannot normalise a single sample. Every rank holds len(sampler) indices, so all agree.
+    lone_last = cfg.batch_size > 1 and len(sampler) % cfg.batch_size == 1
+    train = ImageLoader(splits.train, sampler=sampler, **{**common, "drop_last": lone_last})
     val = ImageLoader(splits.val, shuffle=False, **common)
     test = ImageLoader(splits.test, shuffle=False, **common)
     return Loaders(train, val, test, sampler)

@@ -14,18 +14,30 @@ hook                      what it gives                                         
 ``cam_layer()``           the layer whose activations make the CAM               the backbone's last block norm
 ``prepare(data)``         a look at the training split before the first epoch    nothing
                           (clustering, label mappings)
-``on_epoch_start(e, d)``  work before each epoch (iterative label mappings)      nothing
+``on_epoch_start(e, d)``  work before each epoch (iterative label mappings,       nothing
+                          pruning)
+``restart_epochs()``      epochs (from the config alone) at which training       ``()``: one stage
+                          starts over: the engine clears the optimizer state,
+                          restarts warm-up and cosine over the epochs up to the
+                          next restart, and selects the best epoch anew
+``decays(name, p)``       whether a trainable tensor gets weight decay           not 1-D tensors (biases, norms)
+                                                                                 nor ``no_weight_decay()`` names
 ``loss(logits, y, c)``    the training loss (auxiliary terms)                    ``c(logits, y)``
 ========================  =====================================================  ===============================
 
-Methods that change what happens inside a block (adapter, AdaptFormer) re-compose timm's plain pre-norm
-``Block`` from its sub-modules (:class:`RecomposedBlocks`) and insert the zero-initialised
-:class:`Bottleneck`.
+The classification head follows ``cfg.head_init`` and ``cfg.head_norm`` (:func:`make_head`), so every
+method can start its head as the work it stands for did.
+
+Methods that change what happens inside a block re-compose timm's plain pre-norm ``Block`` from its
+sub-modules (:func:`require_plain_blocks` checks that they can): adapter and AdaptFormer through
+:class:`RecomposedBlocks`, inserting a :class:`Bottleneck`; E2VPT, whose visual prompts also enter
+between the blocks, through ``blocks_with_prompts(..., run_block=...)``.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -96,7 +108,7 @@ class Method(nn.Module):
         self.cfg = cfg
         self.backbone = backbone
         self.num_classes = num_classes
-        self.head = nn.Linear(backbone.num_features, num_classes)
+        self.head = make_head(backbone.num_features, num_classes, cfg)
 
     # ---- the protocol -----------------------------------------------------------------------------
 
@@ -116,6 +128,14 @@ class Method(nn.Module):
     def no_weight_decay(self) -> set[str]:
         """Parameter names exempt from weight decay besides biases and norms (e.g. prompt tokens)."""
         return set()
+
+    def decays(self, name: str, param: nn.Parameter) -> bool:
+        """Whether the trainable parameter ``name`` gets weight decay (the optimizer builder asks).
+
+        Default, as in timm and nanoGPT: not biases and norm weights (every 1-D tensor), nor the names in
+        :meth:`no_weight_decay`. A method whose source decays everything overrides this.
+        """
+        return param.ndim > 1 and name not in self.no_weight_decay()
 
     # ---- optional hooks (see the module docstring) ------------------------------------------------
 
@@ -155,6 +175,15 @@ class Method(nn.Module):
 
     def on_epoch_start(self, epoch: int, data: TrainingData) -> None:
         """Called before every epoch (0-based), resumed ones included."""
+
+    def restart_epochs(self) -> tuple[int, ...]:
+        """0-based epochs, known from the config alone, at which training starts over (multi-stage methods).
+
+        At each, after :meth:`on_epoch_start`, the engine clears the optimizer's state, runs the warm-up and
+        cosine schedule again over the epochs up to the next restart (or the end), and forgets the best
+        epoch so far: the model is selected among the epochs of the last stage.
+        """
+        return ()
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, criterion: nn.Module) -> torch.Tensor:
         """The training loss of the batch whose forward gave ``logits`` (targets may be soft, from Mixup)."""
@@ -242,34 +271,75 @@ def require_plain_blocks(backbone: nn.Module, method: str) -> None:
             )
 
 
+# VPT's MLP head: the last layer's bias starts at the log-odds of a 1 % prior (as in focal-loss detectors)
+_VPT_HEAD_PRIOR = 0.01
+
+
+def make_head(in_features: int, num_classes: int, cfg: MethodConfig) -> nn.Module:
+    """The classification head ``in_features -> num_classes`` as ``cfg.head_init`` / ``cfg.head_norm`` ask.
+
+    A plain ``nn.Linear`` (so checkpoint keys stay ``head.weight`` / ``head.bias``), or, with ``head_norm``,
+    ``Sequential(BatchNorm1d(affine=False, eps=1e-6), Linear)``: MAE's linear-probe head, which AdaptFormer's
+    code trains. ``head_init`` (see :class:`~insvp_cli.config.MethodConfig`) sets the linear layer's start.
+    """
+    linear = nn.Linear(in_features, num_classes)
+    if cfg.head_init == "vpt":  # VPT's src/models/mlp.py, with special_bias as VPT's ViT models build it
+        nn.init.kaiming_normal_(linear.weight, a=0, mode="fan_out")
+        nn.init.constant_(linear.bias, -math.log((1 - _VPT_HEAD_PRIOR) / _VPT_HEAD_PRIOR))
+    elif cfg.head_init == "trunc_normal":
+        nn.init.trunc_normal_(linear.weight, std=0.01)
+        nn.init.zeros_(linear.bias)
+    if cfg.head_norm:
+        return nn.Sequential(nn.BatchNorm1d(in_features, affine=False, eps=1e-6), linear)
+    return linear
+
+
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU}
+BOTTLENECK_INITS = ("lora", "zeros", "houlsby")
 
 
 class Bottleneck(nn.Module):
-    """``d -> r -> d``: down-projection, non-linearity, dropout, up-projection; outputs zeros at initialisation.
+    """``d -> r -> d``: down-projection, non-linearity, dropout, up-projection.
 
-    The up-projection (weight and bias) starts at zero, so a model with bottlenecks added to its blocks
-    starts exactly as the backbone. The down-projection keeps PyTorch's Kaiming-uniform weight with a
-    zero bias (AdaptFormer's "lora" initialisation). Parameters: ``2 d r + r + d``.
+    Initialisations (``init``), each from the work that uses it:
+
+    - ``lora`` (AdaptFormer's code): the down-projection keeps PyTorch's Kaiming-uniform weight with a
+      zero bias, the up-projection starts at zero; outputs zeros at first, and every weight learns.
+    - ``zeros`` (VPT's Adapter baseline): both projections, weights and biases, start at zero. Outputs
+      zeros, and with zero inputs to the up-projection and zero weights behind the down-projection no
+      weight ever gets a gradient: only the up-projection's bias learns (what VPT's comparison trained).
+    - ``houlsby`` (Houlsby et al. §3.6, "near-identity"): weights from a zero-mean normal with std 1e-2
+      truncated at two standard deviations, zero biases.
+
+    Parameters: ``2 d r + r + d``.
 
     Args:
         dim: input and output width ``d``.
         hidden: bottleneck width ``r``.
         activation: ``relu`` or ``gelu``.
         dropout: dropout on the bottleneck activations.
+        init: ``lora``, ``zeros`` or ``houlsby``.
     """
 
-    def __init__(self, dim: int, hidden: int, activation: str = "relu", dropout: float = 0.0):
+    def __init__(self, dim: int, hidden: int, activation: str = "relu", dropout: float = 0.0, init: str = "lora"):
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation {activation!r}; valid: {', '.join(_ACTIVATIONS)}")
+        if init not in BOTTLENECK_INITS:
+            raise ValueError(f"init {init!r}; valid: {', '.join(BOTTLENECK_INITS)}")
         self.down = nn.Linear(dim, hidden)
         self.act = _ACTIVATIONS[activation]()
         self.drop = nn.Dropout(dropout)
         self.up = nn.Linear(hidden, dim)
         nn.init.zeros_(self.down.bias)
-        nn.init.zeros_(self.up.weight)
         nn.init.zeros_(self.up.bias)
+        if init == "houlsby":
+            for layer in (self.down, self.up):
+                nn.init.trunc_normal_(layer.weight, std=1e-2, a=-2e-2, b=2e-2)
+        else:
+            nn.init.zeros_(self.up.weight)
+            if init == "zeros":
+                nn.init.zeros_(self.down.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.up(self.drop(self.act(self.down(x))))

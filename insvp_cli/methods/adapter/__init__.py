@@ -9,7 +9,13 @@ Each adapter maps a sub-layer's output ``h`` to ``h + up(act(down(h)))`` with ``
   numbers the InsVP paper compares against, with the ViT's GELU as non-linearity.
 - ``houlsby``: one after the attention projection and one after the MLP, as in Houlsby et al.
 
-The up-projection starts at zero (the paper's near-identity initialisation taken to its limit), so the
-model starts exactly as the backbone. Adapters live under ``adapter.``; the backbone's state dict is
+Initialisation (``init``) follows the work the recipes cite, VPT's Adapter baseline (its
+``src/models/vit_adapter``): both projections, weights and biases, start at zero (``zeros``). The model then
+starts exactly as the backbone, and no weight of an adapter ever gets a gradient (the up-projection sees
+only zeros and the down-projection sits behind zero weights): only the up-projection's bias learns, which
+is what VPT's comparison trained (and why its Adapter numbers sit next to the linear probe's, e.g. SVHN
+36.3 against 36.6 in the InsVP paper's Table 1). ``houlsby`` is Houlsby et al.'s near-identity init
+(truncated normal, std 1e-2) and ``lora`` AdaptFormer's (Kaiming-uniform down, zero up); both start near
+or at the backbone and train every weight. Adapters live under ``adapter.``; the backbone's state dict is
 unchanged.
 """

@@ -16,9 +16,14 @@ class AdapterConfig(MethodConfig):
         reduction: reduction factor ``r``: the bottleneck width is ``d // r`` (at least 1).
         placement: ``pfeiffer`` (after the MLP) or ``houlsby`` (after the attention and after the MLP).
         activation: the bottleneck's non-linearity, ``gelu`` or ``relu``.
+        init: ``zeros`` (VPT's Adapter baseline, the numbers the recipes stand for: both projections start
+            at zero, so only the up-projection's bias ever learns), ``houlsby`` (Houlsby et al.'s
+            near-identity init: truncated normal, std 1e-2) or ``lora`` (down-projection Kaiming-uniform,
+            up-projection zero, as AdaptFormer).
     """
 
     name: str = "adapter"
     reduction: int = bounded(8, ge=1)
     placement: Literal["pfeiffer", "houlsby"] = "pfeiffer"
     activation: Literal["gelu", "relu"] = "gelu"
+    init: Literal["zeros", "houlsby", "lora"] = "zeros"

@@ -17,7 +17,7 @@ class Adapters(nn.Module):
         width = max(1, dim // cfg.reduction)
 
         def make() -> nn.ModuleList:
-            return nn.ModuleList(Bottleneck(dim, width, cfg.activation) for _ in range(depth))
+            return nn.ModuleList(Bottleneck(dim, width, cfg.activation, init=cfg.init) for _ in range(depth))
 
         self.after_attn = make() if cfg.placement == "houlsby" else None
         self.after_mlp = make()

@@ -8,9 +8,23 @@ Fields left at ``None`` take the preset's value when the config is built, so the
 paper gives no kernel sizes; ours are small and cheap: ``G_g`` 5x5 convolutions with dilations 2 and
 4 (receptive field 25 px, about 0.1 GFLOPs at 224), ``G_l`` hidden width 16, ``G_s`` kernels 7/9/3.
 
-``release`` is the authors' code exactly (docs/method.md §2): ``G_g`` 11x11 and 25x25 convolutions, weights
+``release`` is the authors' code (docs/method.md §2): ``G_g`` 11x11 and 25x25 convolutions, weights
 ``p_I = p_l + 2 p_g`` and ``p_F = p_c + p_s``, ``L_p = 16``, ``p_c`` initialised U(-1, 1), ``G_s`` fed
-the prompted image. Per-dataset SimAM and ``L_p`` live in the recipes.
+the prompted image, and weight decay on every trainable tensor (the release builds one AdamW group over
+all of them, ``p_c`` and biases included: ``decay_all``). Per-dataset SimAM and ``L_p`` live in the
+recipes. Its model computes the release's function exactly (same eval logits, see ``convert``); what it
+does not copy, each a documented difference:
+
+- ``G_s`` runs once per forward, not once in each block. In eval mode that is identical. In training the
+  release draws new dropout masks inside ``G_s`` for every block, and masks inside a network cannot be
+  replayed on its output, so ours shares one ``p_s`` across the blocks: the one training-time difference
+  of the model. ``specific_per_block: true`` recomputes ``G_s`` per block in training, as the release
+  does (11 more ``G_s`` passes on ViT-B).
+- the backbone is frozen (the release computes its weight gradients and discards them) and ``G_s`` trains
+  (the release's optimizer misses it; ``freeze_specific_prompter`` reproduces that).
+- the schedule: bf16 autocast on CUDA by default, where the release uses fp16 autocast with a GradScaler
+  (``train.precision: fp16``); the cosine decays to ``train.min_lr`` (1e-6), where the release's decays
+  to 0 (``train.min_lr: 0``).
 """
 
 from __future__ import annotations
@@ -32,6 +46,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "global_dilations": [2, 4],
         "specific_input": "image",
         "common_init": "xavier",
+        "decay_all": False,
     },
     "release": {
         "prompt_len": 16,
@@ -43,6 +58,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "global_dilations": [1, 1],
         "specific_input": "prompted",
         "common_init": "uniform",
+        "decay_all": True,
     },
 }
 
@@ -69,9 +85,14 @@ class InsVPConfig(MethodConfig):
         specific_kernels: the three convolutions of ``G_s`` (release: 7/9/3, CUB 9/5/3).
         specific_input: ``image`` (paper: ``G_s(x)``) or ``prompted`` (release: ``G_s(x + p_I)``).
         common_init: ``xavier`` (VPT's uniform init) or ``uniform`` (U(-1, 1), the release).
-        dropout: dropout of ``G_l``, ``G_g``, ``G_s`` and ``p_c``.
+        dropout: dropout of ``G_l``, ``G_g``, ``G_s`` and ``p_c`` (``p_c``'s mask is drawn per image, as
+            the release drops out the prompt after expanding it to the batch).
         simam: pass the input through parameter-free SimAM attention first (release: CUB, Dogs, SVHN).
         freeze_specific_prompter: keep ``G_s`` at its initialisation, as the release does by accident.
+        decay_all: weight decay on every trainable tensor, biases and ``p_c`` included (release: one AdamW
+            group); ``False``: none on biases, norms and ``p_c`` (paper preset, timm's convention).
+        specific_per_block: in training, run ``G_s`` again for every prompted block with its own dropout
+            masks, as the release does; ``False`` (default) runs it once per forward. Eval is identical.
     """
 
     name: str = "insvp"
@@ -98,6 +119,8 @@ class InsVPConfig(MethodConfig):
     dropout: float = bounded(0.1, ge=0, lt=1)
     simam: bool = False
     freeze_specific_prompter: bool = False
+    decay_all: bool | None = None
+    specific_per_block: bool = False
 
     def __post_init__(self) -> None:
         self._apply_betas()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -105,6 +106,10 @@ class InsVP(Method):
     def no_weight_decay(self) -> set[str]:
         return {name for name, _ in self.named_parameters() if name.startswith("insvp.common_prompt")}
 
+    def decays(self, name: str, param: nn.Parameter) -> bool:
+        """``decay_all`` (release): every trainable tensor decays, as in its single AdamW group."""
+        return True if self.cfg.decay_all else super().decays(name, param)
+
     def image_prompts(self, x: torch.Tensor) -> ImagePrompts:
         """Image level (paper §3.2): ``p_I = w_g p_g + w_l p_l`` and the prompted image ``x + p_I``."""
         cfg, parts = self.cfg, self.insvp
@@ -134,28 +139,39 @@ class InsVP(Method):
             return self.specific_prompt(self.image_prompts(x)).flatten(1)
         return super().embed(x, name)
 
-    def feature_prompts(self, p_s: torch.Tensor | None, batch: int) -> list[torch.Tensor]:
-        """Feature level (paper §3.3): ``p_F_j = w_c p_c_j + w_s p_s`` for each of the first ``N_F`` blocks."""
+    def feature_prompts(self, p_s: torch.Tensor | Sequence[torch.Tensor] | None, batch: int) -> list[torch.Tensor]:
+        """Feature level (paper §3.3): ``p_F_j = w_c p_c_j + w_s p_s`` for each of the first ``N_F`` blocks.
+
+        ``p_s`` is one tensor shared by the blocks, or one per prompted block (``specific_per_block``).
+        """
         cfg, parts = self.cfg, self.insvp
         common = parts.common_per_stage()
         if not common and p_s is None:
             return []
+        shared = p_s is None or isinstance(p_s, torch.Tensor)
         prompts = []
         for stage, blocks in enumerate(parts.prompted_per_stage):
             if blocks == 0:
                 break
-            specific = parts.specific_for_stage(p_s, stage) if p_s is not None else None  # once per stage
+            if shared:  # projected once per stage
+                specific = [parts.specific_for_stage(p_s, stage) if p_s is not None else None] * blocks
+            else:
+                specific = [parts.specific_for_stage(p, stage) for p in p_s[len(prompts) : len(prompts) + blocks]]
             for j in range(blocks):
                 terms = []
                 if common:
-                    # (L_p, C_s) -> (B, L_p, C_s)
-                    terms.append(cfg.common_weight * parts.common_drop(common[stage][j]).expand(batch, -1, -1))
-                if specific is not None:
-                    terms.append(cfg.specific_weight * specific)
+                    # (L_p, C_s) -> (B, L_p, C_s), then dropout: each image draws its own mask
+                    terms.append(cfg.common_weight * parts.common_drop(common[stage][j].expand(batch, -1, -1)))
+                if specific[j] is not None:
+                    terms.append(cfg.specific_weight * specific[j])
                 prompts.append(sum(terms[1:], terms[0]))
         return prompts
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         image = self.image_prompts(x)
-        p_s = self.specific_prompt(image)
+        if self.cfg.specific_per_block and self.training and self.insvp.specific_prompter is not None:
+            # the release's G_s in every block: new dropout masks inside G_s for each prompted block
+            p_s = [self.specific_prompt(image) for _ in range(self.insvp.num_blocks)]
+        else:
+            p_s = self.specific_prompt(image)
         return self.features.forward_features(self.backbone, image.prompted, self.feature_prompts(p_s, x.shape[0]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from ...config import MethodConfig, bounded
 
@@ -16,6 +17,8 @@ class MLPConfig(MethodConfig):
         hidden: width of the hidden layers (``None``: the backbone's feature width, as in VPT).
         norm: BatchNorm1d after each hidden activation (VPT's head does).
         dropout: dropout after each hidden layer.
+        head_init: the last layer's init; ``vpt`` (default): as VPT's MLP head, Kaiming-normal fan-out
+            weights and bias ``-log(99)`` (see :class:`~insvp_cli.config.MethodConfig`).
     """
 
     name: str = "mlp"
@@ -23,3 +26,4 @@ class MLPConfig(MethodConfig):
     hidden: int | None = bounded(None, ge=1)
     norm: bool = True
     dropout: float = bounded(0.1, ge=0, lt=1)
+    head_init: Literal["torch", "vpt", "trunc_normal"] = "vpt"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..base import Method
+from ..base import Method, make_head
 from .config import MLPConfig
 
 
@@ -43,7 +43,7 @@ class MLP(Method):
     def __init__(self, backbone: nn.Module, num_classes: int, cfg: MLPConfig):
         super().__init__(backbone, num_classes, cfg)
         self.mlp = HiddenLayers(backbone.num_features, cfg)
-        self.head = nn.Linear(self.mlp.out_features, num_classes)
+        self.head = make_head(self.mlp.out_features, num_classes, cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.mlp(self.forward_features(x)))

@@ -14,10 +14,13 @@ class VPTConfig(MethodConfig):
     Attributes:
         num_tokens: prompt tokens per prompted block (the paper searches 1 to 200).
         deep: VPT-deep (prompts before every block) instead of VPT-shallow (before the first only).
-        dropout: dropout on the prompt tokens.
+        dropout: dropout on the prompt tokens (VPT's code defaults to 0.0).
+        prompt_weight_decay: weight decay on the prompt tokens too, as VPT's code (SGD, one decay for every
+            tensor but the head's bias); ``False`` exempts them, as prompt tokens usually are.
     """
 
     name: str = "vpt"
     num_tokens: int = bounded(10, ge=1)
     deep: bool = True
     dropout: float = bounded(0.1, ge=0, lt=1)
+    prompt_weight_decay: bool = False

@@ -7,44 +7,59 @@ import math
 import torch
 from torch import nn
 
-from ...backbone.vit import blocks_with_prompts, embed_tokens, patch_size, pool
-from ...errors import ConfigError
+from ...backbone.prompting import FeaturePrompting, feature_prompting
 from ..base import Method
 from .config import VPTConfig
 
 
-class PromptTokens(nn.Module):
-    """``tokens``: ``(blocks, P, D)``, one set per prompted block, and their dropout."""
+def xavier_prompt(blocks: int, num_tokens: int, dim: int, patch: int) -> nn.Parameter:
+    """``(blocks, P, D)`` tokens, xavier-uniform as if they came out of the ``(3 * patch^2 -> D)`` patch projection."""
+    tokens = nn.Parameter(torch.empty(blocks, num_tokens, dim))
+    bound = math.sqrt(6.0 / float(3 * patch * patch + dim))
+    nn.init.uniform_(tokens, -bound, bound)
+    return tokens
 
-    def __init__(self, blocks: int, num_tokens: int, dim: int, patch: int, dropout: float):
+
+class PromptTokens(nn.Module):
+    """``tokens``: one ``(n_s, P, C_s)`` tensor per prompted stage (a ViT has one stage: ``(blocks, P, D)``).
+
+    Args:
+        features: the backbone's feature-prompting strategy (stage widths and depths).
+        num_tokens: ``P``.
+        deep: a new set before every block, else before the first block only.
+        dropout: dropout on the tokens, drawn per image.
+    """
+
+    def __init__(self, features: FeaturePrompting, num_tokens: int, deep: bool, dropout: float):
         super().__init__()
-        self.tokens = nn.Parameter(torch.empty(blocks, num_tokens, dim))
-        # xavier-uniform as if the tokens came out of the (3 * patch^2 -> D) patch projection
-        bound = math.sqrt(6.0 / float(3 * patch * patch + dim))
-        nn.init.uniform_(self.tokens, -bound, bound)
+        blocks = features.depths if deep else [1]
+        tensors = [xavier_prompt(n, num_tokens, width, features.token_patch)
+                   for n, width in zip(blocks, features.widths, strict=False)]
+        self.tokens: nn.Parameter | nn.ParameterList = tensors[0] if len(tensors) == 1 else nn.ParameterList(tensors)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, batch: int) -> list[torch.Tensor]:
-        # (P, D) -> (B, P, D); dropout after the expansion, so each image gets its own mask
-        return [self.drop(p.expand(batch, -1, -1)) for p in self.tokens]
+        """The prompts of every prompted block in order, each ``(B, P, C_s)``."""
+        stages = [self.tokens] if isinstance(self.tokens, nn.Parameter) else list(self.tokens)
+        # (P, C) -> (B, P, C); dropout after the expansion, so each image gets its own mask
+        return [self.drop(p.expand(batch, -1, -1)) for tokens in stages for p in tokens]
 
 
 class VPT(Method):
-    """Prompt tokens in the frozen ViT through :func:`~insvp_cli.methods.base.blocks_with_prompts`."""
+    """Prompt tokens in the frozen backbone through its feature-prompting strategy (ViT or Swin)."""
 
     prefix = "vpt"
 
     def __init__(self, backbone: nn.Module, num_classes: int, cfg: VPTConfig):
         super().__init__(backbone, num_classes, cfg)
-        if not hasattr(backbone, "blocks"):
-            raise ConfigError(f"method.name: vpt needs a ViT with `blocks`; {type(backbone).__name__} has none")
-        blocks = len(backbone.blocks) if cfg.deep else 1
-        self.vpt = PromptTokens(blocks, cfg.num_tokens, backbone.embed_dim, patch_size(backbone), cfg.dropout)
+        self.features = feature_prompting(backbone)  # ViT or Swin, chosen once
+        self.vpt = PromptTokens(self.features, cfg.num_tokens, cfg.deep, cfg.dropout)
 
     def no_weight_decay(self) -> set[str]:
-        return {"vpt.tokens"}
+        """The prompt tokens, unless ``prompt_weight_decay`` (VPT's code decays them)."""
+        if self.cfg.prompt_weight_decay:
+            return set()
+        return {name for name, _ in self.named_parameters() if name.startswith("vpt.tokens")}
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = embed_tokens(self.backbone, x)
-        tokens = blocks_with_prompts(self.backbone, tokens, self.vpt(x.shape[0]))
-        return pool(self.backbone, tokens)
+        return self.features.forward_features(self.backbone, x, self.vpt(x.shape[0]))

@@ -1,0 +1,52 @@
+"""DamVPConfig: the hyper-parameters of the ``damvp`` method (see the package docstring)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...config import DataConfig, MethodConfig, bounded, build_dataclass
+from ...errors import ConfigError
+
+
+@dataclass
+class DamVPConfig(MethodConfig):
+    """DAM-VP hyper-parameters.
+
+    Attributes:
+        num_clusters: clusters of the training set, one prompt each (ours: a config value; DAM-VP's count
+            follows from a distance threshold).
+        pad: the prompt frame's width in pixels; ``None``: 30 px at 224, scaled with the input (as ``vp``).
+        cluster_samples: training images whose features are clustered (DAM-VP: 1,000).
+        meta_data: meta-training datasets, each a ``data`` config mapping (``{name: vtab, root:
+            data/vtab-1k/sun397}``; its ``batch_size`` is the meta batch); empty: no meta-training.
+        meta_epochs: meta-training passes over the smallest meta dataset, one batch of each per step
+            (DAM-VP: 200).
+        meta_lr: the inner SGD learning rate of the cluster prompts, decayed by a cosine to 0 over the meta
+            steps (DAM-VP: 1.0).
+        meta_inner_steps: inner SGD steps per meta step (DAM-VP: 8).
+        meta_step_size: Reptile's outer step towards the adapted prompts (DAM-VP: 1.0).
+        meta_weight_decay: the inner steps' weight decay on the prompts (DAM-VP: 1e-4).
+    """
+
+    name: str = "damvp"
+    num_clusters: int = bounded(10, ge=1)
+    pad: int | None = bounded(None, ge=1)
+    cluster_samples: int = bounded(1000, ge=1)
+    meta_data: list[dict[str, Any]] = field(default_factory=list)
+    meta_epochs: int = bounded(200, ge=1)
+    meta_lr: float = bounded(1.0, gt=0)
+    meta_inner_steps: int = bounded(8, ge=1)
+    meta_step_size: float = bounded(1.0, gt=0)
+    meta_weight_decay: float = bounded(1e-4, ge=0)
+
+    def __post_init__(self) -> None:
+        if self.num_clusters > self.cluster_samples:
+            raise ConfigError(f"method.num_clusters: {self.num_clusters} clusters from method.cluster_samples="
+                              f"{self.cluster_samples} images; cluster at least as many images as clusters")
+        for i, item in enumerate(self.meta_data):  # a typo in a meta dataset fails now, not after hours
+            build_dataclass(DataConfig, item, f"method.meta_data[{i}]")
+
+    def meta_datasets(self) -> list[DataConfig]:
+        """``meta_data`` as validated data configs."""
+        return [build_dataclass(DataConfig, item, f"method.meta_data[{i}]") for i, item in enumerate(self.meta_data)]

@@ -1,0 +1,30 @@
+"""SidetuneConfig: the hyper-parameters of the ``sidetune`` method (see the package docstring)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ...config import MethodConfig, bounded
+
+# AlexNet's convolutional features need at least 63 px to leave a 1 x 1 map after the last pooling
+MIN_SIDE_SIZE = 63
+
+
+@dataclass
+class SidetuneConfig(MethodConfig):
+    """Side-tuning hyper-parameters.
+
+    Attributes:
+        side_weights: the side network's start: ``torchvision`` (torchvision's ImageNet AlexNet,
+            ``IMAGENET1K_V1``, downloaded through torchvision when online or read from its cache), ``none``
+            (random init) or a local file (``.pth`` / ``.pt`` / ``.safetensors``) holding a torchvision
+            AlexNet state dict (its ``features.*`` keys are used).
+        side_image_size: the side network's input size (the image is resized to it); ``None``: as given.
+        head_init: VPT's MLP head, as in VPT's comparison (see :class:`~insvp_cli.config.MethodConfig`).
+    """
+
+    name: str = "sidetune"
+    side_weights: str = "torchvision"
+    side_image_size: int | None = bounded(224, ge=MIN_SIDE_SIZE)
+    head_init: Literal["torch", "vpt", "trunc_normal"] = "vpt"
