@@ -140,7 +140,7 @@ HTA_FOLDERS = {
 }
 FIVE = ("CUB", "Birds", "Cifar100", "GTSRB", "SVHN")  # the datasets of Tables 3 and 4
 
-# The runs that stand for a cited work's number use what that work's code ran (SPEC §4): VPT's comparison
+# The runs that stand for a cited work's number use what that work's code ran (docs/method.md §5): VPT's comparison
 # gives every method VPT's MLP head init, and VPT itself no prompt dropout and weight decay on its prompts;
 # AdaptFormer's code feeds its bottleneck the residual stream and probes with a non-affine BatchNorm head;
 # E2VPT's trains a whole run, prunes, rewinds and trains a whole run again.
