@@ -106,7 +106,7 @@ def onnx_against_eager(label: str, cfg: Config, classes: int, batch: int, steps:
     rounds = side_by_side({"pytorch": lambda: images_per_s(eager, batch, steps),
                            "onnxruntime": lambda: images_per_s(lambda: session.run(None, feed), batch, steps)},
                           opts.rounds)
-    return {"label": label, "px": height, "batch": batch, "rounds": rounds, "diff": result.max_abs_diff}
+    return {"label": label, "px": height, "batch": batch, "rounds": rounds, "diff": result.max_diff}
 
 
 def predict_against_evaluate(opts, tmp: Path) -> dict:

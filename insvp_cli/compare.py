@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import atomic_write_text
-from .config import Config
 from .render import csv_table, markdown_table
 from .requirements import bind_requirements
 from .resolve import Recipe, resolve_config
 from .rundir import SUMMARY
-from .training import fit
+from .training import run_or_reuse
 
 HEADERS = ("method", "extra params", "trainable params", "val acc", "test acc", "train images/s")
 TUNED_HEADERS = (*HEADERS, "chosen values", "trials")
@@ -57,14 +56,6 @@ class MethodResult:
         values = ", ".join(f"{key.rsplit('.', 1)[-1]}={value:g}" if isinstance(value, float)
                            else f"{key.rsplit('.', 1)[-1]}={value}" for key, value in sorted(self.chosen.items()))
         return (*row, values, self.trials)
-
-
-def run_or_reuse(cfg: Config, run_dir: Path, console=None) -> dict[str, Any]:
-    """The run's summary: read if the run finished, else trained (or resumed) now."""
-    summary = run_dir / SUMMARY
-    if summary.is_file():
-        return json.loads(summary.read_text())
-    return fit(cfg, run_dir, console=console)
 
 
 def mean_train_speed(run_dir: Path) -> float:

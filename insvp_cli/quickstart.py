@@ -13,8 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .checkpoint import atomic_save_safetensors, read_checkpoint
-from .compare import MethodResult, compare_runs, run_or_reuse
+from .compare import MethodResult, compare_runs
 from .resolve import resolve_config
+from .training import run_or_reuse
 
 ASSET = "asset:quickstart-vit-mnist04.safetensors"
 METHODS = ["insvp", "linear"]

@@ -51,7 +51,6 @@ from filelock import FileLock, Timeout
 
 from .backbone import first_sentence
 from .checkpoint import atomic_write_text
-from .compare import run_or_reuse
 from .config import Config
 from .data import DATASETS
 from .errors import ConfigError, UsageError
@@ -67,7 +66,7 @@ from .resolve import (
     resolve_config,
 )
 from .rundir import LOCATION_KEYS, SUMMARY, setting_differences
-from .training import evaluate_checkpoint, fit
+from .training import evaluate_checkpoint, fit, run_or_reuse
 
 GridValue = str | int | float | bool | None
 SAMPLERS = ("grid", "tpe")
@@ -83,8 +82,9 @@ PRUNE_STARTUP_TRIALS = 3  # the median pruner compares with this many finished t
 # learning rate x weight decay, 4 x 4 = 16 trials per method and dataset.
 VPT_WEIGHT_DECAYS = (0.0, 0.0001, 0.001, 0.01)  # VPT's weight-decay grid for every method (tune_fgvc.py, tune_vtab.py)
 VPT_FULL_BASE_LRS = (0.0001, 0.0005, 0.001, 0.005)  # VPT's full fine-tuning grid (AdamW), for a batch of 256 images
-# The InsVP release's ten per-dataset learning rates (AdamW, batch 64; docs/method.md §2) run from 0.0005 to 0.005: this grid
-# spans them. VPT's grids for its other methods are SGD learning rates (0.05 to 50) and do not carry over to AdamW.
+# The InsVP release's ten per-dataset learning rates (AdamW, batch 64; docs/method.md §2) run from 0.0005 to 0.005:
+# this grid spans them. VPT's grids for its other methods are SGD learning rates (0.05 to 50) and do not carry
+# over to AdamW.
 RELEASE_LRS = (0.0005, 0.001, 0.002, 0.005)
 FULL_FINE_TUNING = ("full",)
 

@@ -283,6 +283,14 @@ def _build_run(cfg: Config, run_dir: Path, dist_info: DistInfo) -> Run:
                coarse_labels=coarse)
 
 
+def run_or_reuse(cfg: Config, run_dir: Path, console=None) -> dict[str, Any]:
+    """The run's summary: read if the run finished, else trained (or resumed) now."""
+    summary = run_dir / SUMMARY
+    if summary.is_file():
+        return json.loads(summary.read_text())
+    return fit(cfg, run_dir, console=console)
+
+
 def _diverged(run: Run, exc: TrainingDiverged) -> TrainingDiverged:
     """``exc`` with what the run folder keeps and how to go on."""
     if run.epochs_done:

@@ -30,7 +30,8 @@ def export(
 
     Writes the model file, labels.json (class names by label) and preprocess.json (resize, crop,
     interpolation, mean, std). The exported file is first run on sample inputs; if its logits differ
-    from PyTorch's by more than 1e-4, nothing is written and the exit status is 1.
+    from PyTorch's by more than 1e-4 (relative to the largest logit when it exceeds 1), nothing is written and the
+    exit status is 1.
     """
     from rich.markup import escape
 
@@ -45,5 +46,5 @@ def export(
             raise typer.Exit(1) from None
     for path in result.files:
         console.print(f"written: {path}", highlight=False, soft_wrap=True)
-    console.print(f"largest logit difference from PyTorch on sample inputs: {result.max_abs_diff:.2e}",
+    console.print(f"largest logit difference from PyTorch on sample inputs: {result.max_diff:.2e}",
                   highlight=False)

@@ -32,13 +32,13 @@ from typing import Any, Literal
 
 import yaml
 
-from ..compare import run_or_reuse
 from ..config import Config
 from ..data import DATASETS
 from ..errors import TrainingDiverged, UsageError
 from ..requirements import MissingNeed, bind_requirements
 from ..resolve import flatten, format_override, resolve_config
 from ..rundir import LOCATION_KEYS, SUMMARY, setting_differences
+from ..training import run_or_reuse
 from .sizes import image_steps
 from .tables import TABLES, TUNED_SUFFIX, RunSpec, TableDef
 

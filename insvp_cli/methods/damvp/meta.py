@@ -27,7 +27,7 @@ from ...backbone.vit import pool
 from ...config import DataConfig
 from ...data import ImageLoader, build_splits
 from ..vp.model import PadPrompt
-from .model import nearest_prototype
+from .prototypes import nearest_prototype
 
 _HEAD_LR = 0.1  # DAM-VP's learning rate of the per-dataset heads
 

@@ -13,6 +13,7 @@ from ...errors import UsageError
 from ..base import ImagePrompts, Method, TrainingData
 from ..vp.model import PadPrompt, frame_width
 from .config import DamVPConfig
+from .prototypes import nearest_prototype
 
 
 class ClusterPrompts(nn.Module):
@@ -36,11 +37,6 @@ class ClusterPrompts(nn.Module):
     def assign(self, features: torch.Tensor) -> torch.Tensor:
         """Features ``(B, D)`` -> the index of the nearest prototype, ``(B,)``."""
         return nearest_prototype(features, self.prototypes)
-
-
-def nearest_prototype(features: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
-    """Features ``(B, D)``, prototypes ``(n, D)`` -> index of the nearest prototype by Euclidean distance, ``(B,)``."""
-    return torch.cdist(features.float(), prototypes.float()).argmin(dim=1)
 
 
 class DamVP(Method):

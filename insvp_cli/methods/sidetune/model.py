@@ -18,16 +18,28 @@ _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def resize_matrix(size_in: int, size_out: int) -> torch.Tensor:
+    """``(size_out, size_in)``: the weights of ``F.interpolate(mode="bilinear", align_corners=False)`` along one axis.
+
+    Resizing with these constants (two matrix products) gives PyTorch's bilinear values in every runtime: an
+    exported ``Resize`` operator computes its own coordinates, and ONNX Runtime's differ by about 1e-5.
+    """
+    # (1, n_in, n_in) identity rows, each interpolated to n_out: (1, n_in, n_out) -> (n_out, n_in)
+    return F.interpolate(torch.eye(size_in)[None], size=size_out, mode="linear", align_corners=False)[0].T
+
+
 class SideNetwork(nn.Module):
     """AlexNet's ``features`` and ``avgpool`` -> ``(B, 9216)`` -> projection (no bias) -> ``(B, D)``; and ``alpha``.
 
     Args:
         dim: the backbone's feature width ``D``.
         mean, std: the backbone's input normalisation, undone before ImageNet's is applied.
+        input_size: the ``(H, W)`` of the images it is given.
         image_size: the side network's input size (``None``: as given).
     """
 
-    def __init__(self, dim: int, mean: tuple[float, ...], std: tuple[float, ...], image_size: int | None):
+    def __init__(self, dim: int, mean: tuple[float, ...], std: tuple[float, ...], input_size: tuple[int, int],
+                 image_size: int | None):
         super().__init__()
         net = alexnet(weights=None)
         self.features, self.avgpool = net.features, net.avgpool
@@ -39,11 +51,16 @@ class SideNetwork(nn.Module):
         shift = (torch.tensor(mean) - torch.tensor(_IMAGENET_MEAN)) / torch.tensor(_IMAGENET_STD)
         self.register_buffer("scale", scale.view(1, 3, 1, 1), persistent=False)
         self.register_buffer("shift", shift.view(1, 3, 1, 1), persistent=False)
+        self.resize = image_size is not None and tuple(input_size) != (image_size, image_size)
+        if self.resize:
+            self.register_buffer("rows", resize_matrix(input_size[0], image_size), persistent=False)
+            self.register_buffer("cols", resize_matrix(input_size[1], image_size), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x * self.scale + self.shift  # the backbone's normalisation -> ImageNet's
-        if self.image_size is not None and tuple(x.shape[-2:]) != (self.image_size, self.image_size):
-            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
+        if self.resize:
+            # (S, H) x (B, C, H, W) x (S, W) -> (B, C, S, S): bilinear resize as two matrix products
+            x = torch.einsum("oh,bchw,pw->bcop", self.rows, x, self.cols)
         # (B, 256, 6, 6) -> (B, 9216)
         return self.projection(self.avgpool(self.features(x)).flatten(1))
 
@@ -85,7 +102,7 @@ class Sidetune(Method):
             raise ConfigError(f"method.side_image_size: null feeds AlexNet the {height}x{width} input, smaller than "
                               f"its minimum {MIN_SIDE_SIZE} px; set a size (224 is AlexNet's)")
         self.sidetune = SideNetwork(backbone.num_features, tuple(preprocessing["mean"]), tuple(preprocessing["std"]),
-                                    cfg.side_image_size)
+                                    (height, width), cfg.side_image_size)
 
     def prepare(self, data: TrainingData) -> None:
         """Start the side network from its pretrained weights (``side_weights``) before the first epoch."""
