@@ -108,7 +108,7 @@ def _wait_for(predicate, what: str, seconds: float = 300) -> None:
         time.sleep(0.05)
 
 
-def test_second_trainer_is_refused_and_ctrl_c_exits_130_with_the_resume_hint(tmp_path):
+def test_second_trainer_is_refused_and_ctrl_c_exits_130_with_the_resume_hint(tmp_path, cli):
     run = tmp_path / "run"
     args = ["train", *sets(tiny_run("linear", 500)), "--out", str(run)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -119,8 +119,8 @@ def test_second_trainer_is_refused_and_ctrl_c_exits_130_with_the_resume_hint(tmp
         # a second `insvp train` on the folder, and a resume of it while the first one trains
         second = insvp(*args)
         one_line_error(second.stderr, second.returncode, 2, f"--out {run} already holds a run")
-        resume = insvp("train", "--resume", run)
-        one_line_error(resume.stderr, resume.returncode, 2, f"{run} is in use: process {first.pid} on ")
+        code, output = cli("train", "--resume", run)
+        one_line_error(output, code, 2, f"{run} is in use: process {first.pid} on ")
         first.send_signal(signal.SIGINT)
         _, err = first.communicate(timeout=120)
     finally:
@@ -132,8 +132,8 @@ def test_second_trainer_is_refused_and_ctrl_c_exits_130_with_the_resume_hint(tmp
     done = len(rows)
     assert [r["epoch"] for r in rows] == list(range(1, done + 1))
     # the interrupted run continues; it may end earlier than planned (epochs may change on resume)
-    proc = insvp("train", "--resume", run, "--set", f"train.epochs={done + 1}")
-    assert proc.returncode == 0, proc.stderr
+    code, output = cli("train", "--resume", run, "--set", f"train.epochs={done + 1}")
+    assert code == 0, output
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == list(range(1, done + 2))
     assert json.loads((run / "summary.json").read_text())["epochs"] == done + 1

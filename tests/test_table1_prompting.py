@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import copy
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -31,7 +29,7 @@ from insvp_cli.params import count_parameters
 from insvp_cli.requirements import MissingNeed, bind_requirements
 from insvp_cli.resolve import resolve_config
 from insvp_cli.training import evaluate_checkpoint, fit
-from tests.conftest import TINY_VITS, tiny_overrides
+from tests.conftest import TINY_VITS, insvp, one_line_error, tiny_overrides
 
 METHODS = ("ilmvp", "autovp", "yoo", "transhp", "lion")
 K = 5
@@ -471,21 +469,17 @@ def test_data_dependent_state_is_in_the_checkpoint(tmp_path, method, extra, buff
     assert (result["acc"], result["loss"]) == (summary["test_acc"], ckpt["metrics"]["test_loss"])
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "insvp_cli", *args], capture_output=True, text=True, timeout=600)
-
-
-def test_a_dataset_without_hierarchy_stops_before_training(tmp_path):
+def test_a_dataset_without_hierarchy_stops_before_training(tmp_path, cli):
     sets = [x for s in digits_run("transhp") for x in ("--set", s)]
-    proc = cli("train", *sets, "--out", str(tmp_path / "train"))
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines() == [
+    proc = insvp("train", *sets, "--out", tmp_path / "train")
+    one_line_error(proc.stderr, proc.returncode, 2)
+    assert proc.stderr.strip() == (
         "error: method transhp needs a coarse-label hierarchy, which data.name=digits does not provide: set "
         "data.hierarchy=FILE (a YAML or JSON file mapping class names or label indices to coarse labels) or put "
-        "hierarchy.yaml in data.root; cifar100 has one built in"]
+        "hierarchy.yaml in data.root; cifar100 has one built in")
     assert not (tmp_path / "train").exists()
     # compare checks every method before the first one trains
     sets = [x for s in digits_run("linear") for x in ("--set", s) if not s.startswith("method.name")]
-    proc = cli("compare", "--methods", "linear,transhp", *sets, "--out", str(tmp_path / "compare"))
-    assert proc.returncode == 2 and "method transhp needs a coarse-label hierarchy" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "compare").exists()
+    code, output = cli("compare", "--methods", "linear,transhp", *sets, "--out", tmp_path / "compare")
+    one_line_error(output, code, 2, "method transhp needs a coarse-label hierarchy")
+    assert not (tmp_path / "compare").exists()

@@ -55,8 +55,9 @@ def sweep(
 
     plan = plan_sweep(recipes(recipe), overrides or [], out, grid or [], ranges or [], sampler.value, trials, prune,
                       storage, study)
-    console.print(f"sweep {plan.base.method.name} on {plan.base.data.name}: {plan.size} "
-                  f"{'points' if plan.sampler == 'grid' else 'trials'} of "
+    unit = "point" if plan.sampler == "grid" else "trial"
+    console.print(f"sweep {plan.base.method.name} on {plan.base.data.name}: {plan.size} {unit}"
+                  f"{'s' if plan.size != 1 else ''} of "
                   f"{'; '.join(d.describe() for d in plan.space)} -> {plan.out}", highlight=False, soft_wrap=True)
     try:
         result = run_sweep(plan, console)
