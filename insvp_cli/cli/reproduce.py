@@ -50,15 +50,10 @@ def reproduce(
         typer.echo("\n".join(dry_run_lines(plan)))
         return
     for line in header_lines(plan):
-        console.print(line, highlight=False, markup=False, soft_wrap=True)
+        _say(line)
     outcome = run_plan(plan, console)
-    console.print(f"{plan.table.name}: {len(outcome.trained)} trained, {len(outcome.reused)} already finished, "
-                  f"{len(outcome.failed)} failed; insvp report --runs {runs} --table {plan.table.name} shows the table",
-                  highlight=False, markup=False, soft_wrap=True)
-    if outcome.failed:
-        for name, why in outcome.failed:
-            console.print(f"  failed: {name}: {why}", highlight=False, markup=False, soft_wrap=True)
-        raise typer.Exit(1)
+    _finish(outcome, f"{plan.table.name}: {len(outcome.trained)} trained, {len(outcome.reused)} already finished, "
+                     f"{len(outcome.failed)} failed", plan.table.name, runs)
 
 
 def _tune(plan, dry_run: bool, runs: Path) -> None:
@@ -68,13 +63,21 @@ def _tune(plan, dry_run: bool, runs: Path) -> None:
         typer.echo("\n".join(tune_dry_run_lines(plan)))
         return
     for line in tune_lines(plan):
-        console.print(line, highlight=False, markup=False, soft_wrap=True)
+        _say(line)
     outcome = tune_plan(plan, console)
-    console.print(f"{plan.table.name} --tune: {len(outcome.trained)} sweeps finished, {len(outcome.reused)} already "
-                  f"finished, {len(outcome.pending)} still running in other workers, {len(outcome.failed)} without a "
-                  f"complete trial; insvp report --runs {runs} --table {plan.table.name} shows the table",
-                  highlight=False, markup=False, soft_wrap=True)
+    _finish(outcome, f"{plan.table.name} --tune: {len(outcome.trained)} sweeps finished, {len(outcome.reused)} "
+                     f"already finished, {len(outcome.pending)} still running in other workers, {len(outcome.failed)} "
+                     "without a complete trial", plan.table.name, runs)
+
+
+def _say(line: str) -> None:
+    console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def _finish(outcome, summary: str, table: str, runs: Path) -> None:
+    """Print the summary line and each failure; exit 1 when anything failed."""
+    _say(f"{summary}; insvp report --runs {runs} --table {table} shows the table")
+    for name, why in outcome.failed:
+        _say(f"  failed: {name}: {why}")
     if outcome.failed:
-        for name, why in outcome.failed:
-            console.print(f"  failed: {name}: {why}", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(1)
