@@ -23,11 +23,10 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's insvp_cli, not an installed one
 
-from insvp_cli.backbone.vit import blocks_with_prompts, embed_tokens, pool  # noqa: E402
 from insvp_cli.config import Config  # noqa: E402
 from insvp_cli.methods.base import Method  # noqa: E402
 from insvp_cli.methods.build import build_model  # noqa: E402
-from insvp_cli.methods.insvp import InsVP  # noqa: E402
+from insvp_cli.methods.insvp.model import InsVP  # noqa: E402
 from insvp_cli.resolve import resolve_config  # noqa: E402
 
 NUM_CLASSES = 47  # DTD, as in the parameter counts of the README; the head's cost is negligible either way
@@ -42,16 +41,10 @@ class ReleaseAsPublished(InsVP):
     """
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        cfg, parts = self.cfg, self.insvp
         image = self.image_prompts(x)
-        tokens = embed_tokens(self.backbone, image.prompted)
-        prompts = []
-        for j in range(parts.num_blocks):
-            p_s = self.specific_prompt(image)  # the wasted work: once per block instead of once per forward
-            # (L_p, D) -> (B, L_p, D), then dropout per image, as the release
-            p_c = parts.common_drop(parts.common_prompt[j].expand(x.shape[0], -1, -1))
-            prompts.append(cfg.common_weight * p_c + cfg.specific_weight * p_s)
-        return pool(self.backbone, blocks_with_prompts(self.backbone, tokens, prompts))
+        # the wasted work: G_s once per prompted block instead of once per forward, also in eval
+        p_s = [self.specific_prompt(image) for _ in range(self.insvp.num_blocks)]
+        return self.features.forward_features(self.backbone, image.prompted, self.feature_prompts(p_s, x.shape[0]))
 
 
 def method_config(backbone_name: str, *overrides: str) -> Config:

@@ -23,7 +23,8 @@ from typer.testing import CliRunner
 
 import insvp_cli.sweep as sweep_module
 import insvp_cli.training as training
-from insvp_cli.cli import app, run
+from insvp_cli.cli import app
+from insvp_cli.cli import run as run_cli
 from insvp_cli.errors import UsageError
 from insvp_cli.reproduce import Cell, RunSpec, TableDef, build_report, plan_table, register_table
 from insvp_cli.reproduce.runner import tune_dry_run_lines, tune_plan
@@ -289,7 +290,7 @@ def test_space_sources_stack_key_by_key(tmp_path):
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, extra, message, capsys):
-    code = run(["sweep", *as_args(tiny("linear", 1)), *extra, "--out", str(tmp_path / "s")])
+    code = run_cli(["sweep", *as_args(tiny("linear", 1)), *extra, "--out", str(tmp_path / "s")])
     one_line_error(capsys.readouterr().err, code, 2, message)
 
 
@@ -300,7 +301,7 @@ def test_another_search_on_an_existing_study_is_refused_and_nothing_is_lost(tmp_
     proc = installed("sweep", *as_args(tiny("linear", 1)), "--grid", "train.lr=[0.02]", "--out", str(out))
     one_line_error(proc.stderr, proc.returncode, 2, "search space train.lr=[0.01] there, train.lr=[0.02] now")
     capsys.readouterr()
-    code = run(["sweep", *as_args(tiny("linear", 1)), "--grid", "train.lr=[0.01]", "--set", "train.epochs=2",
+    code = run_cli(["sweep", *as_args(tiny("linear", 1)), "--grid", "train.lr=[0.01]", "--set", "train.epochs=2",
                 "--out", str(out)])
     one_line_error(capsys.readouterr().err, code, 2, "train.epochs: 1 there, 2 now")
     assert (out / JOURNAL).read_bytes() == journal

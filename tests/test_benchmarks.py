@@ -1,0 +1,39 @@
+"""The benchmark scripts against today's package: they import, and the release-as-published model they measure
+is the ``release`` preset's arithmetic with ``G_s`` recomputed in every prompted block."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import pytest
+import torch
+
+from tests.conftest import REPO, tiny_overrides
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    """``import`` of a module of ``benchmarks/`` (the scripts import their shared ``_models`` by that name)."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    return importlib.import_module
+
+
+@pytest.mark.parametrize("script", ["flops", "throughput", "startup", "export_throughput"])
+def test_every_benchmark_imports_against_the_package(script, bench):
+    if script == "export_throughput" and importlib.util.find_spec("onnxruntime") is None:
+        pytest.skip('needs the export extra: pip install "insvp[export]"')
+    assert callable(bench(script).main)
+
+
+def test_release_as_published_equals_the_release_with_g_s_in_every_block(bench):
+    models = bench("_models")
+    cfg = models.method_config("unused", *tiny_overrides("p8_d48_32px", "insvp"), "method.preset=release")
+    ours = models.build_method(cfg, num_classes=5).eval()
+    published = models.published_from(ours)
+    calls = []
+    published.insvp.specific_prompter.register_forward_hook(lambda *_: calls.append(1))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(published(x), ours(x))
+    assert len(calls) == ours.insvp.num_blocks > 1
