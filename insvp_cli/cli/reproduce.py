@@ -39,45 +39,34 @@ def reproduce(
     process; start one command per GPU to share the trials). See the README section "Reproducing the paper"
     for the data folders.
     """
-    from ..reproduce.runner import dry_run_lines, header_lines, plan_table, run_plan, visible_gpus
+    from ..reproduce import runner
 
     names = None if methods is None else split_names(methods, "--methods", "insvp")
-    plan = plan_table(table, data_root, runs, names, overrides or [], weights_dir, ngpus=0 if tune else visible_gpus())
-    if tune:
-        _tune(plan, dry_run, runs)
-        return
+    plan = runner.plan_table(table, data_root, runs, names, overrides or [], weights_dir,
+                             ngpus=0 if tune else runner.visible_gpus())
+    if tune:  # a sweep per run
+        dry_run_lines, header_lines, execute = runner.tune_dry_run_lines, runner.tune_lines, runner.tune_plan
+    else:
+        dry_run_lines, header_lines, execute = runner.dry_run_lines, runner.header_lines, runner.run_plan
     if dry_run:
         typer.echo("\n".join(dry_run_lines(plan)))
         return
     for line in header_lines(plan):
         _say(line)
-    outcome = run_plan(plan, console)
-    _finish(outcome, f"{plan.table.name}: {len(outcome.trained)} trained, {len(outcome.reused)} already finished, "
-                     f"{len(outcome.failed)} failed", plan.table.name, runs)
-
-
-def _tune(plan, dry_run: bool, runs: Path) -> None:
-    from ..reproduce.runner import tune_dry_run_lines, tune_lines, tune_plan
-
-    if dry_run:
-        typer.echo("\n".join(tune_dry_run_lines(plan)))
-        return
-    for line in tune_lines(plan):
-        _say(line)
-    outcome = tune_plan(plan, console)
-    _finish(outcome, f"{plan.table.name} --tune: {len(outcome.trained)} sweeps finished, {len(outcome.reused)} "
-                     f"already finished, {len(outcome.pending)} still running in other workers, {len(outcome.failed)} "
-                     "without a complete trial", plan.table.name, runs)
-
-
-def _say(line: str) -> None:
-    console.print(line, highlight=False, markup=False, soft_wrap=True)
-
-
-def _finish(outcome, summary: str, table: str, runs: Path) -> None:
-    """Print the summary line and each failure; exit 1 when anything failed."""
-    _say(f"{summary}; insvp report --runs {runs} --table {table} shows the table")
+    outcome = execute(plan, console)
+    if tune:
+        summary = (f" --tune: {len(outcome.trained)} sweeps finished, {len(outcome.reused)} already finished, "
+                   f"{len(outcome.pending)} still running in other workers, {len(outcome.failed)} without a "
+                   "complete trial")
+    else:
+        summary = (f": {len(outcome.trained)} trained, {len(outcome.reused)} already finished, "
+                   f"{len(outcome.failed)} failed")
+    _say(f"{plan.table.name}{summary}; insvp report --runs {runs} --table {plan.table.name} shows the table")
     for name, why in outcome.failed:
         _say(f"  failed: {name}: {why}")
     if outcome.failed:
         raise typer.Exit(1)
+
+
+def _say(line: str) -> None:
+    console.print(line, highlight=False, markup=False, soft_wrap=True)
