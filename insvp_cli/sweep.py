@@ -55,6 +55,7 @@ from .config import Config
 from .data import DATASETS
 from .errors import ConfigError, UsageError
 from .render import csv_table, markdown_table
+from .requirements import bind_requirements
 from .resolve import (
     SWEEP_KEY,
     Recipe,
@@ -321,8 +322,10 @@ class Sweep:
         return resolve_config(self.recipes, self.trial_overrides(params))
 
     def final_config(self, params: dict[str, Any]) -> Config:
-        """The final run's config: the user's settings and the chosen values, on the dataset's final splits."""
-        return resolve_config(self.recipes, [*self.overrides, *self.param_overrides(params), *self.final_overrides])
+        """The final run's config: the user's settings and the chosen values, on the dataset's final splits, with
+        the values that follow from the data filled in (as its run folder stores them)."""
+        return bind_requirements(
+            resolve_config(self.recipes, [*self.overrides, *self.param_overrides(params), *self.final_overrides]))
 
     def identity(self) -> dict[str, Any]:
         """What an existing study must have been made with: the search space, the sampler and the settings
@@ -352,7 +355,8 @@ def plan_sweep(recipes: Recipe | Sequence[Recipe] | None, overrides: Sequence[st
     names = [str(r) if not isinstance(r, dict) else "MAPPING" for r in recipe_list(recipes)]
     trees = [r if isinstance(r, dict) else load_recipe(r) for r in recipe_list(recipes)]
     overrides = tuple(overrides)
-    chosen = resolve_config(trees, overrides)  # the user's settings alone: errors name their key first
+    # the user's settings alone: errors name their key first; a need the data does not meet stops here too
+    chosen = bind_requirements(resolve_config(trees, overrides))
     dataset = DATASETS.get(chosen.data.name)
     raw = section_space(trees, chosen.method.name, names)
     raw.update(parse_grid(text) for text in grids)

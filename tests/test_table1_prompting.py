@@ -28,6 +28,7 @@ from insvp_cli.methods.label_mapping import frequency_mapping
 from insvp_cli.params import count_parameters
 from insvp_cli.requirements import MissingNeed, bind_requirements
 from insvp_cli.resolve import resolve_config
+from insvp_cli.sweep import plan_sweep
 from insvp_cli.training import evaluate_checkpoint, fit
 from tests.conftest import TINY_VITS, insvp, one_line_error, tiny_overrides
 
@@ -483,3 +484,17 @@ def test_a_dataset_without_hierarchy_stops_before_training(tmp_path, cli):
     code, output = cli("compare", "--methods", "linear,transhp", *sets, "--out", tmp_path / "compare")
     one_line_error(output, code, 2, "method transhp needs a coarse-label hierarchy")
     assert not (tmp_path / "compare").exists()
+    # and so do sweeps (compare --sweep and reproduce --tune plan one per method or run) before the first trial
+    sets = [x for s in digits_run("transhp") for x in ("--set", s) if not s.startswith("train.lr")]
+    code, output = cli("sweep", *sets, "--out", tmp_path / "sweep")
+    one_line_error(output, code, 2, "method transhp needs a coarse-label hierarchy")
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_a_sweeps_final_run_config_holds_what_follows_from_the_data(tmp_path):
+    """As the final run's folder stores it (TransHP's coarse classes), so a rerun finds no difference."""
+    hierarchy = tmp_path / "digits.yaml"
+    hierarchy.write_text("small: ['0', '1']\nlarge: ['2', '9']\n")
+    sets = [s for s in digits_run("transhp", f"data.hierarchy={hierarchy}") if not s.startswith("train.lr")]
+    sweep = plan_sweep(None, sets, tmp_path / "sweep")
+    assert sweep.final_config({"train.lr": 0.01}).method.coarse_classes == 2
