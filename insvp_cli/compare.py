@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import atomic_write_text
-from .render import csv_table, markdown_table
+from .render import csv_table, markdown_table, short_value
 from .requirements import bind_requirements
 from .resolve import Recipe, resolve_config
-from .rundir import SUMMARY
+from .rundir import SUMMARY, read_metrics
 from .training import run_or_reuse
 
 HEADERS = ("method", "extra params", "trainable params", "val acc", "test acc", "train images/s")
@@ -53,14 +53,13 @@ class MethodResult:
                self.train_images_per_s)
         if self.chosen is None:
             return row
-        values = ", ".join(f"{key.rsplit('.', 1)[-1]}={value:g}" if isinstance(value, float)
-                           else f"{key.rsplit('.', 1)[-1]}={value}" for key, value in sorted(self.chosen.items()))
+        chosen = sorted(self.chosen.items())
+        values = ", ".join(f"{key.rsplit('.', 1)[-1]}={short_value(value)}" for key, value in chosen)
         return (*row, values, self.trials)
 
 
 def mean_train_speed(run_dir: Path) -> float:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    speeds = [r["train_images_per_s"] for r in rows]
+    speeds = [r["train_images_per_s"] for r in read_metrics(run_dir)]
     return sum(speeds) / len(speeds)
 
 

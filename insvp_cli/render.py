@@ -32,6 +32,11 @@ def human(cell: Value, digits: int = 3) -> str:
     return cell
 
 
+def short_value(value: object) -> str:
+    """A config value as people write it: floats in their shortest form (``0.001``, ``1e-05``), others as ``str``."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def markdown_table(headers: Sequence[str], rows: Rows, digits: int = 3) -> str:
     """A GitHub Markdown table; numeric columns are right-aligned."""
     numeric = numeric_columns(headers, rows)

@@ -54,7 +54,7 @@ from .checkpoint import atomic_write_text
 from .config import Config
 from .data import DATASETS
 from .errors import ConfigError, UsageError
-from .render import csv_table, markdown_table
+from .render import csv_table, markdown_table, short_value
 from .requirements import bind_requirements
 from .resolve import (
     SWEEP_KEY,
@@ -66,7 +66,7 @@ from .resolve import (
     recipe_list,
     resolve_config,
 )
-from .rundir import LOCATION_KEYS, SUMMARY, setting_differences
+from .rundir import LOCATION_KEYS, SUMMARY, read_metrics, setting_differences
 from .training import evaluate_checkpoint, fit, run_or_reuse
 
 GridValue = str | int | float | bool | None
@@ -132,8 +132,8 @@ class Dimension:
 
     def describe(self) -> str:
         if self.is_grid:
-            return f"{self.key}=[{', '.join(_show(v) for v in self.values)}]"
-        return f"{self.key}={_show(self.low)}:{_show(self.high)}" + (":log" if self.log else "")
+            return f"{self.key}=[{', '.join(short_value(v) for v in self.values)}]"
+        return f"{self.key}={short_value(self.low)}:{short_value(self.high)}" + (":log" if self.log else "")
 
     def to_json(self) -> dict[str, Any]:
         if self.is_grid:
@@ -147,10 +147,6 @@ class Dimension:
         if self.integer:
             return trial.suggest_int(self.key, int(self.low), int(self.high), log=self.log)
         return trial.suggest_float(self.key, self.low, self.high, log=self.log)
-
-
-def _show(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def parse_grid(text: str) -> tuple[str, Any]:
@@ -730,11 +726,9 @@ class _Objective:
 
         if (run_dir / SUMMARY).is_file():  # finished just before its worker was killed
             return json.loads((run_dir / SUMMARY).read_text())
-        if (run_dir / "metrics.jsonl").is_file():  # a retry: what its earlier attempts saw
-            for line in (run_dir / "metrics.jsonl").read_text().splitlines():
-                row = json.loads(line)
-                if "val_acc" in row:
-                    trial.report(row["val_acc"], row["epoch"])
+        for row in read_metrics(run_dir):  # a retry: what its earlier attempts saw
+            if "val_acc" in row:
+                trial.report(row["val_acc"], row["epoch"])
 
         def on_epoch(row: dict[str, Any]) -> None:
             if "val_acc" in row:
@@ -781,8 +775,8 @@ def finish(sweep: Sweep, study, console=None) -> SweepResult:
     from optuna.trial import TrialState
 
     rows = trial_rows(study)
-    complete = not _has_work(study, sweep) and not any(
-        t.state in (TrialState.RUNNING, TrialState.WAITING) for t in study.get_trials(deepcopy=False))
+    complete = not _has_work(study, sweep) and not any(  # _has_work counts the waiting retries
+        t.state == TrialState.RUNNING for t in study.get_trials(deepcopy=False))
     result = SweepResult(sweep, rows, complete, select_best(rows))
     if complete and result.best is not None:
         with FileLock(sweep.out / "locks" / "final.lock"):
@@ -850,7 +844,7 @@ def table_rows(result: SweepResult, raw: bool = False) -> tuple[list[str], list[
     """Headers and rows of the sweep's table: the values as written (``raw``: as numbers, for CSV)."""
     keys = [d.key for d in result.sweep.space]
     headers = [HEADERS[0], *keys, *HEADERS[1:]]
-    rows = [[r.trial, *((r.params.get(k, "") if raw else _show(r.params.get(k, ""))) for k in keys),
+    rows = [[r.trial, *((r.params.get(k, "") if raw else short_value(r.params.get(k, ""))) for k in keys),
              "" if r.val_acc is None else r.val_acc, "" if r.epoch is None else r.epoch, r.state,
              round(r.seconds), r.note]
             for r in result.rows]

@@ -229,8 +229,13 @@ def _command(run: PlannedRun, recipe: str | None, ngpus: int, location: dict[str
         # `--resume` rebuilds the run from its own config.yaml; only moved folders or devices need saying
         sets = [format_override(k, v) for k, v in location.items() if k not in ("output_dir", "run_name")]
         return [*head, "--resume", str(run.run_dir), *(x for s in sets for x in ("--set", s))]
-    args = [*head, *(["--recipe", recipe] if recipe is not None else [])]
-    return [*args, *(x for s in run.overrides for x in ("--set", s)), "--out", str(run.run_dir)]
+    return [*head, *_run_args(recipe, run.overrides, run.run_dir)]
+
+
+def _run_args(recipe: str | None, overrides: tuple[str, ...], out: Path) -> list[str]:
+    """``--recipe R --set ... --out DIR``: a new run (or sweep) of ``recipe`` with ``overrides`` into ``out``."""
+    return [*(["--recipe", recipe] if recipe is not None else []), *(x for s in overrides for x in ("--set", s)),
+            "--out", str(out)]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -348,8 +353,7 @@ def tuned_dir(run: PlannedRun) -> Path:
 
 def sweep_command(run: PlannedRun) -> list[str]:
     """The ``insvp sweep`` command of a run's sweep (``--tune``)."""
-    recipe = ["--recipe", _recipe_name(run.spec)] if run.spec.recipe is not None else []
-    return ["insvp", "sweep", *recipe, *(x for s in run.overrides for x in ("--set", s)), "--out", str(tuned_dir(run))]
+    return ["insvp", "sweep", *_run_args(_recipe_name(run.spec), run.overrides, tuned_dir(run))]
 
 
 def tune_lines(plan: Plan) -> list[str]:
