@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -49,15 +49,10 @@ def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO
         raise
 
 
-def _atomic_write(path: Path, mode: str, write: Callable[[Any], None]) -> None:
-    """Write through ``write(file)`` to a temp file beside ``path``, fsync, then rename over ``path``."""
-    with atomic_open(path, mode) as f:
-        write(f)
-
-
 def atomic_save(obj: Any, path: Path) -> None:
     """``torch.save`` ``obj`` to ``path`` atomically."""
-    _atomic_write(path, "wb", lambda f: torch.save(obj, f))
+    with atomic_open(path, "wb") as f:
+        torch.save(obj, f)
 
 
 def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: Path,
@@ -66,12 +61,14 @@ def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: Path,
     from safetensors.torch import save
 
     data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata)
-    _atomic_write(path, "wb", lambda f: f.write(data))
+    with atomic_open(path, "wb") as f:
+        f.write(data)
 
 
 def atomic_write_text(text: str, path: Path) -> None:
     """Write ``text`` to ``path`` atomically."""
-    _atomic_write(path, "w", lambda f: f.write(text))
+    with atomic_open(path, "w") as f:
+        f.write(text)
 
 
 def backbone_fingerprint(model: nn.Module) -> str | None:

@@ -179,6 +179,12 @@ def _trainable(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
     return [p for group in optimizer.param_groups for p in group["params"]]
 
 
+def eval_logits(model: nn.Module, images: torch.Tensor, device: torch.device, precision: Precision) -> torch.Tensor:
+    """The model's logits of a batch on ``device`` under ``precision``'s autocast (``evaluate`` and ``predict``)."""
+    with precision.autocast():
+        return model(images.to(device, non_blocking=True))
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -193,10 +199,8 @@ def evaluate(
     correct, total, loss_sum = 0.0, 0.0, 0.0
     start = time.perf_counter()
     for step, (images, targets) in enumerate(loader):
-        images = images.to(device, non_blocking=True)
+        logits = eval_logits(model, images, device, precision)
         targets = targets.to(device, non_blocking=True)
-        with precision.autocast():
-            logits = model(images)
         loss_sum += nn.functional.cross_entropy(logits.float(), targets, reduction="sum").item()
         correct += (logits.argmax(dim=1) == targets).sum().item()
         total += targets.shape[0]

@@ -106,7 +106,7 @@ def export_model(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | No
     out = Path(out) if out is not None else Path(ckpt["path"]).parent / f"export-{fmt}"
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder")
-    model = restore_model(ckpt, cfg).float().eval()
+    model = restore_model(ckpt, cfg).float()  # in eval mode
     data_cfg = data_config(model.backbone)
     height, width = input_size(cfg.data, data_cfg)
     if fmt == "onnx":
@@ -122,6 +122,7 @@ def export_model(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | No
     program = _trace(model, example, cfg.method.name, fmt)
 
     # everything is written into a hidden folder beside ``out`` and moved into place once checked
+    # (named by hand, not tempfile.mkdtemp: its 0700 mode would stay with the published folder)
     staging = out.parent / f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     staging.mkdir(parents=True)
     try:

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from .checkpoint import atomic_open, checkpoint_config, eval_transform, read_checkpoint, restore_model
 from .data import BadImage, read_rgb
 from .data.loaders import collate
-from .engine import Precision
+from .engine import Precision, eval_logits
 from .errors import UsageError
 from .training import resolve_device
 
@@ -248,7 +248,7 @@ def predict(
     classes = [str(c) for c in ckpt["classes"]]
     loader = DataLoader(ImagePaths(files, eval_transform(cfg, model.backbone)), batch_size=batch_size,
                         shuffle=False, num_workers=workers, pin_memory=dev.type == "cuda", collate_fn=collate)
-    # the same autocast as evaluate, so that both see the same logits (bf16 by default on CUDA, fp32 on CPU)
+    # the checkpoint's autocast, as in evaluate (bf16 by default on CUDA, fp32 on CPU)
     precision = Precision.resolve(cfg.train.precision, dev)
 
     result = PredictResult(skipped=list(files.unreadable), top_k=min(top_k, len(classes)))
@@ -267,14 +267,11 @@ def _classify(model: torch.nn.Module, loader: DataLoader, files: InputFiles, cla
               device: torch.device, precision: Precision, result: PredictResult,
               on_batch: Callable[[int], None] | None) -> Iterator[Prediction]:
     """Yield a :class:`Prediction` per readable image; count them and record the unreadable ones in ``result``."""
-    model.eval()
     with torch.inference_mode():
         for batch in loader:
             result.skipped.extend(batch.bad)
             if batch.images is not None:
-                images = batch.images.to(device, non_blocking=True)
-                with precision.autocast():
-                    logits = model(images)
+                logits = eval_logits(model, batch.images, device, precision)  # as evaluate computes them
                 probabilities, labels = logits.float().softmax(dim=1).topk(k, dim=1)  # (B, k) each
                 positions = batch.labels.tolist()  # ImagePaths puts each image's position where a label would be
                 for i, p, y in zip(positions, probabilities.tolist(), labels.tolist(), strict=True):

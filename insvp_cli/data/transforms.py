@@ -57,7 +57,7 @@ def build_transforms(cfg: DataConfig, data_cfg: Mapping[str, Any], flip: bool) -
         flip: whether a horizontal flip keeps this dataset's labels.
     """
     height, width = input_size(cfg, data_cfg)
-    interpolation = InterpolationMode(data_cfg.get("interpolation", "bilinear"))
+    interpolation = _interpolation(data_cfg)
     normalize = [T.ToTensor(), T.Normalize(mean=list(data_cfg["mean"]), std=list(data_cfg["std"]))]
     resize = T.Resize(resize_size(cfg, data_cfg), interpolation=interpolation)
     if cfg.resize == "direct":
@@ -73,6 +73,10 @@ def build_transforms(cfg: DataConfig, data_cfg: Mapping[str, Any], flip: bool) -
     return T.Compose([*train_geometry, *flips, *normalize]), eval_tf
 
 
+def _interpolation(data_cfg: Mapping[str, Any]) -> InterpolationMode:
+    return InterpolationMode(data_cfg.get("interpolation", "bilinear"))
+
+
 def preprocess_spec(cfg: DataConfig, data_cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The evaluation transform as plain data, enough to redo it with PIL and numpy alone (``preprocess.json``).
 
@@ -86,7 +90,7 @@ def preprocess_spec(cfg: DataConfig, data_cfg: Mapping[str, Any]) -> dict[str, A
     return {
         "resize": {"shorter_side": size} if isinstance(size, int) else {"height": size[0], "width": size[1]},
         "center_crop": None if cfg.resize == "direct" else {"height": height, "width": width},
-        "interpolation": InterpolationMode(data_cfg.get("interpolation", "bilinear")).value,
+        "interpolation": _interpolation(data_cfg).value,
         "mean": [float(m) for m in data_cfg["mean"]],
         "std": [float(s) for s in data_cfg["std"]],
     }
