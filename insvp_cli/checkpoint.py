@@ -28,6 +28,15 @@ FORMAT_VERSION = 1
 CHECKPOINT_KEYS = ("format_version", "config", "method", "backbone", "classes", "epoch", "metrics", "state_dict")
 
 
+def _new_file_mode() -> int:
+    mask = os.umask(0)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_NEW_FILE_MODE = _new_file_mode()
+
+
 @contextmanager
 def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     """Open a temp file beside ``path`` for writing; on a clean exit fsync it and rename it over ``path``.
@@ -39,6 +48,8 @@ def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp's file is private (0600): give it the mode a plain open() would (the file's own, or the umask's)
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else _NEW_FILE_MODE)
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
             f.flush()

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import insvp_cli.training as training
+from insvp_cli.checkpoint import atomic_write_text
 from insvp_cli.errors import ConfigError, RunInterrupted, TrainingDiverged, UsageError
 from insvp_cli.methods.build import build_model
 from insvp_cli.resolve import resolve_config
@@ -170,6 +171,20 @@ def test_a_torn_metrics_line_does_not_break_resume(tmp_path):
         f.write('{"epoch": 2, "train_lo')  # what a crash of an appending writer would leave
     fit(cfg, tmp_path / "run")
     assert [r["epoch"] for r in rows(tmp_path / "run")] == [1, 2]
+
+
+def test_run_files_get_the_mode_of_a_plain_open(two_epochs, tmp_path):
+    """Atomic writes go through a private temp file; what they leave is readable as the umask says, and a file
+    that already existed keeps its mode."""
+    (tmp_path / "plain").write_text("")
+    plain = (tmp_path / "plain").stat().st_mode & 0o777
+    assert {p.name: p.stat().st_mode & 0o777 for p in two_epochs.iterdir() if p.is_file() and p.name != ".lock"} == {
+        p.name: plain for p in two_epochs.iterdir() if p.is_file() and p.name != ".lock"}
+    kept = tmp_path / "kept.yaml"
+    kept.write_text("a: 1\n")
+    kept.chmod(0o640)
+    atomic_write_text("a: 2\n", kept)
+    assert kept.stat().st_mode & 0o777 == 0o640 and kept.read_text() == "a: 2\n"
 
 
 def test_a_truncated_resume_state_is_one_line(finished):
