@@ -87,6 +87,15 @@ class TrainingData:
     coarse_labels: list[int] | None = None
 
 
+def xavier_prompt(*shape: int, patch: int) -> nn.Parameter:
+    """Prompt tokens of ``shape`` (width last), xavier-uniform as if they came out of the ``(3 * patch^2 -> width)``
+    patch projection (VPT's init)."""
+    tokens = nn.Parameter(torch.empty(*shape))
+    bound = math.sqrt(6.0 / float(3 * patch * patch + shape[-1]))
+    nn.init.uniform_(tokens, -bound, bound)
+    return tokens
+
+
 class Method(nn.Module):
     """Base class: a frozen ``backbone`` plus a trainable ``head`` plus the method's own parameters.
 

@@ -10,8 +10,7 @@ from torch import nn
 
 from ...backbone.vit import blocks_with_prompts, embed_tokens, patch_size, pool
 from ...errors import ConfigError
-from ..base import Method, TrainingData, require_plain_blocks
-from ..vpt.model import xavier_prompt
+from ..base import Method, TrainingData, require_plain_blocks, xavier_prompt
 from .config import E2VPTConfig
 
 
@@ -85,7 +84,7 @@ class E2VPTPrompts(nn.Module):
         super().__init__()
         depth, dim = len(backbone.blocks), backbone.embed_dim
         attn = backbone.blocks[0].attn
-        self.prompts = xavier_prompt(depth if cfg.deep else 1, cfg.visual_tokens, dim, patch_size(backbone))
+        self.prompts = xavier_prompt(depth if cfg.deep else 1, cfg.visual_tokens, dim, patch=patch_size(backbone))
         self.keys = _kv_prompt(depth, attn.num_heads, cfg.kv_tokens, attn.head_dim)
         self.values = None if cfg.share_kv else _kv_prompt(depth, attn.num_heads, cfg.kv_tokens, attn.head_dim)
         self.drop = nn.Dropout(cfg.dropout)
@@ -128,9 +127,11 @@ class E2VPT(Method):
         super().__init__(backbone, num_classes, cfg)
         require_plain_blocks(backbone, cfg.name)
         self.e2vpt = E2VPTPrompts(cfg, backbone)
-        # what rewinding restores: every trainable tensor as built (the build is seeded, so a resumed run's
-        # rebuilt model holds the same values)
-        self._initial = {n: p.detach().clone() for n, p in self.named_parameters() if n.startswith(("e2vpt.", "head."))}
+        # what rewinding (with pruning) restores: every trainable tensor as built (the build is seeded, so a resumed
+        # run's rebuilt model holds the same values)
+        trainable = ("e2vpt.", "head.")
+        self._initial = {n: p.detach().clone() for n, p in self.named_parameters()
+                         if cfg.prune and n.startswith(trainable)}
 
     def no_weight_decay(self) -> set[str]:
         """The prompts are tokens and keys, not weights: no decay."""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from ...backbone.prompting import FeaturePrompting, feature_prompting
-from ..base import ImagePrompts, Method
+from ..base import ImagePrompts, Method, xavier_prompt
 from .config import InsVPConfig
 from .layers import GlobalPrompter, PatchPrompter, SpecificPrompter, simam
 
@@ -73,12 +72,10 @@ class InsVPPrompts(nn.Module):
 
 
 def _common_init(cfg: InsVPConfig, blocks: int, width: int, patch: int) -> nn.Parameter:
+    if cfg.common_init != "uniform":
+        return xavier_prompt(blocks, cfg.prompt_len, width, patch=patch)
     prompt = nn.Parameter(torch.empty(blocks, cfg.prompt_len, width))
-    if cfg.common_init == "uniform":
-        nn.init.uniform_(prompt, -1.0, 1.0)
-    else:  # VPT: xavier-uniform over (patch area x 3 + width)
-        bound = math.sqrt(6.0 / float(3 * patch * patch + width))
-        nn.init.uniform_(prompt, -bound, bound)
+    nn.init.uniform_(prompt, -1.0, 1.0)  # the release's init
     return prompt
 
 

@@ -75,8 +75,8 @@ class TransHP(Method):
         through the class -> coarse matrix.
         """
         coarse_logits, self._coarse_logits = self._coarse_logits, None
-        soft = F.one_hot(targets, self.num_classes).float() if targets.ndim == 1 else targets.float()
-        parents = F.one_hot(self.transhp.coarse_of, self.cfg.coarse_classes).float()
-        coarse_targets = soft @ parents  # (B, K) @ (K, K_c) -> (B, K_c)
+        parents = F.one_hot(self.transhp.coarse_of, self.cfg.coarse_classes).float()  # (K, K_c)
+        # hard: each target's row; soft: (B, K) @ (K, K_c) -> (B, K_c)
+        coarse_targets = parents[targets] if targets.ndim == 1 else targets.float() @ parents
         coarse = -(coarse_targets * F.log_softmax(coarse_logits.float(), dim=-1)).sum(dim=-1).mean()
         return criterion(logits, targets) + self.cfg.coarse_weight * coarse

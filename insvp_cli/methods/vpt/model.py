@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from ...backbone.prompting import FeaturePrompting, feature_prompting
-from ..base import Method
+from ..base import Method, xavier_prompt
 from .config import VPTConfig
-
-
-def xavier_prompt(blocks: int, num_tokens: int, dim: int, patch: int) -> nn.Parameter:
-    """``(blocks, P, D)`` tokens, xavier-uniform as if they came out of the ``(3 * patch^2 -> D)`` patch projection."""
-    tokens = nn.Parameter(torch.empty(blocks, num_tokens, dim))
-    bound = math.sqrt(6.0 / float(3 * patch * patch + dim))
-    nn.init.uniform_(tokens, -bound, bound)
-    return tokens
 
 
 class PromptTokens(nn.Module):
@@ -33,7 +23,7 @@ class PromptTokens(nn.Module):
     def __init__(self, features: FeaturePrompting, num_tokens: int, deep: bool, dropout: float):
         super().__init__()
         blocks = features.depths if deep else [1]
-        tensors = [xavier_prompt(n, num_tokens, width, features.token_patch)
+        tensors = [xavier_prompt(n, num_tokens, width, patch=features.token_patch)
                    for n, width in zip(blocks, features.widths, strict=False)]
         self.tokens: nn.Parameter | nn.ParameterList = tensors[0] if len(tensors) == 1 else nn.ParameterList(tensors)
         self.drop = nn.Dropout(dropout)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from timm.models.vision_transformer import Attention
 from torch import nn
 
 from ...backbone.vit import embed_tokens, patch_size, pool
 from ...errors import UsageError
-from ..base import Method, require_plain_blocks
+from ..base import Method, require_plain_blocks, xavier_prompt
 from .config import YooConfig
 
 TEMPERATURE_RANGE = (0.01, 10.0)  # the code's TEMP_MIN, TEMP_MAX
@@ -21,9 +19,7 @@ class GatedPrompts(nn.Module):
 
     def __init__(self, cfg: YooConfig, dim: int, depth: int, patch: int):
         super().__init__()
-        self.tokens = nn.Parameter(torch.empty(cfg.num_tokens, dim))
-        bound = math.sqrt(6.0 / float(3 * patch * patch + dim))  # xavier-uniform over the patch projection's fans
-        nn.init.uniform_(self.tokens, -bound, bound)
+        self.tokens = xavier_prompt(cfg.num_tokens, dim, patch=patch)
         self.gate_logits = nn.Parameter(torch.full((depth - 1,), -float(cfg.gate_init)))
         self.temperature = nn.Parameter(torch.ones(depth)) if cfg.temperature else None
         self.drop = nn.Dropout(cfg.dropout)
