@@ -498,3 +498,9 @@ def test_a_sweeps_final_run_config_holds_what_follows_from_the_data(tmp_path):
     sets = [s for s in digits_run("transhp", f"data.hierarchy={hierarchy}") if not s.startswith("train.lr")]
     sweep = plan_sweep(None, sets, tmp_path / "sweep")
     assert sweep.final_config({"train.lr": 0.01}).method.coarse_classes == 2
+
+
+def test_a_learned_label_mapping_builds_its_head_as_the_config_asks():
+    model = tiny("autovp", "method.head_norm=true", "method.head_init=trunc_normal")  # FullyMap: a trained head
+    norm, linear = model.head
+    assert isinstance(norm, nn.BatchNorm1d) and not norm.affine and torch.count_nonzero(linear.bias) == 0

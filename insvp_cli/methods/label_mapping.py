@@ -29,7 +29,7 @@ from torch import nn
 from ..backbone import data_config
 from ..backbone.vit import pool
 from ..errors import ConfigError
-from .base import ImagePrompts, Method, TrainingData
+from .base import ImagePrompts, Method, TrainingData, make_head
 from .label_mapping_config import LabelMappingConfig
 
 
@@ -177,7 +177,7 @@ class LabelMappedMethod(Method):
         learned = cfg.learned_mapping()
         parts.mapping = None if learned else FrequencyMapping(num_classes, cfg.per_class, parts.source.classes)
         setattr(self, self.prefix, parts)
-        self.head = nn.Linear(parts.source.classes, num_classes) if learned else nn.Identity()
+        self.head = make_head(parts.source.classes, num_classes, cfg) if learned else nn.Identity()
 
     @property
     def parts(self) -> nn.Module:
