@@ -11,7 +11,7 @@ run of a table) call it. This module imports no torch.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +55,17 @@ NEEDS: dict[str, Need] = {
         "put hierarchy.yaml in data.root; cifar100 has one built in",
     ),
 }
+
+
+def coarse_labels(cfg: Config, classes: Sequence[str]) -> list[int] | None:
+    """The coarse label of each class (in ``classes`` order) when the method needs a hierarchy, else ``None``.
+
+    Raises:
+        UsageError: the hierarchy file cannot be read or does not cover ``classes``.
+    """
+    if "hierarchy" not in cfg.method.requires():
+        return None
+    return NEEDS["hierarchy"].read(cfg.data).coarse_labels(classes)
 
 
 def bind_requirements(cfg: Config) -> Config:

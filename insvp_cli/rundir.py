@@ -100,21 +100,26 @@ def resume_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) ->
     return after
 
 
-def check_resumable(run_dir: Path, cfg: Config) -> None:
+def check_resumable(run_dir: Path, cfg: Config) -> dict[str, tuple[Any, Any]]:
     """Raise unless ``cfg`` may continue the run in ``run_dir``: it changes only :data:`RESUMABLE_KEYS`.
+
+    Returns:
+        What ``cfg`` changes (:func:`config_changes`); ``{}`` when ``run_dir`` holds no run yet.
 
     Raises:
         UsageError: naming the keys that would change the model, the optimizer state or the data.
     """
     if not is_run(run_dir):
-        return
-    refused = [key for key in config_changes(load_run_config(run_dir), cfg) if key not in RESUMABLE_KEYS]
+        return {}
+    changes = config_changes(load_run_config(run_dir), cfg)
+    refused = [key for key in changes if key not in RESUMABLE_KEYS]
     if "method.name" in refused:  # another method: its own keys differ too, which says nothing more
         refused = [key for key in refused if key == "method.name" or not key.startswith("method.")]
     if refused:
         raise UsageError(f"{run_dir}: {', '.join(refused)} cannot change in a resumed run (it would change the "
                          f"model, the optimizer state or the data); start a new run in another folder. A resume may "
                          f"change: {', '.join(sorted(RESUMABLE_KEYS))}")
+    return changes
 
 
 def config_changes(before: Config, after: Config) -> dict[str, tuple[Any, Any]]:

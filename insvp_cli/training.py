@@ -50,7 +50,7 @@ from .errors import ConfigError, RunInterrupted, TrainingDiverged, UsageError
 from .methods.base import Method, TrainingData
 from .methods.build import build_backbone, build_model
 from .progress import RunProgress
-from .requirements import NEEDS, bind_requirements
+from .requirements import bind_requirements, coarse_labels
 from .rundir import (
     CONFIG,
     METRICS,
@@ -58,8 +58,6 @@ from .rundir import (
     SUMMARY,
     RunLock,
     check_resumable,
-    config_changes,
-    load_run_config,
     read_metrics,
 )
 
@@ -199,12 +197,11 @@ def fit(cfg: Config, run_dir: Path | None = None, *, console=None, final_test: b
 
 def _fit(cfg: Config, run_dir: Path, dist_info: DistInfo, console, final_test: bool,
          on_epoch: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
-    check_resumable(run_dir, cfg)  # compare, reproduce and sweep resume their folders through here too
+    changes = check_resumable(run_dir, cfg)  # compare, reproduce and sweep resume their folders through here too
     run = _build_run(cfg, run_dir, dist_info)
     resumed = _restore(run)
     if not resumed:
         run.model.prepare(run.training_data())
-    changes = config_changes(load_run_config(run_dir), cfg) if (run_dir / CONFIG).is_file() else {}
     if dist_info.is_main:
         atomic_write_text(cfg.to_yaml(), run_dir / CONFIG)
     mixup = build_mixup(cfg.train, len(run.classes))
@@ -265,9 +262,7 @@ def _build_run(cfg: Config, run_dir: Path, dist_info: DistInfo) -> Run:
     seed_everything(cfg.train.seed)
     backbone = build_backbone(cfg)
     splits = build_splits(cfg.data, data_config(backbone))
-    coarse = None
-    if "hierarchy" in cfg.method.requires():  # read and checked against the classes before anything trains
-        coarse = NEEDS["hierarchy"].read(cfg.data).coarse_labels(splits.classes)
+    coarse = coarse_labels(cfg, splits.classes)  # read and checked against the classes before anything trains
     model = build_model(cfg, len(splits.classes), backbone).to(device)
     beyond = [e for e in model.restart_epochs() if not 0 < e < cfg.train.epochs]
     if beyond:
