@@ -1,5 +1,6 @@
 """The pieces of a timm VisionTransformer's forward that methods recombine: embedding, blocks with prompt
-tokens (VPT-deep style, used by InsVP, VPT and E2VPT), pooling. Calls timm's own sub-modules; copies none of its code.
+tokens (VPT-deep style, used by InsVP, VPT and E2VPT), a block and its attention re-composed from their
+sub-modules (E2VPT's key-value prompts, Yoo et al.'s temperatures), pooling. Calls timm's own sub-modules.
 """
 
 from __future__ import annotations
@@ -54,6 +55,43 @@ def blocks_with_prompts(
         # (B, prefix + P + N, D) -> (B, prefix + N, D)
         x = torch.cat([x[:, :npt], x[:, npt + num_prompt :]], dim=1)
     return backbone.norm(x)
+
+
+def attention(attn: nn.Module, x: torch.Tensor, *, temperature: torch.Tensor | None = None,
+              prefix_kv: tuple[torch.Tensor, torch.Tensor] | None = None, scale: float | None = None) -> torch.Tensor:
+    """timm's ``Attention.forward`` on tokens ``(B, N, D)``, with the changes prompt methods make inside it.
+
+    Args:
+        attn: a timm ``Attention`` (its ``gate``, ``q_norm``/``k_norm`` and ``norm`` are applied as timm does).
+        temperature: a scalar tensor the attention logits are divided by (Yoo et al.): ``q`` scaled by ``1 / t``
+            after its norm.
+        prefix_kv: keys and values ``(B, H, P, hd)`` put before the tokens' own (E2VPT); queries stay the tokens'.
+        scale: the logits' scale (``None``: ``hd ** -0.5``, as timm's).
+    """
+    b, n, _ = x.shape
+    gate = attn.gate(x).sigmoid() if getattr(attn, "gate", None) is not None else None
+    # (B, N, 3 * H * hd) -> 3 x (B, H, N, hd)
+    q, k, v = attn.qkv(x).reshape(b, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+    q, k = attn.q_norm(q), attn.k_norm(k)
+    if temperature is not None:
+        q = q / temperature.to(q.dtype)
+    if prefix_kv is not None:  # (B, H, P, hd) + (B, H, N, hd) -> (B, H, P + N, hd)
+        k = torch.cat([prefix_kv[0].to(k.dtype), k], dim=2)
+        v = torch.cat([prefix_kv[1].to(v.dtype), v], dim=2)
+    out = nn.functional.scaled_dot_product_attention(q, k, v, dropout_p=attn.attn_drop.p if attn.training else 0.0,
+                                                     scale=scale)
+    # (B, H, N, hd) -> (B, N, H * hd)
+    out = getattr(attn, "norm", nn.Identity())(out.transpose(1, 2).reshape(b, n, attn.num_heads * attn.head_dim))
+    if gate is not None:
+        out = out * gate
+    return attn.proj_drop(attn.proj(out))
+
+
+def block_with_attention(block: nn.Module, x: torch.Tensor,
+                         attend: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """timm's pre-norm ``Block.forward`` on ``(B, T, D)`` with ``attend`` in place of ``block.attn``."""
+    x = x + block.drop_path1(block.ls1(attend(block.norm1(x))))
+    return x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
 
 
 def pool(backbone: nn.Module, tokens: torch.Tensor) -> torch.Tensor:

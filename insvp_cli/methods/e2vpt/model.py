@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...backbone.vit import blocks_with_prompts, embed_tokens, patch_size, pool
+from ...backbone.vit import attention, block_with_attention, blocks_with_prompts, embed_tokens, patch_size, pool
 from ...errors import ConfigError
 from ..base import Method, TrainingData, require_plain_blocks, xavier_prompt
 from .config import E2VPTConfig
@@ -20,20 +20,7 @@ def attention_with_kv(attn: nn.Module, x: torch.Tensor, keys: torch.Tensor, valu
     The prompts go before the tokens' keys and values (E2VPT's default placement; attention does not depend
     on the order); they are not projected or normalised, and queries are the tokens' only.
     """
-    b, n, _ = x.shape
-    gate = attn.gate(x).sigmoid() if getattr(attn, "gate", None) is not None else None
-    # (B, N, 3 * H * hd) -> (3, B, H, N, hd)
-    q, k, v = attn.qkv(x).reshape(b, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-    q, k = attn.q_norm(q), attn.k_norm(k)
-    # (B, H, P, hd) + (B, H, N, hd) -> (B, H, P + N, hd)
-    k = torch.cat([keys.to(k.dtype), k], dim=2)
-    v = torch.cat([values.to(v.dtype), v], dim=2)
-    out = F.scaled_dot_product_attention(q, k, v, dropout_p=attn.attn_drop.p if attn.training else 0.0)
-    # (B, H, N, hd) -> (B, N, H * hd)
-    out = attn.norm(out.transpose(1, 2).reshape(b, n, attn.num_heads * attn.head_dim))
-    if gate is not None:
-        out = out * gate
-    return attn.proj_drop(attn.proj(out))
+    return attention(attn, x, prefix_kv=(keys, values))
 
 
 def _kv_prompt(depth: int, heads: int, tokens: int, head_dim: int) -> nn.Parameter:
@@ -140,8 +127,7 @@ class E2VPT(Method):
     def block(self, j: int, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """timm's ``Block.forward`` with block ``j``'s key-value prompts in its attention: ``(B, T, D)``."""
         keys, values = self.e2vpt.key_values(j, x.shape[0])
-        x = x + block.drop_path1(block.ls1(attention_with_kv(block.attn, block.norm1(x), keys, values)))
-        return x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
+        return block_with_attention(block, x, lambda h: attention_with_kv(block.attn, h, keys, values))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         tokens = embed_tokens(self.backbone, x)

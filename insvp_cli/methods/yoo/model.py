@@ -6,7 +6,8 @@ import torch
 from timm.models.vision_transformer import Attention
 from torch import nn
 
-from ...backbone.vit import embed_tokens, patch_size, pool
+from ...backbone.vit import attention as vit_attention
+from ...backbone.vit import block_with_attention, embed_tokens, patch_size, pool
 from ...errors import UsageError
 from ..base import Method, require_plain_blocks, xavier_prompt
 from .config import YooConfig
@@ -26,19 +27,8 @@ class GatedPrompts(nn.Module):
 
 
 def attention(attn: Attention, x: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
-    """timm's ``Attention`` on tokens ``(B, T, D)`` with its logits divided by ``temperature`` (a scalar tensor).
-
-    Dividing the logits ``q k^T * scale`` by ``t`` is scaling ``q`` by ``1 / t`` after its norm.
-    """
-    batch, tokens, _ = x.shape
-    # (B, T, 3 * heads * head_dim) -> 3 x (B, heads, T, head_dim)
-    q, k, v = attn.qkv(x).reshape(batch, tokens, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-    q, k = attn.q_norm(q) / temperature.to(q.dtype), attn.k_norm(k)
-    out = nn.functional.scaled_dot_product_attention(q, k, v, dropout_p=attn.attn_drop.p if attn.training else 0.0,
-                                                     scale=attn.scale)
-    # (B, heads, T, head_dim) -> (B, T, heads * head_dim)
-    out = getattr(attn, "norm", nn.Identity())(out.transpose(1, 2).reshape(batch, tokens, -1))
-    return attn.proj_drop(attn.proj(out))
+    """timm's ``Attention`` on tokens ``(B, T, D)`` with its logits divided by ``temperature`` (a scalar tensor)."""
+    return vit_attention(attn, x, temperature=temperature, scale=attn.scale)
 
 
 class Yoo(Method):
@@ -67,8 +57,7 @@ class Yoo(Method):
         if self.yoo.temperature is None:
             return block(x)
         temperature = self.yoo.temperature[j].clamp(*TEMPERATURE_RANGE)
-        x = x + block.drop_path1(block.ls1(attention(block.attn, block.norm1(x), temperature)))
-        return x + block.drop_path2(block.ls2(block.mlp(block.norm2(x))))
+        return block_with_attention(block, x, lambda h: attention(block.attn, h, temperature))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         tokens = embed_tokens(self.backbone, x)
