@@ -122,8 +122,10 @@ class Method(nn.Module):
     # ---- the protocol -----------------------------------------------------------------------------
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised images ``(B, 3, H, W)`` -> pooled pre-logit features ``(B, D)``; default: the backbone's own."""
-        return pool(self.backbone, self.backbone.forward_features(x))
+        """Normalised images ``(B, 3, H, W)`` -> pooled pre-logit features ``(B, D)``; default: the backbone's own,
+        of the prompted images when the method has :meth:`image_prompts` (input-space prompts: VP, DAM-VP, ...)."""
+        prompts = self.image_prompts(x)
+        return pool(self.backbone, self.backbone.forward_features(x if prompts is None else prompts.prompted))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised images ``(B, 3, H, W)`` -> logits ``(B, num_classes)``."""

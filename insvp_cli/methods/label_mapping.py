@@ -27,7 +27,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..backbone import data_config
-from ..backbone.vit import pool
 from ..errors import ConfigError
 from .base import ImagePrompts, Method, TrainingData, make_head
 from .label_mapping_config import LabelMappingConfig
@@ -189,9 +188,6 @@ class LabelMappedMethod(Method):
 
     def image_prompts(self, x: torch.Tensor) -> ImagePrompts:
         return self.parts.prompt(x)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return pool(self.backbone, self.backbone.forward_features(self.parts.prompt(x).prompted))
 
     def source_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised images ``(B, 3, H, W)`` -> the source model's logits ``(B, S)`` on the prompted images."""

@@ -65,9 +65,6 @@ class DamVP(Method):
         prompt = self.damvp.frames()[self.damvp.assign(self.frozen_features(x))].to(x.dtype)
         return ImagePrompts(image=x, prompt=prompt, prompted=x + prompt)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return pool(self.backbone, self.backbone.forward_features(self.image_prompts(x).prompted))
-
     def prepare(self, data: TrainingData) -> None:
         """Cluster the training set into the prototypes; meta-train the shared starting prompt if asked."""
         self.damvp.prototypes.copy_(self.cluster(data.loader(), data.device))

@@ -7,7 +7,6 @@ import math
 import torch
 from torch import nn
 
-from ...backbone.vit import pool
 from ..base import ImagePrompts, Method
 from .config import LIONConfig
 
@@ -85,7 +84,7 @@ class LION(Method):
         return ImagePrompts(image=x, prompt=prompt, prompted=x + prompt)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        features = pool(self.backbone, self.backbone.forward_features(self.image_prompts(x).prompted))
+        features = super().forward_features(x)  # of the prompted images
         return features + self.lion.features_out(self.lion.features(features))
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, criterion: nn.Module) -> torch.Tensor:

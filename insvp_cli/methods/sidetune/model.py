@@ -8,7 +8,6 @@ from torch import nn
 from torchvision.models import AlexNet_Weights, alexnet
 
 from ...backbone import data_config, first_sentence, read_state_dict, resolve_weights_path
-from ...backbone.vit import pool
 from ...errors import ConfigError, UsageError
 from ..base import Method, TrainingData
 from .config import MIN_SIDE_SIZE, SidetuneConfig
@@ -111,4 +110,4 @@ class Sidetune(Method):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         a = torch.sigmoid(self.sidetune.alpha)
-        return a * pool(self.backbone, self.backbone.forward_features(x)) + (1 - a) * self.sidetune(x)
+        return a * super().forward_features(x) + (1 - a) * self.sidetune(x)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...backbone.vit import pool
 from ...errors import ConfigError
 from ..base import ImagePrompts, Method
 from .config import VPConfig
@@ -64,6 +63,3 @@ class VP(Method):
         # (1, 3, H, W) -> (B, 3, H, W)
         prompt = self.vp().to(x.dtype).expand_as(x)
         return ImagePrompts(image=x, prompt=prompt, prompted=x + prompt)
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return pool(self.backbone, self.backbone.forward_features(self.image_prompts(x).prompted))
