@@ -818,6 +818,14 @@ def read_result(out: Path) -> dict[str, Any] | None:
         return None
 
 
+def finished_test_acc(out: Path) -> float | None:
+    """The test accuracy of a finished sweep in ``out`` (its selected trial's, or its final run's); else ``None``."""
+    result = read_result(out)
+    if result is None or not result.get("complete") or result.get("test_acc") is None:
+        return None
+    return float(result["test_acc"])
+
+
 def best_recipe(sweep: Sweep, best: TrialRow) -> dict[str, Any]:
     """The selected trial as a recipe delta: ``--recipe R... --recipe best.yaml`` resolves to its config.
 

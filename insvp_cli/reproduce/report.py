@@ -51,14 +51,14 @@ def read_results(table: TableDef, runs_dir: Path) -> dict[str, tuple[float, bool
 
     A finished sweep of the run (``insvp reproduce --tune``: ``<run>-tuned/sweep.json``) wins over the untuned run.
     """
-    from ..sweep import read_result
+    from ..sweep import finished_test_acc
 
     results = {}
     for run in table.runs():
-        tuned = read_result(runs_dir / f"{run.name}{TUNED_SUFFIX}")
+        tuned = finished_test_acc(runs_dir / f"{run.name}{TUNED_SUFFIX}")
         summary = runs_dir / run.name / SUMMARY
-        if tuned is not None and tuned.get("complete") and tuned.get("test_acc") is not None:
-            results[run.name] = (float(tuned["test_acc"]), True)
+        if tuned is not None:
+            results[run.name] = (tuned, True)
         elif summary.is_file():
             results[run.name] = (float(json.loads(summary.read_text())["test_acc"]), False)
     return results

@@ -95,9 +95,10 @@ class Plan:
     def count(self, state: State) -> int:
         return sum(r.state == state for r in self.runs)
 
-    def missing_data(self) -> dict[Path, str]:
-        """Data folders that runs still to train need and that do not exist: folder -> dataset name."""
-        return {Path(r.cfg.data.root): r.cfg.data.name for r in self.pending()
+    def missing_data(self, runs: list[PlannedRun] | None = None) -> dict[Path, str]:
+        """Data folders that ``runs`` (default: the runs still to train) need and that do not exist: folder ->
+        dataset name."""
+        return {Path(r.cfg.data.root): r.cfg.data.name for r in (self.pending() if runs is None else runs)
                 if r.spec.data_folder is not None and not Path(r.cfg.data.root).expanduser().is_dir()}
 
     def missing_weights(self) -> list[Path]:
@@ -414,12 +415,10 @@ def tune_plan(plan: Plan, console) -> Outcome:
 
 
 def _sweep_finished(run: PlannedRun) -> bool:
-    from ..sweep import read_result
+    from ..sweep import finished_test_acc
 
-    result = read_result(tuned_dir(run))
-    return result is not None and result.get("complete") and result.get("test_acc") is not None
+    return finished_test_acc(tuned_dir(run)) is not None
 
 
 def _missing_tune_data(plan: Plan) -> dict[Path, str]:
-    return {Path(r.cfg.data.root): r.cfg.data.name for r in plan.runs if r.spec.data_folder is not None
-            and not _sweep_finished(r) and not Path(r.cfg.data.root).expanduser().is_dir()}
+    return plan.missing_data([r for r in plan.runs if not _sweep_finished(r)])
