@@ -66,7 +66,7 @@ from .resolve import (
     recipe_list,
     resolve_config,
 )
-from .rundir import LOCATION_KEYS, SUMMARY, read_metrics, setting_differences
+from .rundir import LOCATION_KEYS, SUMMARY, is_run, load_run_config, read_metrics, setting_differences
 from .training import evaluate_checkpoint, fit, run_or_reuse
 
 GridValue = str | int | float | bool | None
@@ -800,10 +800,8 @@ def _best_test_acc(sweep: Sweep, best: TrialRow) -> float:
 def _final_run(sweep: Sweep, best: TrialRow, console) -> dict[str, Any]:
     cfg = sweep.final_config(best.params)
     run_dir = sweep.out / FINAL
-    stored = run_dir / "config.yaml"
-    if stored.is_file():
-        differences = setting_differences(flatten(resolve_config(yaml.safe_load(stored.read_text())).to_dict()),
-                                          flatten(cfg.to_dict()))
+    if is_run(run_dir):
+        differences = setting_differences(flatten(load_run_config(run_dir).to_dict()), flatten(cfg.to_dict()))
         if differences:
             raise UsageError(f"{run_dir} holds a final run of other values ({differences}); the selection changed: "
                              "move that folder away and rerun")
