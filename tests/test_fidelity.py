@@ -170,3 +170,24 @@ def test_table1_adaptformer_run_uses_the_authors_input_stream_and_head():
 @pytest.mark.parametrize("method", ["full", "linear", "partial", "mlp", "bias", "adapter", "sidetune", "vpt"])
 def test_vpt_comparison_rows_use_vpts_head(method):
     assert _table1_run(method).method.head_init == "vpt"
+
+
+# ---- the comparison with the authors' code (issue 20) --------------------------------------------
+
+
+def test_yoo_temperature_is_clamped_in_place_and_keeps_its_gradient():
+    """The authors clamp the temperature's data: one stepped past a bound returns to it and still learns."""
+    model = _build("yoo", "method.num_tokens=2").train()
+    with torch.no_grad():
+        model.yoo.temperature.copy_(torch.tensor([20.0, 0.001]))  # out of [0.01, 10] at both ends
+    model(torch.randn(2, 3, 32, 32)).sum().backward()
+    assert model.yoo.temperature.tolist() == pytest.approx([10.0, 0.01])
+    assert torch.all(model.yoo.temperature.grad != 0)  # a clamp in the graph would give 0 here
+
+
+@pytest.mark.parametrize("method", ["yoo"])
+def test_methods_built_on_vpts_code_use_vpts_head(method):
+    """Yoo et al.'s and E2VPT's code are built on VPT's: its MLP head init."""
+    assert resolve_config(None, [f"method.name={method}"]).method.head_init == "vpt"
+    model = _build(method)
+    assert torch.equal(model.head.bias, torch.full((5,), -math.log(99)))

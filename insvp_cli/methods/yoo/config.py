@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from ...config import MethodConfig, bounded
 
@@ -16,6 +17,8 @@ class YooConfig(MethodConfig):
         gate_init: the gate logits start at ``-gate_init`` (gates ``sigmoid(-gate_init)``, near closed).
         temperature: learn a per-block attention temperature (adaptive attention shaping).
         dropout: dropout on the prompt tokens.
+        head_init: VPT's MLP head, as the authors' code (built on VPT's) trains (see
+            :class:`~insvp_cli.config.MethodConfig`).
     """
 
     name: str = "yoo"
@@ -23,3 +26,4 @@ class YooConfig(MethodConfig):
     gate_init: float = 5.0
     temperature: bool = True
     dropout: float = bounded(0.1, ge=0, lt=1)
+    head_init: Literal["torch", "vpt", "trunc_normal"] = "vpt"

@@ -31,6 +31,11 @@ def attention(attn: Attention, x: torch.Tensor, temperature: torch.Tensor) -> to
     return vit_attention(attn, x, temperature=temperature, scale=attn.scale)
 
 
+def tempered_block(block: nn.Module, x: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+    """timm's ``Block.forward`` on ``(B, T, D)`` with its attention logits divided by ``temperature``."""
+    return block_with_attention(block, x, lambda h: attention(block.attn, h, temperature))
+
+
 class Yoo(Method):
     """VPT-shallow prompts with a learnable gate per block and a learnable attention temperature per block."""
 
@@ -52,14 +57,21 @@ class Yoo(Method):
     def no_weight_decay(self) -> set[str]:
         return {"yoo.tokens"}
 
-    def block(self, j: int, block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """timm's ``Block.forward`` on ``(B, T, D)`` with block ``j``'s attention temperature."""
-        if self.yoo.temperature is None:
-            return block(x)
-        temperature = self.yoo.temperature[j].clamp(*TEMPERATURE_RANGE)
-        return block_with_attention(block, x, lambda h: attention(block.attn, h, temperature))
+    def temperatures(self) -> torch.Tensor:
+        """The per-block temperatures ``(N,)`` in [0.01, 10].
+
+        In training the parameter's data is clamped in place, as the authors' code does, and the parameter itself is
+        used: a temperature stepped past a bound returns to it and keeps its gradient (a clamp in the graph would give
+        it none there). In eval mode the same values come from a clamp in the graph, which writes nothing (inference,
+        export)."""
+        if not self.training:
+            return self.yoo.temperature.clamp(*TEMPERATURE_RANGE)
+        with torch.no_grad():
+            self.yoo.temperature.clamp_(*TEMPERATURE_RANGE)
+        return self.yoo.temperature
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        temperatures = None if self.yoo.temperature is None else self.temperatures()
         tokens = embed_tokens(self.backbone, x)
         start, length = self.backbone.num_prefix_tokens, self.cfg.num_tokens
         end = start + length
@@ -68,7 +80,7 @@ class Yoo(Method):
         tokens = torch.cat([tokens[:, :start], prompts, tokens[:, start:]], dim=1)
         for j, block in enumerate(self.backbone.blocks):
             prompts_in = tokens[:, start:end]
-            tokens = self.block(j, block, tokens)
+            tokens = block(tokens) if temperatures is None else tempered_block(block, tokens, temperatures[j])
             if j < len(self.yoo.gate_logits):
                 gate = torch.sigmoid(self.yoo.gate_logits[j]).to(tokens.dtype)
                 mixed = gate * tokens[:, start:end] + (1 - gate) * prompts_in
