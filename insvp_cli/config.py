@@ -198,6 +198,12 @@ class MethodConfig:
     # the backbone keeps its pretrained classifier: the source label space of label-mapping methods (ILM-VP)
     keep_backbone_classifier: ClassVar[bool] = False
 
+    @classmethod
+    def dataset_defaults(cls, data: DataConfig) -> dict[str, Any]:
+        """Hyper-parameters the method's authors published for the dataset of ``data`` (e.g. E2VPT's token counts),
+        applied over the method's defaults and under every recipe and ``--set`` key; none by default."""
+        return {}
+
     def embeddings(self) -> tuple[str, ...]:
         """What ``Method.embed`` can return for this config, for figures: ``features`` always, plus the
         method's own (e.g. InsVP's ``specific-prompt``). Known from the config alone, no model built."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from .config import DEFAULT_METHOD, Config, build_dataclass
+from .config import DEFAULT_METHOD, Config, DataConfig, build_dataclass
 from .errors import ConfigError, UsageError
 from .methods import METHODS
 
@@ -130,7 +130,9 @@ def resolve_config(recipe: Recipe | Sequence[Recipe] | None = None, overrides: S
     ``--set``): a recipe's ``method`` keys apply only when they were written for that method B (its ``name``;
     a group without a ``name`` belongs to the method selected before it, the first recipe's to the default
     method), so ``--set method.name=B`` on a recipe written for method A drops A's hyper-parameters. B starts
-    from its own defaults plus the recipes' optional per-method deltas ``methods: {B: {...}}``. A ``sweep``
+    from its own defaults, then what its authors published for the run's dataset
+    (:meth:`~insvp_cli.config.MethodConfig.dataset_defaults`), then the recipes' optional per-method deltas
+    ``methods: {B: {...}}``. A ``sweep``
     section (the search space of ``insvp sweep``) is not part of the run's config and is left out.
 
     Args:
@@ -169,14 +171,16 @@ def resolve_config(recipe: Recipe | Sequence[Recipe] | None = None, overrides: S
         if other not in METHODS:
             raise ConfigError(f"methods.{other}: unknown method; valid: {', '.join(METHODS.names())}")
         build_dataclass(METHODS.get(other).config_cls, {**delta, "name": other}, f"methods.{other}")
-    method_tree = dict(per_method.get(name, {}))
+    tree = _merge(tree, override_tree)
+    config_cls = METHODS.get(name).config_cls
+    method_tree = {**config_cls.dataset_defaults(build_dataclass(DataConfig, tree.get("data", {}), "data")),
+                   **per_method.get(name, {})}
     for written_for, group in groups:  # keys written for another method do not apply
         if written_for == name:
             method_tree.update(group)
     method_tree.update(override_method)
     method_tree["name"] = name
-    tree = _merge(tree, override_tree)
-    tree["method"] = build_dataclass(METHODS.get(name).config_cls, method_tree, "method")
+    tree["method"] = build_dataclass(config_cls, method_tree, "method")
     return build_dataclass(Config, tree, "")
 
 

@@ -332,7 +332,7 @@ def test_e2vpt_table_runs_follow_its_two_stages_and_the_recipes_token_counts():
     spec = next(r for r in TABLES.get("table1").runs(["e2vpt"]) if r.name.endswith("/cub/e2vpt"))
     cfg = resolve_config(spec.recipe, spec.overrides)
     assert (cfg.train.epochs, cfg.method.prune, cfg.method.prune_epoch) == (200, True, 100)
-    assert (cfg.method.visual_tokens, cfg.method.kv_tokens) == (5, 5)  # E2VPT's CUB command (recipes/cub.yaml)
+    assert (cfg.method.visual_tokens, cfg.method.kv_tokens) == (5, 5)  # E2VPT's CUB command (its package's table)
 
 
 @pytest.mark.parametrize(("sets", "message"), [

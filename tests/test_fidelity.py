@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from insvp_cli.cli import app
 from insvp_cli.engine import build_optimizer
 from insvp_cli.methods.build import build_model
+from insvp_cli.methods.e2vpt.model import prune_masks
 from insvp_cli.reproduce import TABLES
 from insvp_cli.resolve import resolve_config
 from insvp_cli.training import fit
@@ -185,9 +186,37 @@ def test_yoo_temperature_is_clamped_in_place_and_keeps_its_gradient():
     assert torch.all(model.yoo.temperature.grad != 0)  # a clamp in the graph would give 0 here
 
 
-@pytest.mark.parametrize("method", ["yoo"])
+@pytest.mark.parametrize("method", ["yoo", "e2vpt"])
 def test_methods_built_on_vpts_code_use_vpts_head(method):
     """Yoo et al.'s and E2VPT's code are built on VPT's: its MLP head init."""
     assert resolve_config(None, [f"method.name={method}"]).method.head_init == "vpt"
     model = _build(method)
     assert torch.equal(model.head.bias, torch.full((5,), -math.log(99)))
+
+
+def test_e2vpt_prunes_the_same_number_of_segments_in_every_token():
+    """E2VPT's trainer masks each kept token's own least important ``int(R * share)`` segments."""
+    cfg = resolve_config(None, ["method.name=e2vpt", "method.visual_tokens=2", "method.prune_tokens=0",
+                                "method.segments=4", "method.min_segments=1", "method.prune_segments=0.5"]).method
+    segment_score = torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.9, 0.8, 0.7, 0.6]])  # token 0's all below token 1's
+    _, segment_mask = prune_masks(torch.ones(2), segment_score, cfg)
+    assert segment_mask.tolist() == [[0, 0, 1, 1], [1, 1, 0, 0]]  # a global ranking would take 3 from token 0
+
+
+@pytest.mark.parametrize(("sets", "tokens"), [
+    (["data.name=nabirds", "data.root=x"], (5, 5)),  # FGVC: 5 visual tokens in every command
+    (["data.name=stanford_dogs", "data.root=x"], (5, 5)),
+    (["data.name=vtab", "data.root=data/vtab-1k/caltech101"], (32, 5)),  # VTAB: per task
+    (["data.name=vtab", "data.root=data/vtab-1k/oxford_flowers102"], (1, 1)),
+    (["data.name=vtab", "data.root=data/vtab-1k/patch_camelyon"], (10, 10)),
+    (["data.name=nabirds", "data.root=x", "method.visual_tokens=7"], (7, 5)),  # --set wins
+    (["data.name=mnist5k"], (10, 5)),  # nothing published: the defaults
+])
+def test_e2vpt_token_counts_follow_its_published_commands_per_dataset(sets, tokens):
+    method = resolve_config(None, ["method.name=e2vpt", *sets]).method
+    assert (method.visual_tokens, method.kv_tokens) == tokens
+
+
+def test_a_recipes_method_delta_wins_over_the_published_token_counts():
+    recipe = {"data": {"name": "cub", "root": "x"}, "methods": {"e2vpt": {"visual_tokens": 3}}}
+    assert resolve_config(recipe, ["method.name=e2vpt"]).method.visual_tokens == 3

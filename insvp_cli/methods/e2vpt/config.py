@@ -3,9 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
 
-from ...config import MethodConfig, bounded
+from ...config import DataConfig, MethodConfig, bounded
 from ...errors import ConfigError
+
+# (visual_tokens, kv_tokens) of E2VPT's published commands (``command.txt``, "Documented Version" sections, the
+# same for its plain and its pruning-and-rewinding runs), by our dataset name (FGVC) or VTAB-1k task folder
+FGVC_TOKENS = {name: (5, 5) for name in ("cub", "nabirds", "oxford_flowers", "flowers102", "stanford_dogs")}
+VTAB_TOKENS = {
+    "cifar": (5, 5), "caltech101": (32, 5), "dtd": (10, 5), "oxford_flowers102": (1, 1), "oxford_iiit_pet": (10, 5),
+    "svhn": (10, 5), "sun397": (10, 5), "patch_camelyon": (10, 10), "eurosat": (10, 5), "resisc45": (10, 5),
+    "diabetic_retinopathy": (10, 5), "clevr_count": (10, 5), "clevr_dist": (10, 5), "dmlab": (10, 5),
+    "kitti": (10, 5), "dsprites_loc": (5, 5), "dsprites_ori": (5, 5), "smallnorb_azi": (10, 5),
+    "smallnorb_ele": (10, 5),
+}
+
+
+def published_tokens(data: DataConfig) -> tuple[int, int] | None:
+    """E2VPT's published ``(visual_tokens, kv_tokens)`` for the dataset of ``data``, if it published them."""
+    if data.name == "vtab":  # the task is the folder (data.root = <vtab>/<task>)
+        return VTAB_TOKENS.get(Path(data.root).name) if data.root else None
+    return FGVC_TOKENS.get(data.name)
 
 
 @dataclass
@@ -13,10 +33,10 @@ class E2VPTConfig(MethodConfig):
     """E2VPT hyper-parameters.
 
     Attributes:
-        visual_tokens: visual prompt tokens per prompted block.
+        visual_tokens: visual prompt tokens per prompted block (per dataset: :meth:`dataset_defaults`).
         deep: visual prompts before every block (E2VPT's default) instead of before the first only.
         dropout: dropout on the visual prompts (drawn per image).
-        kv_tokens: key-value prompt vectors per head in every block's attention.
+        kv_tokens: key-value prompt vectors per head in every block's attention (per dataset too).
         share_kv: one tensor for the key and the value prompts (E2VPT's default), else one each.
         kv_dropout: dropout on the key-value prompts.
         prune: prune the visual prompts at ``prune_epoch``, then rewind and train again.
@@ -26,6 +46,8 @@ class E2VPTConfig(MethodConfig):
         segments: equal pieces of a token for segment-wise pruning (must divide the token width).
         min_tokens: tokens that always stay.
         min_segments: segments that every remaining token keeps.
+        head_init: VPT's MLP head, as E2VPT's code (built on VPT's) trains (see
+            :class:`~insvp_cli.config.MethodConfig`).
     """
 
     name: str = "e2vpt"
@@ -42,6 +64,13 @@ class E2VPTConfig(MethodConfig):
     segments: int = bounded(16, ge=1)
     min_tokens: int = bounded(1, ge=1)
     min_segments: int = bounded(4, ge=1)
+    head_init: Literal["torch", "vpt", "trunc_normal"] = "vpt"
+
+    @classmethod
+    def dataset_defaults(cls, data: DataConfig) -> dict[str, Any]:
+        """The token counts of E2VPT's published command for the dataset (:data:`FGVC_TOKENS`, :data:`VTAB_TOKENS`)."""
+        tokens = published_tokens(data)
+        return {} if tokens is None else {"visual_tokens": tokens[0], "kv_tokens": tokens[1]}
 
     def __post_init__(self) -> None:
         if self.min_tokens > self.visual_tokens:

@@ -33,7 +33,9 @@ def _kv_prompt(depth: int, heads: int, tokens: int, head_dim: int) -> nn.Paramet
 
 def prune_masks(token_score: torch.Tensor, segment_score: torch.Tensor,
                 cfg: E2VPTConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """0/1 masks from importance scores: the least important tokens, then segments of the tokens kept.
+    """0/1 masks from importance scores: the least important tokens, then the same number of segments in every token
+    kept, as E2VPT's trainer prunes (each token masks its own least important ``int(R * prune_segments)`` segments,
+    at most ``R - min_segments``).
 
     Args:
         token_score: ``(P,)`` importance of each visual prompt token.
@@ -48,18 +50,12 @@ def prune_masks(token_score: torch.Tensor, segment_score: torch.Tensor,
     token_mask = torch.ones_like(token_score)
     pruned = min(int(tokens * cfg.prune_tokens), tokens - cfg.min_tokens)
     token_mask[torch.argsort(token_score, stable=True)[:pruned]] = 0
-    kept = token_mask.bool()
     segment_mask = torch.ones_like(segment_score)
-    budget = int(int(kept.sum()) * segments * cfg.prune_segments)
-    removable = [segments - cfg.min_segments if keep else 0 for keep in kept.tolist()]
-    for flat in torch.argsort(segment_score.flatten(), stable=True).tolist():
-        if budget == 0:
-            break
-        token, segment = divmod(flat, segments)
-        if removable[token] > 0:
-            segment_mask[token, segment] = 0
-            removable[token] -= 1
-            budget -= 1
+    per_token = min(int(segments * cfg.prune_segments), segments - cfg.min_segments)
+    # (P, R) -> (P, per_token): each token's least important segments
+    least = torch.argsort(segment_score, dim=1, stable=True)[:, :per_token]
+    kept = token_mask.bool()
+    segment_mask[kept] = segment_mask[kept].scatter(1, least[kept], 0.0)
     return token_mask, segment_mask
 
 
