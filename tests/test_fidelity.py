@@ -7,16 +7,19 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from typer.testing import CliRunner
 
 from insvp_cli.cli import app
 from insvp_cli.engine import build_optimizer
+from insvp_cli.errors import ConfigError
 from insvp_cli.methods.build import build_model
 from insvp_cli.methods.e2vpt.model import prune_masks
 from insvp_cli.reproduce import TABLES
 from insvp_cli.resolve import resolve_config
 from insvp_cli.training import fit
 from tests.conftest import tiny_overrides, tiny_swin_overrides
+from tests.test_table1_prompting import images, tiny, training_data
 from tests.test_training import tiny_run
 
 ONLY_COMMON = ["method.patch_prompter=false", "method.global_prompter=false", "method.specific_prompter=false"]
@@ -220,3 +223,35 @@ def test_e2vpt_token_counts_follow_its_published_commands_per_dataset(sets, toke
 def test_a_recipes_method_delta_wins_over_the_published_token_counts():
     recipe = {"data": {"name": "cub", "root": "x"}, "methods": {"e2vpt": {"visual_tokens": 3}}}
     assert resolve_config(recipe, ["method.name=e2vpt"]).method.visual_tokens == 3
+
+
+def test_transhp_smooths_the_coarse_labels_as_the_fine_ones():
+    """TransHP's code gives every level's loss the same label smoothing (its LabelSmoothingCrossEntropy)."""
+    model = tiny("transhp").eval()
+    model.prepare(training_data([], coarse=[3, 3, 7, 0, 7]))
+    fine, targets = torch.nn.CrossEntropyLoss(label_smoothing=0.1), torch.tensor([2, 3])
+    with torch.no_grad():
+        logits = model(images(model, 2))
+        coarse_logits = model._coarse_logits[0]
+        expected = fine(logits, targets) + F.cross_entropy(coarse_logits, torch.tensor([7, 0]), label_smoothing=0.1)
+        torch.testing.assert_close(model.loss(logits, targets, fine), expected)
+
+
+def test_transhp_current_revision_prompts_every_block_but_the_last():
+    """The authors' repository now prompts blocks 0 to 10 of 12 (its first upload: block 10 only)."""
+    model = tiny("transhp", "method.revision=current", vit="p32_d192_64px").eval()  # 4 blocks
+    model.prepare(training_data([], coarse=[3, 3, 7, 0, 7]))
+    lengths = []
+    hooks = [b.register_forward_pre_hook(lambda _m, a: lengths.append(a[0].shape[1])) for b in model.backbone.blocks]
+    with torch.no_grad():
+        logits = model(images(model, 2))
+    for hook in hooks:
+        hook.remove()
+    assert lengths == [5 + 20, 5 + 20, 5 + 20, 5]
+    assert tuple(model.transhp.prototypes.shape) == (3, 20, 192) and model._coarse_logits.shape == (3, 2, 20)
+    coarse = model._coarse_logits
+    fine = torch.nn.CrossEntropyLoss()
+    expected = fine(logits, torch.tensor([2, 3])) + sum(F.cross_entropy(c, torch.tensor([7, 0])) for c in coarse) / 3
+    torch.testing.assert_close(model.loss(logits, torch.tensor([2, 3]), fine), expected)
+    with pytest.raises(ConfigError, match="method.block: 1 applies to method.revision=first only"):
+        resolve_config(None, ["method.name=transhp", "method.revision=current", "method.block=1"])

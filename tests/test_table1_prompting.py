@@ -316,7 +316,7 @@ def test_transhp_prompts_enter_one_block_and_give_coarse_logits():
     for hook in hooks:
         hook.remove()
     assert lengths == [5, 5, 5 + 20, 5]  # class token + 4 patches; + 20 superclass prompts in block 2
-    assert model._coarse_logits.shape == (3, 20)
+    assert model._coarse_logits.shape == (1, 3, 20)
     with pytest.raises(ConfigError, match="method.block: 4 is not a block"):
         tiny("transhp", "method.block=4", vit="p32_d192_64px")
 
@@ -330,7 +330,7 @@ def test_transhp_coarse_loss_maps_soft_targets_through_the_hierarchy():
     soft = torch.tensor([[0.5, 0.3, 0.2, 0.0, 0.0], [0.0, 0.0, 0.0, 0.6, 0.4]])
     with torch.no_grad():
         logits = model(x)
-        coarse = torch.log_softmax(model._coarse_logits, -1)
+        coarse = torch.log_softmax(model._coarse_logits[0], -1)
         loss = model.loss(logits, soft, fine)
         expected = fine(logits, soft) - 0.5 * ((0.8 * coarse[0, 3] + 0.2 * coarse[0, 7])
                                                + (0.6 * coarse[1, 0] + 0.4 * coarse[1, 7])) / 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ...config import MethodConfig, bounded
 from ...errors import ConfigError
@@ -18,14 +18,24 @@ class TransHPConfig(MethodConfig):
     Attributes:
         coarse_classes: coarse classes of the hierarchy (one prompt each); ``None``: filled in from the data's
             hierarchy when a run starts.
-        block: index of the block the prompts enter; ``None``: the second-to-last block.
+        revision: which revision of the authors' code the prompting follows: ``first`` (default; its first upload,
+            the revision our forward pass was checked against: prompts enter one block, ``block``) or ``current``
+            (its repository now: a set of prompts and vectors in every block but the last, each giving coarse
+            logits; the coarse loss is their mean).
+        block: index of the block the prompts enter (revision ``first``); ``None``: the second-to-last block.
         coarse_weight: weight of the coarse cross-entropy in the loss.
     """
 
     name: str = "transhp"
     coarse_classes: int | None = bounded(None, ge=1)
+    revision: Literal["first", "current"] = "first"
     block: int | None = bounded(None, ge=0)
     coarse_weight: float = bounded(1.0, ge=0)
+
+    def __post_init__(self) -> None:
+        if self.revision == "current" and self.block is not None:
+            raise ConfigError(f"method.block: {self.block} applies to method.revision=first only; revision current "
+                              f"prompts every block but the last")
 
     def requires(self) -> tuple[str, ...]:
         return ("hierarchy",)

@@ -13,19 +13,28 @@ from .config import TransHPConfig
 
 
 class CoarsePrompts(nn.Module):
-    """``prototypes`` and ``vectors`` ``(K_c, D)``; the buffer ``coarse_of`` ``(K,)``: each class's coarse class."""
+    """``prototypes`` and ``vectors`` ``(K_c, D)`` (revision ``first``) or ``(n, K_c, D)``, a set per prompted block
+    (``current``); the buffer ``coarse_of`` ``(K,)``: each class's coarse class."""
 
-    def __init__(self, coarse_classes: int, dim: int, num_classes: int):
+    def __init__(self, coarse_classes: int, dim: int, num_classes: int, blocks: int | None):
         super().__init__()
-        self.prototypes = nn.Parameter(torch.empty(coarse_classes, dim))
-        self.vectors = nn.Parameter(torch.empty(coarse_classes, dim))
+        shape = (coarse_classes, dim) if blocks is None else (blocks, coarse_classes, dim)
+        self.prototypes = nn.Parameter(torch.empty(shape))
+        self.vectors = nn.Parameter(torch.empty(shape))
         nn.init.trunc_normal_(self.prototypes, std=0.02)
         nn.init.trunc_normal_(self.vectors, std=0.02)
         self.register_buffer("coarse_of", torch.zeros(num_classes, dtype=torch.int64))
 
+    def sets(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prototypes and vectors of every prompted block, ``(n, K_c, D)`` each."""
+        if self.prototypes.ndim == 2:
+            return self.prototypes[None], self.vectors[None]
+        return self.prototypes, self.vectors
+
 
 class TransHP(Method):
-    """Coarse-class prompts in one block of the frozen ViT, and a coarse loss on their outputs."""
+    """Coarse-class prompts in one block (or every block but the last) of the frozen ViT, and a coarse loss on their
+    outputs."""
 
     prefix = "transhp"
 
@@ -37,11 +46,15 @@ class TransHP(Method):
         blocks = getattr(backbone, "blocks", None)
         if blocks is None:
             raise UsageError(f"method transhp needs a ViT with `blocks`; {type(backbone).__name__} has none")
-        self.prompt_block = max(0, len(blocks) - 2) if cfg.block is None else cfg.block
-        if self.prompt_block >= len(blocks):
-            raise ConfigError(f"method.block: {self.prompt_block} is not a block of this backbone "
-                              f"(0..{len(blocks) - 1})")
-        self.transhp = CoarsePrompts(cfg.coarse_classes, backbone.embed_dim, num_classes)
+        if cfg.revision == "current":  # every block but the last
+            self.prompt_blocks = tuple(range(max(1, len(blocks) - 1)))
+        else:
+            block = max(0, len(blocks) - 2) if cfg.block is None else cfg.block
+            if block >= len(blocks):
+                raise ConfigError(f"method.block: {block} is not a block of this backbone (0..{len(blocks) - 1})")
+            self.prompt_blocks = (block,)
+        sets = None if cfg.revision == "first" else len(self.prompt_blocks)
+        self.transhp = CoarsePrompts(cfg.coarse_classes, backbone.embed_dim, num_classes, sets)
         self._coarse_logits: torch.Tensor | None = None
 
     def no_weight_decay(self) -> set[str]:
@@ -53,30 +66,39 @@ class TransHP(Method):
         self.transhp.coarse_of.copy_(torch.tensor(data.coarse_labels, dtype=torch.int64))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Features ``(B, D)``; the coarse logits ``(B, K_c)`` of the same forward are kept for :meth:`loss`."""
+        """Features ``(B, D)``; the coarse logits ``(n, B, K_c)`` of the ``n`` prompted blocks of the same forward are
+        kept for :meth:`loss`."""
         tokens = embed_tokens(self.backbone, x)
+        prototypes, vectors = self.transhp.sets()
+        coarse_logits = []
         for j, block in enumerate(self.backbone.blocks):
-            if j != self.prompt_block:
+            if j not in self.prompt_blocks:
                 tokens = block(tokens)
                 continue
+            k = self.prompt_blocks.index(j)
             count = tokens.shape[1]
-            prototypes = self.transhp.prototypes.expand(x.shape[0], -1, -1).to(tokens.dtype)
             # (B, T, D) + (B, K_c, D) -> (B, T + K_c, D), through the block, and back to (B, T, D)
-            out = block(torch.cat([tokens, prototypes], dim=1))
+            out = block(torch.cat([tokens, prototypes[k].expand(x.shape[0], -1, -1).to(tokens.dtype)], dim=1))
             tokens = out[:, :count]
             # each prompt's output dotted with its own vector: (B, K_c, D) -> (B, K_c)
-            self._coarse_logits = (out[:, count:] * self.transhp.vectors.to(out.dtype)).sum(dim=-1)
+            coarse_logits.append((out[:, count:] * vectors[k].to(out.dtype)).sum(dim=-1))
+        self._coarse_logits = torch.stack(coarse_logits)
         return pool(self.backbone, self.backbone.norm(tokens))
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, criterion: nn.Module) -> torch.Tensor:
-        """The fine loss plus ``coarse_weight`` times the cross-entropy of the coarse logits of the same forward.
+        """The fine loss plus ``coarse_weight`` times the cross-entropy of the coarse logits of the same forward
+        (their mean over the prompted blocks).
 
-        Hard targets ``(B,)`` and soft ones ``(B, K)`` (Mixup) alike become coarse soft targets ``(B, K_c)``
-        through the class -> coarse matrix.
+        Hard targets ``(B,)`` and soft ones ``(B, K)`` (Mixup) alike become coarse targets ``(B, K_c)`` through the
+        class -> coarse matrix. The coarse level gets the criterion's label smoothing as the fine level does (the
+        authors' code smooths the labels of every level); Mixup's soft targets carry their smoothing already.
         """
         coarse_logits, self._coarse_logits = self._coarse_logits, None
         parents = F.one_hot(self.transhp.coarse_of, self.cfg.coarse_classes).float()  # (K, K_c)
         # hard: each target's row; soft: (B, K) @ (K, K_c) -> (B, K_c)
         coarse_targets = parents[targets] if targets.ndim == 1 else targets.float() @ parents
-        coarse = -(coarse_targets * F.log_softmax(coarse_logits.float(), dim=-1)).sum(dim=-1).mean()
+        blocks = coarse_logits.shape[0]
+        # (n, B, K_c) -> (n B, K_c): the mean over blocks and images
+        coarse = F.cross_entropy(coarse_logits.float().flatten(0, 1), coarse_targets.repeat(blocks, 1),
+                                 label_smoothing=getattr(criterion, "label_smoothing", 0.0))
         return criterion(logits, targets) + self.cfg.coarse_weight * coarse
