@@ -149,13 +149,15 @@ class Run:
         return self.rows[-1]["epoch"] if self.rows else 0
 
     def training_data(self) -> TrainingData:
-        """The training split with the evaluation transform, for the methods' data hooks."""
-        def loader() -> ImageLoader:
-            dataset = self.splits.train.with_transform(self.splits.test.transform)
+        """The training split with the evaluation transform (and, for methods that ask, with its own augmenting
+        transform), for the methods' data hooks."""
+        def loader(augmented: bool = False) -> ImageLoader:
+            train = self.splits.train
+            dataset = train if augmented else train.with_transform(self.splits.test.transform)
             return ImageLoader(dataset, batch_size=self.cfg.data.batch_size, shuffle=False,
                                num_workers=self.cfg.data.num_workers, on_bad_image=self.cfg.data.on_bad_image)
 
-        return TrainingData(loader, self.classes, self.device, self.coarse_labels)
+        return TrainingData(loader, self.classes, self.device, self.coarse_labels, lambda: loader(augmented=True))
 
 
 def fit(cfg: Config, run_dir: Path | None = None, *, console=None, final_test: bool = True,

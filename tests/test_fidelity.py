@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from insvp_cli.cli import app
 from insvp_cli.engine import build_optimizer
 from insvp_cli.errors import ConfigError
+from insvp_cli.methods.base import TrainingData
 from insvp_cli.methods.build import build_model
 from insvp_cli.methods.e2vpt.model import prune_masks
 from insvp_cli.reproduce import TABLES
@@ -255,3 +256,20 @@ def test_transhp_current_revision_prompts_every_block_but_the_last():
     torch.testing.assert_close(model.loss(logits, torch.tensor([2, 3]), fine), expected)
     with pytest.raises(ConfigError, match="method.block: 1 applies to method.revision=first only"):
         resolve_config(None, ["method.name=transhp", "method.revision=current", "method.block=1"])
+
+
+def test_damvp_clusters_the_training_images_as_training_sees_them():
+    """DAM-VP clusters the batches of its training loader: augmented images, not the evaluation view."""
+    model = _build("damvp", "method.num_clusters=1").eval()
+    plain, augmented = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32)
+    labels = torch.zeros(4, dtype=torch.int64)
+    data = TrainingData(lambda: iter([(plain, labels)]), ["a"], torch.device("cpu"),
+                        augmented_loader=lambda: iter([(augmented, labels)]))
+    model.prepare(data)
+    torch.testing.assert_close(model.damvp.prototypes[0], model.frozen_features(augmented).mean(dim=0))
+
+
+def test_damvp_meta_training_defaults_are_its_vit_b22k_command():
+    """README: main_ht.py --pretrained_model vit-b-22k --meta_lr 1.0 --update_step 4 --meta_step_size 0.5."""
+    cfg = resolve_config(None, ["method.name=damvp"]).method
+    assert (cfg.meta_lr, cfg.meta_inner_steps, cfg.meta_step_size, cfg.meta_weight_decay) == (1.0, 4, 0.5, 1e-4)

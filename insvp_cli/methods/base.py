@@ -79,12 +79,16 @@ class TrainingData:
         device: where the model lives.
         coarse_labels: the coarse class of each class (``coarse_labels[label]``) from the data's hierarchy, for
             methods whose config ``requires()`` one (TransHP); ``None`` for the others.
+        augmented_loader: like ``loader``, but with the training transform (augmentation drawn anew on every
+            pass), for methods that look at the images as training sees them (DAM-VP's clustering); ``None``:
+            only ``loader`` is available.
     """
 
     loader: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
     classes: list[str]
     device: torch.device
     coarse_labels: list[int] | None = None
+    augmented_loader: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]] | None = None
 
 
 def xavier_prompt(*shape: int, patch: int) -> nn.Parameter:

@@ -23,9 +23,9 @@ class DamVPConfig(MethodConfig):
         meta_epochs: meta-training passes over the smallest meta dataset, one batch of each per step
             (DAM-VP: 200).
         meta_lr: the inner SGD learning rate of the cluster prompts, decayed by a cosine to 0 over the meta
-            steps (DAM-VP: 1.0).
-        meta_inner_steps: inner SGD steps per meta step (DAM-VP: 8).
-        meta_step_size: Reptile's outer step towards the adapted prompts (DAM-VP: 1.0).
+            steps (DAM-VP's ViT-B/22k command: 1.0).
+        meta_inner_steps: inner SGD steps per meta step (DAM-VP's ViT-B/22k command: 4).
+        meta_step_size: Reptile's outer step towards the adapted prompts (DAM-VP's ViT-B/22k command: 0.5).
         meta_weight_decay: the inner steps' weight decay on the prompts (DAM-VP: 1e-4).
     """
 
@@ -36,8 +36,8 @@ class DamVPConfig(MethodConfig):
     meta_data: list[dict[str, Any]] = field(default_factory=list)
     meta_epochs: int = bounded(200, ge=1)
     meta_lr: float = bounded(1.0, gt=0)
-    meta_inner_steps: int = bounded(8, ge=1)
-    meta_step_size: float = bounded(1.0, gt=0)
+    meta_inner_steps: int = bounded(4, ge=1)
+    meta_step_size: float = bounded(0.5, gt=0)
     meta_weight_decay: float = bounded(1e-4, ge=0)
 
     def __post_init__(self) -> None:

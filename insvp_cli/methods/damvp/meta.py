@@ -40,7 +40,8 @@ class _Task:
         train = splits.train.with_transform(splits.test.transform)
         common = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, on_bad_image=cfg.on_bad_image)
         self.loader = ImageLoader(train, shuffle=True, **common)
-        self.prototypes = model.cluster(ImageLoader(train, shuffle=False, **common), device)
+        # clustered augmented, as the downstream set (DAM-VP clusters the batches of its training loaders)
+        self.prototypes = model.cluster(ImageLoader(splits.train, shuffle=False, **common), device)
         self.head = nn.Linear(model.backbone.num_features, len(splits.classes)).to(device)
 
 

@@ -66,8 +66,12 @@ class DamVP(Method):
         return ImagePrompts(image=x, prompt=prompt, prompted=x + prompt)
 
     def prepare(self, data: TrainingData) -> None:
-        """Cluster the training set into the prototypes; meta-train the shared starting prompt if asked."""
-        self.damvp.prototypes.copy_(self.cluster(data.loader(), data.device))
+        """Cluster the training set into the prototypes; meta-train the shared starting prompt if asked.
+
+        The images are clustered as training sees them, augmented, as DAM-VP clusters the batches of its training
+        loader (the evaluation transform where no augmenting loader is given)."""
+        loader = data.loader if data.augmented_loader is None else data.augmented_loader
+        self.damvp.prototypes.copy_(self.cluster(loader(), data.device))
         if self.cfg.meta_data:
             from .meta import meta_train
 
