@@ -273,3 +273,14 @@ def test_damvp_meta_training_defaults_are_its_vit_b22k_command():
     """README: main_ht.py --pretrained_model vit-b-22k --meta_lr 1.0 --update_step 4 --meta_step_size 0.5."""
     cfg = resolve_config(None, ["method.name=damvp"]).method
     assert (cfg.meta_lr, cfg.meta_inner_steps, cfg.meta_step_size, cfg.meta_weight_decay) == (1.0, 4, 0.5, 1e-4)
+
+
+def test_adaptformer_feeds_its_bottleneck_the_residual_stream_by_default():
+    """The authors' code (``ffn_adapter_layernorm_option="none"``): the bottleneck reads x', not LN(x')."""
+    model = _build("adaptformer").eval()
+    seen = {}
+    model.backbone.blocks[0].norm2.register_forward_pre_hook(lambda _m, a: seen.setdefault("stream", a[0]))
+    model.adaptformer.bottlenecks[0].register_forward_pre_hook(lambda _m, a: seen.setdefault("bottleneck", a[0]))
+    with torch.no_grad():
+        model(torch.randn(2, 3, 32, 32))
+    assert model.cfg.adapter_input == "residual" and torch.equal(seen["bottleneck"], seen["stream"])

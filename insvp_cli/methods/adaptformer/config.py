@@ -16,11 +16,12 @@ class AdaptFormerConfig(MethodConfig):
         bottleneck: the bottleneck width ``d^``.
         scale: the scaling factor ``s`` of the parallel branch.
         dropout: dropout on the bottleneck activations.
-        adapter_input: ``norm`` (the paper: ``LN(x')``) or ``residual`` (the authors' code: ``x'``).
+        adapter_input: ``residual`` (default; the authors' code: ``x'``) or ``norm`` (the paper's formula:
+            ``LN(x')``).
     """
 
     name: str = "adaptformer"
     bottleneck: int = bounded(64, ge=1)
     scale: float = bounded(0.1, ge=0)
     dropout: float = bounded(0.1, ge=0, lt=1)
-    adapter_input: Literal["norm", "residual"] = "norm"
+    adapter_input: Literal["norm", "residual"] = "residual"
