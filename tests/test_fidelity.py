@@ -93,6 +93,15 @@ def test_specific_prompter_per_block_draws_new_dropout_masks_in_training():
     assert torch.equal(per_block(x), once.eval()(x)) and len(calls) == 1  # eval: once, and identical
 
 
+@pytest.mark.parametrize(("sets", "per_block"), [
+    (["method.preset=release"], True),  # the release draws G_s's dropout masks anew in every block
+    (["method.preset=paper"], False),
+    (["method.preset=release", "method.specific_per_block=false"], False),
+])
+def test_release_preset_recomputes_the_specific_prompter_per_block(sets, per_block):
+    assert resolve_config(None, ["method.name=insvp", *sets]).method.specific_per_block is per_block
+
+
 # ---- the comparison methods ----------------------------------------------------------------------
 
 

@@ -15,11 +15,13 @@ all of them, ``p_c`` and biases included: ``decay_all``). Per-dataset SimAM and 
 recipes. Its model computes the release's function exactly (same eval logits, see ``convert``); what it
 does not copy, each a documented difference:
 
-- ``G_s`` runs once per forward, not once in each block. In eval mode that is identical. In training the
-  release draws new dropout masks inside ``G_s`` for every block, and masks inside a network cannot be
-  replayed on its output, so ours shares one ``p_s`` across the blocks: the one training-time difference
-  of the model. ``specific_per_block: true`` recomputes ``G_s`` per block in training, as the release
-  does (11 more ``G_s`` passes on ViT-B).
+- ``G_s`` runs once per forward in eval mode, not once in each block: identical outputs, 6.4 GFLOPs less per
+  image on ViT-B/16. In training the release draws new dropout masks inside ``G_s`` for every block, and masks
+  inside a network cannot be replayed on its output, so the preset recomputes ``G_s`` per block in training
+  (``specific_per_block: true``), as the release does: 11 more ``G_s`` passes on ViT-B, 46.44 instead of 40.03
+  forward GFLOPs per training image (``benchmarks/flops.py``'s "release as published" row), plus their
+  backward. ``specific_per_block: false`` shares one ``p_s`` across the blocks (the ``paper`` preset's way),
+  the one training-time difference from the release's model then.
 - the backbone is frozen (the release computes its weight gradients and discards them) and ``G_s`` trains
   (the release's optimizer misses it; ``freeze_specific_prompter`` reproduces that).
 - the schedule: bf16 autocast on CUDA by default, where the release uses fp16 autocast with a GradScaler
@@ -47,6 +49,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "specific_input": "image",
         "common_init": "xavier",
         "decay_all": False,
+        "specific_per_block": False,
     },
     "release": {
         "prompt_len": 16,
@@ -59,6 +62,7 @@ PRESETS: dict[str, dict[str, object]] = {
         "specific_input": "prompted",
         "common_init": "uniform",
         "decay_all": True,
+        "specific_per_block": True,
     },
 }
 
@@ -92,7 +96,9 @@ class InsVPConfig(MethodConfig):
         decay_all: weight decay on every trainable tensor, biases and ``p_c`` included (release: one AdamW
             group); ``False``: none on biases, norms and ``p_c`` (paper preset, timm's convention).
         specific_per_block: in training, run ``G_s`` again for every prompted block with its own dropout
-            masks, as the release does; ``False`` (default) runs it once per forward. Eval is identical.
+            masks, as the release does (``release`` preset); ``False`` (``paper``) runs it once per forward.
+            Eval is identical. The cost, training only: ``N_F - 1`` more ``G_s`` passes, forward and backward
+            (ViT-B/16 at 224, ``release``: 46.44 instead of 40.03 forward GFLOPs per image, ``benchmarks/flops.py``).
     """
 
     name: str = "insvp"
@@ -120,7 +126,7 @@ class InsVPConfig(MethodConfig):
     simam: bool = False
     freeze_specific_prompter: bool = False
     decay_all: bool | None = None
-    specific_per_block: bool = False
+    specific_per_block: bool | None = None
 
     def __post_init__(self) -> None:
         self._apply_betas()
