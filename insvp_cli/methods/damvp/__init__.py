@@ -10,8 +10,8 @@ PyTorch's default ``nn.Linear`` init, as timm's ``reset_classifier`` gives it).
 
 From DAM-VP's code (``task_adapting/adapter.py``): agglomerative clustering with average linkage of the
 features of (at most) 1,000 training images as training sees them (augmented: its training loader's batches),
-prototypes as cluster means, the nearest prototype by
-Euclidean distance, every cluster's prompt starting from the same prompt. Where ours differs:
+prototypes as cluster means, the nearest prototype by Euclidean distance, every cluster's prompt starting from
+the same prompt. Where ours differs:
 
 - the number of clusters is a config value (``num_clusters``), because a checkpoint's shapes must follow
   from its config; DAM-VP cuts the dendrogram at a distance threshold instead (10 for ViT-B/16 ImageNet-22k
@@ -28,7 +28,7 @@ Meta-prompt initialisation (DAM-VP §3.3, ``meta-training/meta_ht.py``) is an op
 starting prompt is first meta-trained with Reptile on those datasets, diversity-aware as in DAM-VP (each
 meta dataset clustered the same way; one batch of every dataset per meta step, ``meta_inner_steps`` SGD
 steps per cluster prompt and a per-dataset linear head at lr 0.1, then the starting prompt moves towards
-the mean of the adapted cluster prompts; 4 inner steps, Reptile step 0.5, inner lr 1.0 and weight decay 1e-4 by
-default: its ViT-B/22k head-tuning command in its README). The default, ``meta_data: []``, is DAM-VP's run without a
-meta-trained checkpoint: every cluster prompt starts from the same standard-normal draw (VP's init).
+the mean of the adapted cluster prompts; 4 inner steps, Reptile step 0.5, inner lr 1.0 and weight decay 1e-4
+by default: its ViT-B/22k head-tuning command in its README). The default, ``meta_data: []``, is DAM-VP's run
+without a meta-trained checkpoint: every cluster prompt starts from the same standard-normal draw (VP's init).
 """
