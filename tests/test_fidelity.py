@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from insvp_cli.cli import app
 from insvp_cli.engine import build_optimizer
-from insvp_cli.errors import ConfigError
 from insvp_cli.methods.base import TrainingData
 from insvp_cli.methods.build import build_model
 from insvp_cli.methods.e2vpt.model import prune_masks
@@ -263,8 +262,6 @@ def test_transhp_current_revision_prompts_every_block_but_the_last():
     fine = torch.nn.CrossEntropyLoss()
     expected = fine(logits, torch.tensor([2, 3])) + sum(F.cross_entropy(c, torch.tensor([7, 0])) for c in coarse) / 3
     torch.testing.assert_close(model.loss(logits, torch.tensor([2, 3]), fine), expected)
-    with pytest.raises(ConfigError, match="method.block: 1 applies to method.revision=first only"):
-        resolve_config(None, ["method.name=transhp", "method.revision=current", "method.block=1"])
 
 
 def test_damvp_clusters_the_training_images_as_training_sees_them():
