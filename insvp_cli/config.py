@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal
 import yaml
 
 from .errors import ConfigError
+from .protocol import Protocol, shared_grid
 
 DEFAULT_METHOD = "insvp"
 
@@ -132,14 +133,24 @@ _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 @dataclass
 class TrainConfig:
-    """The optimisation schedule shared by every method (the release's values: docs/method.md).
+    """The optimisation: by default the shared protocol of every method (the release's values: docs/method.md);
+    a method's published protocol sets its own (:mod:`insvp_cli.protocol`).
 
     Attributes:
         epochs: training epochs.
-        lr: peak learning rate of AdamW.
-        weight_decay: AdamW weight decay (not applied to biases, norms and prompt tokens).
+        lr: peak learning rate.
+        weight_decay: weight decay of the tensors the method decays (by default not biases, norms and prompt
+            tokens).
+        optimizer: ``adamw`` (decoupled weight decay), ``adam`` (weight decay as an L2 term in the gradient, as
+            ``torch.optim.Adam``) or ``sgd`` (with ``momentum``).
+        momentum: SGD's momentum.
+        schedule: ``cosine`` (to ``min_lr``) or ``multistep`` (the learning rate times ``gamma`` at each of
+            ``milestones``), both after the linear warm-up.
+        milestones: where ``multistep`` multiplies the learning rate by ``gamma``, as fractions of the epochs
+            (ILM-VP: ``[0.5, 0.72]``, i.e. ``int(0.5 * epochs)`` ...).
+        gamma: the factor of each milestone.
         warmup_fraction: share of all steps spent in the per-step linear warm-up (release: 20 of 100
-            epochs), then cosine to ``min_lr``.
+            epochs).
         min_lr: final learning rate of the cosine schedule (at most ``lr``).
         mixup: Mixup alpha (0 disables).
         cutmix: CutMix alpha (0 disables).
@@ -157,6 +168,11 @@ class TrainConfig:
     epochs: int = bounded(100, ge=1)
     lr: float = bounded(1e-3, gt=0)
     weight_decay: float = bounded(1e-3, ge=0)
+    optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
+    momentum: float = bounded(0.9, ge=0, lt=1)
+    schedule: Literal["cosine", "multistep"] = "cosine"
+    milestones: list[float] = bounded(default_factory=list, gt=0, lt=1)
+    gamma: float = bounded(0.1, gt=0, le=1)
     warmup_fraction: float = bounded(0.2, ge=0, lt=1)
     min_lr: float = bounded(1e-6, ge=0)
     mixup: float = bounded(0.8, ge=0)
@@ -176,6 +192,18 @@ class TrainConfig:
             raise ConfigError(f"train.min_lr: {self.min_lr} is above train.lr {self.lr}; the cosine decays to it")
         if not _DEVICE.fullmatch(self.device):
             raise ConfigError(f"train.device: {self.device!r} is not valid; valid: auto, cpu, cuda, cuda:N, mps")
+        if self.milestones != sorted(self.milestones):
+            raise ConfigError(f"train.milestones: {self.milestones} are not in increasing order")
+
+    def describe(self) -> str:
+        """The protocol in a line: ``sgd (momentum 0.9) lr 0.1 wd 0.0001, cosine, 100 epochs, warm-up 0.1``."""
+        optimizer = f"sgd (momentum {self.momentum:g})" if self.optimizer == "sgd" else self.optimizer
+        schedule = (f"multistep x{self.gamma:g} at {', '.join(f'{m:g}' for m in self.milestones)}"
+                    if self.schedule == "multistep" else "cosine")
+        mix = f", mixup {self.mixup:g} cutmix {self.cutmix:g}" if self.mixup or self.cutmix else ""
+        smooth = f", smoothing {self.label_smoothing:g}" if self.label_smoothing else ""
+        return (f"{optimizer} lr {self.lr:g} wd {self.weight_decay:g}, {schedule}, {self.epochs} epochs, "
+                f"warm-up {self.warmup_fraction:g}{mix}{smooth}")
 
 
 @dataclass
@@ -190,19 +218,36 @@ class MethodConfig:
             bias 0: MoCo v3's linear probe, which AdaptFormer's code uses).
         head_norm: a BatchNorm without affine parameters (eps 1e-6) before the head's linear layer, as MAE's
             and AdaptFormer's code probe (the head is then ``Sequential(norm, linear)``).
+        protocol: ``shared`` (the release's AdamW protocol, the same for every method) or ``published`` (the
+            method's own, as its authors trained it: :attr:`published`, docs/protocols.md).
+        weight_decay_skip: ``fnmatch`` patterns of the trainable tensors that get no weight decay, replacing the
+            method's own rule (every 1-D tensor and its ``no_weight_decay()`` names); e.g. ``[head.bias]``, VPT's
+            solver. ``None``: the method's rule.
     """
 
     name: str = DEFAULT_METHOD
     head_init: Literal["torch", "vpt", "trunc_normal"] = "torch"
     head_norm: bool = False
+    protocol: Literal["shared", "published"] = "shared"
+    weight_decay_skip: list[str] | None = None
     # the backbone keeps its pretrained classifier: the source label space of label-mapping methods (ILM-VP)
     keep_backbone_classifier: ClassVar[bool] = False
+    # how the method's authors trained it (`protocol: published`); a method without one trains as shared
+    published: ClassVar[Protocol] = Protocol(source="the shared protocol (no published one)")
+    # the rows of the paper's tables that this method stands for, each with the overrides that make it that row
+    # (``{"Partial-1": ("method.blocks=1",)}``); read by `insvp reproduce`
+    paper_rows: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
     @classmethod
     def dataset_defaults(cls, data: DataConfig) -> dict[str, Any]:
         """Hyper-parameters the method's authors published for the dataset of ``data`` (e.g. E2VPT's token counts),
         applied over the method's defaults and under every recipe and ``--set`` key; none by default."""
         return {}
+
+    def default_grid(self, batch_size: int) -> dict[str, list[Any]]:
+        """``insvp sweep``'s search space when none is given: the published protocol's grid under ``published``,
+        else the shared protocol's (:func:`~insvp_cli.protocol.shared_grid`)."""
+        return self.published.grid(batch_size) if self.protocol == "published" else shared_grid(batch_size)
 
     def embeddings(self) -> tuple[str, ...]:
         """What ``Method.embed`` can return for this config, for figures: ``features`` always, plus the

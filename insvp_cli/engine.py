@@ -22,8 +22,9 @@ from .distributed import DistInfo, all_reduce_sum, any_rank
 from .errors import TrainingDiverged
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW over trainable parameters only, split into decay / no-decay groups.
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """``cfg.optimizer`` (AdamW, Adam or SGD with momentum) over trainable parameters only, split into decay /
+    no-decay groups.
 
     The method decides which tensors decay (``model.decays(name, param)``): by default not biases, norm
     weights (every 1-D tensor) and the names it lists in ``no_weight_decay()`` (prompt tokens), as in timm
@@ -34,15 +35,20 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
         if param.requires_grad:
             (decay if model.decays(name, param) else no_decay).append(param)
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr)
+    groups = [g for g in groups if g["params"]]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    return (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW)(groups, lr=cfg.lr)
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int,
                     restarts: Sequence[int] = ()):
-    """Per-step linear warm-up over ``warmup_fraction`` of the steps, then cosine down to ``min_lr``.
+    """Per-step linear warm-up over ``warmup_fraction`` of the steps, then ``cfg.schedule``: a cosine down to
+    ``min_lr``, or ``multistep``: the learning rate times ``gamma`` from each milestone's epoch on
+    (``int(fraction * epochs)``, as ILM-VP's ``MultiStepLR``).
 
     ``restarts`` (0-based epochs, a method's ``restart_epochs()``) cut the run into stages; each stage gets
-    the whole schedule, warm-up and cosine, over its own steps.
+    the whole schedule, warm-up and decay, over its own steps.
     """
     epochs = sorted({0, *(e for e in restarts if 0 < e < cfg.epochs)})
     bounds = [e * steps_per_epoch for e in epochs] + [max(1, cfg.epochs * steps_per_epoch)]
@@ -54,6 +60,10 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_pe
         warmup, step = int(cfg.warmup_fraction * total), step - start
         if step < warmup:
             return (step + 1) / warmup
+        if cfg.schedule == "multistep":
+            stage_epochs = max(1, total // max(1, steps_per_epoch))
+            passed = sum(step // max(1, steps_per_epoch) >= int(m * stage_epochs) for m in cfg.milestones)
+            return cfg.gamma ** passed
         progress = (step - warmup) / max(1, total - warmup)
         return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 

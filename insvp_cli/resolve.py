@@ -131,9 +131,11 @@ def resolve_config(recipe: Recipe | Sequence[Recipe] | None = None, overrides: S
     a group without a ``name`` belongs to the method selected before it, the first recipe's to the default
     method), so ``--set method.name=B`` on a recipe written for method A drops A's hyper-parameters. B starts
     from its own defaults, then what its authors published for the run's dataset
-    (:meth:`~insvp_cli.config.MethodConfig.dataset_defaults`), then the recipes' optional per-method deltas
-    ``methods: {B: {...}}``. A ``sweep``
-    section (the search space of ``insvp sweep``) is not part of the run's config and is left out.
+    (:meth:`~insvp_cli.config.MethodConfig.dataset_defaults`), then its published protocol's method keys (with
+    ``method.protocol: published``), then the recipes' optional per-method deltas ``methods: {B: {...}}``. A
+    published protocol's ``train`` and ``data`` keys replace the recipes' (:mod:`insvp_cli.protocol`); ``--set``
+    wins over everything. A ``sweep`` section (the search space of ``insvp sweep``) is not part of the run's
+    config and is left out.
 
     Args:
         recipe: a recipe (path of a YAML file, shipped recipe name, or an already-loaded mapping, e.g. from
@@ -171,14 +173,19 @@ def resolve_config(recipe: Recipe | Sequence[Recipe] | None = None, overrides: S
         if other not in METHODS:
             raise ConfigError(f"methods.{other}: unknown method; valid: {', '.join(METHODS.names())}")
         build_dataclass(METHODS.get(other).config_cls, {**delta, "name": other}, f"methods.{other}")
-    tree = _merge(tree, override_tree)
     config_cls = METHODS.get(name).config_cls
+    # keys written for another method do not apply
+    method_layers = [per_method.get(name, {}), *(group for written_for, group in groups if written_for == name),
+                     override_method]
+    protocol = next((layer["protocol"] for layer in reversed(method_layers) if "protocol" in layer), None)
+    published = config_cls.published if protocol == "published" else None
+    if published is not None:  # its train and data keys replace the recipes'; --set still wins
+        tree = _merge(tree, {"train": dict(published.train), "data": dict(published.data)})
+    tree = _merge(tree, override_tree)
     method_tree = {**config_cls.dataset_defaults(build_dataclass(DataConfig, tree.get("data", {}), "data")),
-                   **per_method.get(name, {})}
-    for written_for, group in groups:  # keys written for another method do not apply
-        if written_for == name:
-            method_tree.update(group)
-    method_tree.update(override_method)
+                   **(published.method if published is not None else {})}
+    for layer in method_layers:
+        method_tree.update(layer)
     method_tree["name"] = name
     tree["method"] = build_dataclass(config_cls, method_tree, "method")
     return build_dataclass(Config, tree, "")

@@ -148,8 +148,12 @@ class Method(nn.Module):
         """Whether the trainable parameter ``name`` gets weight decay (the optimizer builder asks).
 
         Default, as in timm and nanoGPT: not biases and norm weights (every 1-D tensor), nor the names in
-        :meth:`no_weight_decay`. A method whose source decays everything overrides this.
+        :meth:`no_weight_decay`. A method whose source decays everything overrides this. ``weight_decay_skip`` in
+        the config (a published protocol's rule, e.g. VPT's solver) replaces the rule: everything decays but the
+        tensors it matches.
         """
+        if self.cfg.weight_decay_skip is not None:
+            return not any(fnmatch.fnmatchcase(name, pattern) for pattern in self.cfg.weight_decay_skip)
         return param.ndim > 1 and name not in self.no_weight_decay()
 
     # ---- optional hooks (see the module docstring) ------------------------------------------------
