@@ -71,3 +71,6 @@ register_method("transhp", "TransHPConfig", "TransHP")
 register_method("vp", "VPConfig", "VP")
 register_method("vpt", "VPTConfig", "VPT")
 register_method("yoo", "YooConfig", "Yoo")
+
+# what `insvp compare` trains when no --methods are given: the paper's method against a probe and VPT
+COMPARED_BY_DEFAULT = ("linear", "vpt", "insvp")

@@ -183,8 +183,13 @@ class LabelMappedMethod(Method):
         return getattr(self, self.prefix)
 
     def no_weight_decay(self) -> set[str]:
-        """The frame is an input, not a weight (ILM-VP's Adam and AutoVP's default use no weight decay)."""
-        return {f"{self.prefix}.prompt.delta"}
+        """The frame is an input, not a weight (ILM-VP's Adam and AutoVP's default use no weight decay); a trained
+        output mapping (AutoVP's FullyMap, the head) decays only when ``mapping_weight_decay`` asks, since AutoVP's
+        optimizer gives it none."""
+        frame = {f"{self.prefix}.prompt.delta"}
+        if self.cfg.learned_mapping() and not self.cfg.mapping_weight_decay:
+            return frame | {name for name, _ in self.head.named_parameters(prefix="head")}
+        return frame
 
     def image_prompts(self, x: torch.Tensor) -> ImagePrompts:
         return self.parts.prompt(x)

@@ -21,6 +21,8 @@ class LabelMappingConfig(MethodConfig):
             (epochs 0, N, 2N, ...: iterative label mapping); ``None``: once, before the first epoch.
         source_classes: classes of the stand-in source label space of a headless backbone (a fixed random
             projection of its features); unused when the backbone has its pretrained classifier.
+        mapping_weight_decay: weight decay on a trained output mapping (AutoVP's FullyMap); its authors' optimizer
+            gives it none, so neither protocol does unless this asks.
     """
 
     keep_backbone_classifier: ClassVar[bool] = True
@@ -29,6 +31,7 @@ class LabelMappingConfig(MethodConfig):
     per_class: int = bounded(1, ge=1)
     remap_every: int | None = bounded(1, ge=1)
     source_classes: int = bounded(1000, ge=1)
+    mapping_weight_decay: bool = False
 
     def learned_mapping(self) -> bool:
         """Whether the output mapping is a trained layer on the source logits rather than a frequency mapping."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ...config import MethodConfig, bounded
+from ...protocol import VPT_LINEAR_LRS, Protocol, vpt_protocol
 
 
 @dataclass
@@ -23,6 +25,9 @@ class AdapterConfig(MethodConfig):
     """
 
     name: str = "adapter"
+    paper_rows: ClassVar[Mapping[str, tuple[str, ...]]] = {"Adapter": ()}
+    # VPT ships no config of this transfer type: its solver with base-prompt.yaml's settings, its linear grid
+    published: ClassVar[Protocol] = vpt_protocol("prompt", 128, 0.1, VPT_LINEAR_LRS)
     reduction: int = bounded(8, ge=1)
     placement: Literal["pfeiffer", "houlsby"] = "pfeiffer"
     activation: Literal["gelu", "relu"] = "gelu"

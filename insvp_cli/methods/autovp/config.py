@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ...config import bounded
 from ...errors import ConfigError
+from ...protocol import ILM_STEPS, NO_MIXING, Protocol
 from ..label_mapping_config import LabelMappingConfig
 
 
@@ -19,6 +21,12 @@ class AutoVPConfig(LabelMappingConfig):
     """
 
     name: str = "autovp"
+    paper_rows: ClassVar[Mapping[str, tuple[str, ...]]] = {"AutoVP": ()}
+    # Adam without weight decay, MultiStepLR at half and at 72 % of the steps (non-CLIP backbones), 200 epochs
+    published: ClassVar[Protocol] = Protocol(
+        source="IBM/AutoVP: auto_vp/training_process.py (optimizer, scheduler), demo.py (argument defaults)",
+        train={"optimizer": "adam", "lr": 0.001, "weight_decay": 0.0, "epochs": 200, **ILM_STEPS, **NO_MIXING},
+    )
     image_fraction: float = bounded(192 / 224, gt=0, lt=1)
     per_class: int = bounded(5, ge=1)
     remap_every: int | None = bounded(None, ge=1)

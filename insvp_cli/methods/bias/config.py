@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ...config import MethodConfig
+from ...protocol import VPT_LINEAR_LRS, Protocol, vpt_protocol
 
 
 @dataclass
@@ -12,3 +15,6 @@ class BiasConfig(MethodConfig):
     """BitFit has no hyper-parameters of its own (the schedule is in ``train``)."""
 
     name: str = "bias"
+    paper_rows: ClassVar[Mapping[str, tuple[str, ...]]] = {"Bias": ()}
+    # VPT ships no config of this transfer type: its solver with base-prompt.yaml's settings, its linear grid
+    published: ClassVar[Protocol] = vpt_protocol("prompt", 128, 0.1, VPT_LINEAR_LRS)

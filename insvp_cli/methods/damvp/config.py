@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ...config import DataConfig, MethodConfig, bounded, build_dataclass
 from ...errors import ConfigError
+from ...protocol import NO_MIXING, VPT_PROMPT_LRS, VPT_WEIGHT_DECAYS, Protocol
 
 
 @dataclass
@@ -30,6 +32,18 @@ class DamVPConfig(MethodConfig):
     """
 
     name: str = "damvp"
+    paper_rows: ClassVar[Mapping[str, tuple[str, ...]]] = {"DAM-VP": ()}
+    # the head-tuning version of its task adapting: SGD (its "momemtum" key is misspelled, so momentum stays 0), the
+    # prompts decayed and the head not, warm-up over a fifth of 50 epochs then cosine, batch 128, plain cross-entropy.
+    # Its command sets the prompts' learning rate (the parser's default is for the head-free version): 1.0, the inner
+    # learning rate of its meta-training, until tuned on VPT's prompt grid
+    published: ClassVar[Protocol] = Protocol(
+        source="shikiw/DAM-VP: task_adapting/adapter.py (our_method_with_head), arguments.py",
+        train={"optimizer": "sgd", "momentum": 0.0, "lr": 1.0, "weight_decay": 0.0001, "schedule": "cosine",
+               "min_lr": 0.0, "epochs": 50, "warmup_fraction": 0.2, **NO_MIXING},
+        data={"batch_size": 128}, method={"weight_decay_skip": ["head.*"]}, base_lrs=VPT_PROMPT_LRS,
+        weight_decays=VPT_WEIGHT_DECAYS,
+    )
     num_clusters: int = bounded(10, ge=1)
     pad: int | None = bounded(None, ge=1)
     cluster_samples: int = bounded(1000, ge=1)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from ...config import DataConfig, MethodConfig, bounded
 from ...errors import ConfigError
+from ...protocol import VPT_DECAY, VPT_PROMPT_LRS, VPT_SGD, VPT_WEIGHT_DECAYS, Protocol
 
 # (visual_tokens, kv_tokens) of E2VPT's published commands (``command.txt``, "Documented Version" sections, the
 # same for its plain and its pruning-and-rewinding runs), by our dataset name (FGVC) or VTAB-1k task folder
@@ -51,6 +53,16 @@ class E2VPTConfig(MethodConfig):
     """
 
     name: str = "e2vpt"
+    paper_rows: ClassVar[Mapping[str, tuple[str, ...]]] = {"E2VPT": ()}
+    # built on VPT's code: its SGD solver (prompts and key-value prompts decay) at base-prompt_changed_P_VK.yaml's
+    # settings and its commands' batch of 64, a whole run, pruning and rewinding at epoch 100, and a whole run again;
+    # the learning rate is tuned per dataset (tune_fgvc.py / tune_vtab.py): VPT's CUB value until then
+    published: ClassVar[Protocol] = Protocol(
+        source="ChengHan111/E2VPT: configs/base-prompt_changed_P_VK.yaml, command.txt, src/solver/optimizer.py",
+        train={**VPT_SGD, "epochs": 200, "lr": 0.1, "weight_decay": 0.0001}, data={"batch_size": 64},
+        method={**VPT_DECAY, "prune": True, "prune_epoch": 100}, base_lrs=VPT_PROMPT_LRS,
+        weight_decays=VPT_WEIGHT_DECAYS,
+    )
     visual_tokens: int = bounded(10, ge=1)
     deep: bool = True
     dropout: float = bounded(0.1, ge=0, lt=1)

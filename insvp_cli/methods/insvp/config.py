@@ -31,11 +31,13 @@ does not copy, each a documented difference:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ...config import MethodConfig, bounded
 from ...errors import ConfigError
+from ...protocol import Protocol
 
 PRESETS: dict[str, dict[str, object]] = {
     "paper": {
@@ -102,6 +104,9 @@ class InsVPConfig(MethodConfig):
     """
 
     name: str = "insvp"
+    paper_rows: ClassVar[Mapping[str, tuple[str, ...]]] = {"InsVP": ()}
+    # the shared protocol is the release's (docs/method.md §2)
+    published: ClassVar[Protocol] = Protocol(source="the authors' release: the shared protocol (docs/method.md §2)")
     preset: Literal["paper", "release"] = "paper"
     patch_prompter: bool = True
     global_prompter: bool = True

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ...config import MethodConfig
+from ...protocol import VPT_LINEAR_LRS, Protocol, vpt_protocol
 
 
 @dataclass
 class LinearConfig(MethodConfig):
     name: str = "linear"
+    paper_rows: ClassVar[Mapping[str, tuple[str, ...]]] = {"Linear": ()}
+    published: ClassVar[Protocol] = vpt_protocol("linear", 1024, 0.1, VPT_LINEAR_LRS)

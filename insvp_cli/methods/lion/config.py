@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ...config import MethodConfig, bounded
 
@@ -22,6 +24,7 @@ class LIONConfig(MethodConfig):
     """
 
     name: str = "lion"
+    paper_rows: ClassVar[Mapping[str, tuple[str, ...]]] = {"LION": ()}
     image_channels: int = bounded(8, ge=1)
     feature_width: int = bounded(64, ge=1)
     contraction: float = bounded(0.9, gt=0, lt=1)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ...config import MethodConfig, bounded
+from ...protocol import VPT_LINEAR_LRS, Protocol, vpt_protocol
 
 
 @dataclass
@@ -22,6 +24,8 @@ class MLPConfig(MethodConfig):
     """
 
     name: str = "mlp"
+    paper_rows: ClassVar[Mapping[str, tuple[str, ...]]] = {"MLP-3": ("method.layers=3",)}
+    published: ClassVar[Protocol] = vpt_protocol("linear", 1024, 0.1, VPT_LINEAR_LRS)
     layers: int = bounded(3, ge=1)
     hidden: int | None = bounded(None, ge=1)
     norm: bool = True

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ...config import MethodConfig, bounded
+from ...protocol import VPT_LINEAR_LRS, Protocol, vpt_protocol
 
 
 @dataclass
@@ -16,4 +19,7 @@ class PartialConfig(MethodConfig):
     """
 
     name: str = "partial"
+    paper_rows: ClassVar[Mapping[str, tuple[str, ...]]] = {"Partial-1": ("method.blocks=1",)}
+    # VPT ships no config of this transfer type: its solver with base-prompt.yaml's settings, its linear grid
+    published: ClassVar[Protocol] = vpt_protocol("prompt", 128, 0.1, VPT_LINEAR_LRS)
     blocks: int = bounded(1, ge=1)

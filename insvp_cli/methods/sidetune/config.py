@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ...config import MethodConfig, bounded
+from ...protocol import VPT_LINEAR_LRS, Protocol, vpt_protocol
 
 # AlexNet's convolutional features need at least 63 px to leave a 1 x 1 map after the last pooling
 MIN_SIDE_SIZE = 63
@@ -25,6 +27,9 @@ class SidetuneConfig(MethodConfig):
     """
 
     name: str = "sidetune"
+    paper_rows: ClassVar[Mapping[str, tuple[str, ...]]] = {"Sidetune": ()}
+    # VPT ships no config of this transfer type: its solver with base-prompt.yaml's settings, its linear grid
+    published: ClassVar[Protocol] = vpt_protocol("prompt", 128, 0.1, VPT_LINEAR_LRS)
     side_weights: str = "torchvision"
     side_image_size: int | None = bounded(224, ge=MIN_SIDE_SIZE)
     head_init: Literal["torch", "vpt", "trunc_normal"] = "vpt"

@@ -18,6 +18,8 @@ mean (``2 (N - 1) K_c D`` parameters). The code's extra "background" prompt of e
 hierarchy, where some classes lack a level) is not needed for a two-level hierarchy, where every class has a
 coarse class. TransHP trains the whole ViT; here, as for every method of the paper's Table 1, the backbone
 stays frozen and only the prompts, their vectors and the head train: ``2 K_c D`` parameters besides the head.
+Its timm (DeiT) optimizer decays every tensor of two or more dimensions, prototypes and vectors included, and
+so does ours (timm's rule, the default).
 
 Needs a coarse-label hierarchy from the data (``requires: hierarchy``); its number of coarse classes is
 written into ``method.coarse_classes`` when a run starts, so checkpoints rebuild the model without the file.

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from ...config import MethodConfig, bounded
 from ...errors import ConfigError
+from ...protocol import Protocol
 
 
 @dataclass
@@ -27,6 +28,10 @@ class TransHPConfig(MethodConfig):
     """
 
     name: str = "transhp"
+    paper_rows: ClassVar[Mapping[str, tuple[str, ...]]] = {"TransHP": ()}
+    # label smoothing on every level and timm's weight-decay rule (prototypes decay) are the method's own, under both
+    # protocols; its ImageNet schedule (DeiT's) is not a transfer protocol, so the shared one stays
+    published: ClassVar[Protocol] = Protocol(source="WangWenhao0716/TransHP (DeiT's timm training script)")
     coarse_classes: int | None = bounded(None, ge=1)
     revision: Literal["first", "current"] = "first"
     block: int | None = bounded(None, ge=0)

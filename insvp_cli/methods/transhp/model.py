@@ -57,9 +57,6 @@ class TransHP(Method):
         self.transhp = CoarsePrompts(cfg.coarse_classes, backbone.embed_dim, num_classes, sets)
         self._coarse_logits: torch.Tensor | None = None
 
-    def no_weight_decay(self) -> set[str]:
-        return {"transhp.prototypes"}
-
     def prepare(self, data: TrainingData) -> None:
         if data.coarse_labels is None:
             raise UsageError("method transhp needs the coarse label of every class (a hierarchy); none was given")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ...config import MethodConfig, bounded
+from ...protocol import VPT_PROMPT_LRS, Protocol, vpt_protocol
 
 
 @dataclass
@@ -20,6 +23,9 @@ class VPTConfig(MethodConfig):
     """
 
     name: str = "vpt"
+    paper_rows: ClassVar[Mapping[str, tuple[str, ...]]] = {"VPT": ()}
+    published: ClassVar[Protocol] = vpt_protocol("prompt", 128, 0.1, VPT_PROMPT_LRS, dropout=0.0,
+                                                  prompt_weight_decay=True)
     num_tokens: int = bounded(10, ge=1)
     deep: bool = True
     dropout: float = bounded(0.1, ge=0, lt=1)
