@@ -6,7 +6,8 @@ and weight decay of every method on every dataset on the validation split (VPT: 
 on Optuna:
 
 - Search space: grids (Optuna's ``GridSampler``, every point once) or ranges (``TPESampler``, ``--trials N``),
-  from the recipes' ``sweep:`` sections and ``--grid`` / ``--range``, else :func:`default_space`.
+  from the recipes' ``sweep:`` sections and ``--grid`` / ``--range``, else :func:`default_space` (the method's
+  protocol's grid).
 - Trials: each trial is an ordinary run folder, ``OUT/trials/trial-NNNN``, trained by
   :func:`~insvp_cli.training.fit`; its objective is its best validation accuracy. Trials never see the test
   split: ``fit(final_test=False)``, ``train.test_every_epoch`` off, and a dataset's own search splits where it
@@ -79,28 +80,11 @@ RESULT = "sweep.json"
 TRIAL_OVERRIDES = ("train.test_every_epoch=false",)
 PRUNE_STARTUP_TRIALS = 3  # the median pruner compares with this many finished trials before it prunes any
 
-# Default search space (when neither the recipes' sweep sections nor --grid / --range give one for the method):
-# learning rate x weight decay, 4 x 4 = 16 trials per method and dataset.
-VPT_WEIGHT_DECAYS = (0.0, 0.0001, 0.001, 0.01)  # VPT's weight-decay grid for every method (tune_fgvc.py, tune_vtab.py)
-VPT_FULL_BASE_LRS = (0.0001, 0.0005, 0.001, 0.005)  # VPT's full fine-tuning grid (AdamW), for a batch of 256 images
-# The InsVP release's ten per-dataset learning rates (AdamW, batch 64; docs/method.md §2) run from 0.0005 to 0.005:
-# this grid spans them. VPT's grids for its other methods are SGD learning rates (0.05 to 50) and do not carry
-# over to AdamW.
-RELEASE_LRS = (0.0005, 0.001, 0.002, 0.005)
-FULL_FINE_TUNING = ("full",)
 
-
-def default_space(method: str, batch_size: int) -> dict[str, list[float]]:
-    """The default grid of ``method``: learning rate x weight decay.
-
-    ``full``: VPT's full fine-tuning learning rates, scaled by ``batch_size / 256`` as VPT scales them. Every
-    other method: the InsVP release's range of learning rates. Weight decay: VPT's grid for every method.
-    """
-    if method in FULL_FINE_TUNING:
-        lrs = [float(f"{lr * batch_size / 256:.6g}") for lr in VPT_FULL_BASE_LRS]
-    else:
-        lrs = list(RELEASE_LRS)
-    return {"train.lr": lrs, "train.weight_decay": list(VPT_WEIGHT_DECAYS)}
+def default_space(cfg: Config) -> dict[str, list[Any]]:
+    """The search space when neither the recipes' sweep sections nor ``--grid`` / ``--range`` give one: the
+    method's default grid under its protocol (:meth:`~insvp_cli.config.MethodConfig.default_grid`)."""
+    return cfg.method.default_grid(cfg.data.batch_size)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -358,7 +342,7 @@ def plan_sweep(recipes: Recipe | Sequence[Recipe] | None, overrides: Sequence[st
     raw.update(parse_grid(text) for text in grids)
     raw.update(parse_range(text) for text in ranges)
     if not raw:
-        raw = default_space(chosen.method.name, chosen.data.batch_size)
+        raw = default_space(chosen)
     fixed_sets = [*overrides, *dataset.search_overrides, *TRIAL_OVERRIDES]
     fixed = {".".join(parse_override(text)[0]) for text in fixed_sets}
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..methods import COMPARED_BY_DEFAULT
 from .app import TRAIN, app, console
 from .options import RecipeOpt, SetOpt, recipes, split_names
 
@@ -23,7 +24,7 @@ def _print(results, title: str, out: Path, tuned: bool = False) -> None:
 def compare(
     recipe: RecipeOpt = None,
     methods: Annotated[str, typer.Option(metavar="M1,M2,...", help="Comma-separated method names.")] = (
-        "linear,vpt,insvp"),
+        ",".join(COMPARED_BY_DEFAULT)),
     out: Annotated[Path | None, typer.Option("--out", "-o", metavar="PATH", show_default=False,
                                              help="Folder of the runs (or sweeps) and the tables (default: "
                                                   "runs/compare, with --sweep runs/compare-tuned).")] = None,
@@ -35,7 +36,7 @@ def compare(
     """Train several methods on the same recipe (same seed, data, schedule) and compare them (paper Table 1)."""
     from ..compare import compare_runs
 
-    names = split_names(methods, "--methods", "linear,vpt,insvp")
+    names = split_names(methods, "--methods", ",".join(COMPARED_BY_DEFAULT))
     out = out if out is not None else Path("runs/compare-tuned" if sweep else "runs/compare")
     results = compare_runs(recipes(recipe), names, out, overrides or [], console=None, sweep=sweep)
     title = f"{', '.join(names)} on {' + '.join(recipe) if recipe else 'the defaults'}"
@@ -57,8 +58,8 @@ def quickstart(
     """Offline demo on real MNIST digits: a frozen ViT pretrained on 0-4, InsVP vs linear probe on 5-9."""
     from ..quickstart import quickstart as run
 
-    results = {r.method: r for r in run(out, pretrain=pretrain, overrides=overrides or [])}
-    _print(list(results.values()), "digits 5-9 (MNIST-5k), frozen ViT pretrained on digits 0-4", out)
-    insvp, linear = results["insvp"].summary["test_acc"], results["linear"].summary["test_acc"]
-    console.print(f"InsVP test accuracy {insvp:.2f}% vs linear probe {linear:.2f}% ({insvp - linear:+.2f} points)",
+    results = run(out, pretrain=pretrain, overrides=overrides or [])
+    _print(results, "digits 5-9 (MNIST-5k), frozen ViT pretrained on digits 0-4", out)
+    ours, probe = (r.summary["test_acc"] for r in results)  # in the order of quickstart.METHODS
+    console.print(f"InsVP test accuracy {ours:.2f}% vs linear probe {probe:.2f}% ({ours - probe:+.2f} points)",
                   highlight=False)

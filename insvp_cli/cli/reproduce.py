@@ -39,9 +39,10 @@ def reproduce(
     process; start one command per GPU to share the trials). See the README section "Reproducing the paper"
     for the data folders.
     """
+    from ..config import DEFAULT_METHOD
     from ..reproduce import runner
 
-    names = None if methods is None else split_names(methods, "--methods", "insvp")
+    names = None if methods is None else split_names(methods, "--methods", DEFAULT_METHOD)
     plan = runner.plan_table(table, data_root, runs, names, overrides or [], weights_dir,
                              ngpus=0 if tune else runner.visible_gpus())
     if tune:  # a sweep per run

@@ -283,6 +283,8 @@ def dry_run_lines(plan: Plan) -> list[str]:
     for i, run in enumerate(plan.runs, start=1):
         steps = f"{run.image_steps:,} image-steps" if run.image_steps is not None else "unknown size"
         lines.append(f"# [{i}/{len(plan.runs)}] {run.spec.name}: {run.state}, {steps}")
+        source = f" ({run.cfg.method.published.source})" if run.cfg.method.protocol == "published" else ""
+        lines.append(f"#   protocol {run.cfg.method.protocol}: {run.cfg.train.describe()}{source}")
         if run.pending:
             lines.append(shlex.join(run.command))
     return lines

@@ -17,8 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from ..config import DEFAULT_METHOD
 from ..data.vtab import VTAB_GROUPS, VTAB_TASKS
 from ..errors import UsageError
+from ..methods import METHODS
 from ..registry import Registry
 from .paper_tables import FIG7, TABLE1, TABLE2, TABLE3, TABLE4, TABLE5, TABLE5_ROWS, PublishedTable
 
@@ -140,37 +142,15 @@ HTA_FOLDERS = {
 }
 FIVE = ("CUB", "Birds", "Cifar100", "GTSRB", "SVHN")  # the datasets of Tables 3 and 4
 
-# The runs that stand for a cited work's number use what that work's code ran (docs/method.md §5): VPT's comparison
-# gives every method VPT's MLP head init, and VPT itself no prompt dropout and weight decay on its prompts;
-# AdaptFormer's code feeds its bottleneck the residual stream and probes with a non-affine BatchNorm head;
-# E2VPT's trains a whole run, prunes, rewinds and trains a whole run again.
-VPT_HEAD = ("method.head_init=vpt",)
-E2VPT_STAGES = ("method.prune=true", "method.prune_epoch=100", "train.epochs=200")
-
-# paper row -> (method, its overrides): the paper's baselines that this project implements
+# paper row -> (method, its overrides): every registered method's rows (``paper_rows`` of its config), trained with
+# its published protocol (docs/protocols.md): a run that stands for a cited work's number trains as that work did
 METHOD_ROWS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "Full": ("full", VPT_HEAD),
-    "Linear": ("linear", VPT_HEAD),
-    "Partial-1": ("partial", ("method.blocks=1", *VPT_HEAD)),
-    "MLP-3": ("mlp", ("method.layers=3", *VPT_HEAD)),
-    "Bias": ("bias", VPT_HEAD),
-    "Sidetune": ("sidetune", VPT_HEAD),
-    "Adapter": ("adapter", VPT_HEAD),
-    "AdaptFormer": ("adaptformer", ("method.adapter_input=residual", "method.head_norm=true",
-                                    "method.head_init=trunc_normal")),
-    "VP": ("vp", ()),
-    "VPT": ("vpt", ("method.dropout=0", "method.prompt_weight_decay=true", *VPT_HEAD)),
-    "DAM-VP": ("damvp", ()),
-    # on the table's backbone here (the paper's ILM-VP, Yoo et al and AutoVP numbers are on other backbones:
-    # PublishedTable.backbones); TransHP needs hierarchy.yaml in the data folders other than cifar100
-    "ILM-VP": ("ilmvp", ()),
-    "Yoo et al": ("yoo", ()),
-    "E2VPT": ("e2vpt", E2VPT_STAGES),
-    "TransHP": ("transhp", ()),
-    "LION": ("lion", ()),
-    "AutoVP": ("autovp", ()),
-    "InsVP": ("insvp", ()),
+    row: (name, ("method.protocol=published", *extra))
+    for name in METHODS.names() for row, extra in METHODS.get(name).config_cls.paper_rows.items()
 }
+# the paper's own method, whose components (Table 5) and hyper-parameters (Fig. 7) the paper studies
+PAPER_METHOD = DEFAULT_METHOD
+PAPER_ROW = next(row for row, (method, _) in METHOD_ROWS.items() if method == PAPER_METHOD)
 
 # backbone key of the run folders -> recipe folder under recipes/
 VIT_IN21K, SWIN_IN22K, VIT_MOCOV3 = "vit-b16-in21k", "swin-b-in22k", "vit-b16-mocov3"
@@ -231,21 +211,21 @@ register_table(method_table("table4", "Table 4: ViT-B/16 MoCo v3", TABLE4, VIT_M
 
 # Table 5: each row switches on one more component (paper §4.5.1); the last row is InsVP itself
 COMPONENTS = ("patch_prompter", "global_prompter", "common_prompt", "specific_prompter")
-VARIANTS = ("insvp-none", "insvp-pl", "insvp-pl-pg", "insvp-pl-pg-pc")
+VARIANTS = tuple(f"{PAPER_METHOD}-{tag}" for tag in ("none", "pl", "pl-pg", "pl-pg-pc"))
 TABLE5_COLUMNS = ("CUB", "Birds", "Cifar100", "SVHN")
 
 
 def ablation_run(column: str, on: int) -> RunSpec:
     """InsVP on ``column`` with the first ``on`` components of :data:`COMPONENTS` switched on."""
     if on == len(COMPONENTS):
-        return method_run(VIT_IN21K, column, "InsVP")  # the same run as Table 1's
+        return method_run(VIT_IN21K, column, PAPER_ROW)  # the same run as Table 1's
     switches = [f"method.{c}={'true' if i < on else 'false'}" for i, c in enumerate(COMPONENTS)]
-    return hta_run(VIT_IN21K, column, VARIANTS[on], ("method.name=insvp", *switches))
+    return hta_run(VIT_IN21K, column, VARIANTS[on], (f"method.name={PAPER_METHOD}", *switches))
 
 
 register_table(TableDef(
     "table5", "Table 5: InsVP's components, ViT-B/16 ImageNet-21k", "components", TABLE5_ROWS, TABLE5_COLUMNS,
-    tuple(Cell(row, column, "insvp", ablation_run(column, on))
+    tuple(Cell(row, column, PAPER_METHOD, ablation_run(column, on))
           for on, row in enumerate(TABLE5_ROWS) for column in TABLE5_COLUMNS),
     published=TABLE5,
     notes=("p_l patch prompt, p_g global prompt, p_c common prompt, p_s specific prompt "
@@ -256,7 +236,7 @@ register_table(TableDef(
 # preset, the only one whose fusion weights are the convex beta_I / beta_F that the figure varies (the
 # release's fixed weights 2 and 1 are not); everything else is CUB's recipe. The points at the defaults
 # (L_p 9, N_F 12 = all blocks of ViT-B, beta_I 0.7, beta_F 0.5) are one run, shared by the four sweeps.
-FIG7_BASE = hta_run(VIT_IN21K, "CUB", "insvp-paper", ("method.name=insvp", "method.preset=paper"))
+FIG7_BASE = hta_run(VIT_IN21K, "CUB", f"{PAPER_METHOD}-paper", (f"method.name={PAPER_METHOD}", "method.preset=paper"))
 FIG7_SWEEPS: dict[str, tuple[str, str, float, tuple[float, ...]]] = {
     # label: (config key, run-name tag, value at the defaults, points)
     "L_p": ("prompt_len", "Lp", 9, (1, 5, 9, 13, 17, 21)),
@@ -273,7 +253,7 @@ def sweep_run(key: str, tag: str, default: float, value: float) -> RunSpec:
                    (*FIG7_BASE.overrides, f"method.{key}={value:g}"), FIG7_BASE.data_folder)
 
 
-FIG7_CELLS = tuple(Cell(f"{label} = {value:g}", "CUB", "insvp", sweep_run(key, tag, default, value))
+FIG7_CELLS = tuple(Cell(f"{label} = {value:g}", "CUB", PAPER_METHOD, sweep_run(key, tag, default, value))
                    for label, (key, tag, default, points) in FIG7_SWEEPS.items() for value in points)
 register_table(TableDef(
     "fig7", "Fig. 7: L_p, N_F, beta_I and beta_F on CUB (paper preset)", "setting",
