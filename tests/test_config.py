@@ -29,7 +29,7 @@ def test_precedence(tmp_path):
     ("override", "message"),
     [
         (["train.lrr=1"], "unknown key train.lrr; valid keys: epochs, lr"),
-        (["method.bogus=1"], "unknown key method.bogus; valid keys: name, head_init, head_norm, preset"),
+        (["method.bogus=1"], "unknown key method.bogus; valid keys: name, head_init, head_norm, protocol"),
         (["nope.x=1"], "unknown key nope; valid keys: backbone, data, method, train"),
         (["train.epochs=ten"], "train.epochs: 'ten' is not an integer"),
         (["method.prompt_len=1.5"], "method.prompt_len: 1.5 is not of type int | null"),

@@ -88,11 +88,12 @@ def test_no_import_cycle_in_the_package():
 
 def test_bottom_layers_do_not_depend_on_upper_ones():
     graph = import_graph()
-    assert graph["insvp_cli.config"] <= {"insvp_cli.errors"}
+    assert graph["insvp_cli.protocol"] == set()  # training protocols: plain data beside the configs
+    assert graph["insvp_cli.config"] <= {"insvp_cli.errors", "insvp_cli.protocol"}
     assert not any(m.startswith("insvp_cli.methods") for m in graph["insvp_cli.config"])
     configs = {m for m in graph if m.startswith("insvp_cli.methods.") and m.endswith("config")}
     for module in configs:  # method configs import configs only: no torch, no model
-        assert graph[module] <= {"insvp_cli.config", "insvp_cli.errors", *configs}, module
+        assert graph[module] <= {"insvp_cli.config", "insvp_cli.errors", "insvp_cli.protocol", *configs}, module
 
 
 def test_resolving_a_config_imports_no_torch():

@@ -57,4 +57,5 @@ def test_an_installed_wheel_runs_from_any_folder(wheel, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "insvp_cli", *args],
                           capture_output=True, text=True, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "insvp train --recipe svhn --set method.name=insvp --set data.root=data/svhn" in proc.stdout
+    assert ("insvp train --recipe svhn --set method.name=insvp --set method.protocol=published "
+            "--set data.root=data/svhn") in proc.stdout

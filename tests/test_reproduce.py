@@ -120,8 +120,15 @@ def test_acceptance_table1_dry_run_lists_every_run_and_the_missing_folders():
         assert f"#   /nonexistent/{folder}  (" in output
     recipe, sets, out = parse(next(c for c in commands if c.endswith("svhn/insvp")))
     assert recipe == "svhn" and out == "runs/reproduce/vit-b16-in21k/svhn/insvp"  # a shipped recipe, by name
-    assert sets == ["method.name=insvp", "data.root=/nonexistent/svhn"]
+    assert sets == ["method.name=insvp", "method.protocol=published", "data.root=/nonexistent/svhn"]
     assert "image-steps" in output
+    # each run says its protocol: the cited works' rows train as their authors did (docs/protocols.md)
+    lines = output.splitlines()
+    run = next(i for i, x in enumerate(lines) if x.startswith("# [") and x.split()[2] == "vit-b16-in21k/cub/vpt:")
+    vpt = lines[run + 1]
+    assert vpt.startswith("#   protocol published: sgd (momentum 0.9) lr 0.1") and "(KMnP/vpt:" in vpt
+    ilmvp = next(x for x in lines if x.startswith("#   protocol published: adam lr 0.01"))
+    assert "multistep x0.1 at 0.5, 0.72, 200 epochs" in ilmvp
     # TransHP: CIFAR-100's hierarchy is built in; the other data folders need their hierarchy.yaml
     assert "# method transhp needs a coarse-label hierarchy, missing for 9 data folders (/nonexistent/dtd," in output
 

@@ -247,9 +247,15 @@ def test_selection_prefers_the_cheaper_then_the_earlier_trial():
 
 
 def test_default_grids():
-    assert default_space("full", 64) == {"train.lr": [2.5e-05, 0.000125, 0.00025, 0.00125],
-                                         "train.weight_decay": [0.0, 0.0001, 0.001, 0.01]}
-    assert default_space("vpt", 64)["train.lr"] == [0.0005, 0.001, 0.002, 0.005]
+    def space(method: str, *sets: str) -> dict:
+        return default_space(resolve_config(None, [f"method.name={method}", "data.batch_size=64", *sets]))
+
+    assert space("full") == {"train.lr": [2.5e-05, 0.000125, 0.00025, 0.00125],
+                             "train.weight_decay": [0.0, 0.0001, 0.001, 0.01]}
+    assert space("vpt")["train.lr"] == [0.0005, 0.001, 0.002, 0.005]
+    # under its published protocol a method searches its authors' grid: VPT's prompt lrs scaled to the batch
+    assert space("vpt", "method.protocol=published")["train.lr"][:3] == [12.5, 6.25, 2.5]
+    assert space("ilmvp", "method.protocol=published") == {"train.lr": [0.01], "train.weight_decay": [0.0]}
     plan = plan_sweep(None, tiny("vpt"), Path("unused"))
     assert [d.key for d in plan.space] == ["train.lr", "train.weight_decay"] and plan.size == 16
 
@@ -348,7 +354,7 @@ TUNE_TABLE = register_table(TableDef(
 
 
 def test_reproduce_tune_sweeps_each_run_and_report_marks_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(sweep_module, "default_space", lambda method, batch: {"train.lr": [0.003, 0.03]})
+    monkeypatch.setattr(sweep_module, "default_space", lambda cfg: {"train.lr": [0.003, 0.03]})
     plan = plan_table(TUNE_TABLE, tmp_path, tmp_path / "runs")
     lines = tune_dry_run_lines(plan)
     assert lines[-1].startswith("insvp sweep --set method.name=linear") and "digits012/linear-tuned" in lines[-1]
