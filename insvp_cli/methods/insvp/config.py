@@ -101,6 +101,10 @@ class InsVPConfig(MethodConfig):
             masks, as the release does (``release`` preset); ``False`` (``paper``) runs it once per forward.
             Eval is identical. The cost, training only: ``N_F - 1`` more ``G_s`` passes, forward and backward
             (ViT-B/16 at 224, ``release``: 46.44 instead of 40.03 forward GFLOPs per image, ``benchmarks/flops.py``).
+        conv_impl: how the convolutions of ``G_g`` and ``G_s`` run: ``auto`` (where faster: an FFT on CPU for large
+            kernels over few channels, the release's ``G_g``; else ``conv2d``, on CPU in channels-last layout:
+            :mod:`~insvp_cli.methods.insvp.fftconv`), ``direct`` (``conv2d``) or ``fft``. The same function to
+            float32 rounding; exports always run ``conv2d``.
     """
 
     name: str = "insvp"
@@ -132,6 +136,7 @@ class InsVPConfig(MethodConfig):
     freeze_specific_prompter: bool = False
     decay_all: bool | None = None
     specific_per_block: bool | None = None
+    conv_impl: Literal["auto", "direct", "fft"] = "auto"
 
     def __post_init__(self) -> None:
         self._apply_betas()

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fftconv import PromptConv2d
+
 # The release's G_s geometry at 224 px and width 768 (docs/method.md §2): crop 8 px, pool to 52x52, crop 2 px,
 # pool to 16x16; three channels of 16x16 make one 768-wide token.
 _REF_SIZE = 224
@@ -66,14 +68,15 @@ class GlobalPrompter(nn.Module):
         dilations: the two dilations.
         dropout: dropout on the output.
         channels: image channels.
+        conv_impl: ``auto``, ``direct`` or ``fft`` (:class:`~insvp_cli.methods.insvp.fftconv.PromptConv2d`).
     """
 
     def __init__(self, hidden: int, kernels: Sequence[int], dilations: Sequence[int], dropout: float,
-                 channels: int = 3):
+                 channels: int = 3, conv_impl: str = "auto"):
         super().__init__()
         (k1, k2), (d1, d2) = kernels, dilations
-        self.conv1 = nn.Conv2d(channels, hidden, k1, padding=d1 * (k1 // 2), dilation=d1)
-        self.conv2 = nn.Conv2d(hidden, channels, k2, padding=d2 * (k2 // 2), dilation=d2)
+        self.conv1 = PromptConv2d(channels, hidden, k1, padding=d1 * (k1 // 2), dilation=d1, impl=conv_impl)
+        self.conv2 = PromptConv2d(hidden, channels, k2, padding=d2 * (k2 // 2), dilation=d2, impl=conv_impl)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -94,18 +97,19 @@ class SpecificPrompter(nn.Module):
         img_size: input height and width.
         kernels: the three kernel sizes (odd).
         dropout: dropout after each pooling.
+        conv_impl: ``auto``, ``direct`` or ``fft`` (:class:`~insvp_cli.methods.insvp.fftconv.PromptConv2d`).
     """
 
     def __init__(self, prompt_len: int, embed_dim: int, img_size: tuple[int, int], kernels: Sequence[int],
-                 dropout: float):
+                 dropout: float, conv_impl: str = "auto"):
         super().__init__()
         k1, k2, k3 = kernels
         ch = _CHANNELS_PER_TOKEN * prompt_len
         self.prompt_len = prompt_len
         self.crop = tuple(round(_REF_CROP1 * s / _REF_SIZE) for s in img_size)
-        self.conv1 = nn.Conv2d(3, prompt_len, k1, padding=k1 // 2)
-        self.conv2 = nn.Conv2d(prompt_len, ch, k2, padding=k2 // 2)
-        self.conv3 = nn.Conv2d(ch, ch, k3, padding=k3 // 2)
+        self.conv1 = PromptConv2d(3, prompt_len, k1, padding=k1 // 2, impl=conv_impl)
+        self.conv2 = PromptConv2d(prompt_len, ch, k2, padding=k2 // 2, impl=conv_impl)
+        self.conv3 = PromptConv2d(ch, ch, k3, padding=k3 // 2, impl=conv_impl)
         self.drop = nn.Dropout(dropout)
         side = math.isqrt(embed_dim // _CHANNELS_PER_TOKEN)
         if embed_dim % _CHANNELS_PER_TOKEN == 0 and side * side * _CHANNELS_PER_TOKEN == embed_dim:

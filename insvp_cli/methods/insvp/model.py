@@ -40,7 +40,8 @@ class InsVPPrompts(nn.Module):
             PatchPrompter(features.prompt_patch, cfg.patch_hidden, cfg.dropout) if cfg.patch_prompter else None
         )
         self.global_prompter = (
-            GlobalPrompter(cfg.global_hidden, cfg.global_kernels, cfg.global_dilations, cfg.dropout)
+            GlobalPrompter(cfg.global_hidden, cfg.global_kernels, cfg.global_dilations, cfg.dropout,
+                           conv_impl=cfg.conv_impl)
             if cfg.global_prompter
             else None
         )
@@ -53,7 +54,7 @@ class InsVPPrompts(nn.Module):
         self.specific_projections = None
         if cfg.specific_prompter and stages:
             self.specific_prompter = SpecificPrompter(cfg.prompt_len, widths[0], img_size, cfg.specific_kernels,
-                                                      cfg.dropout)
+                                                      cfg.dropout, conv_impl=cfg.conv_impl)
             if len(widths) > 1:
                 self.specific_projections = nn.ModuleList(
                     nn.Identity() if s == 0 else nn.Linear(widths[0], widths[s]) for s in stages
