@@ -163,6 +163,8 @@ class TrainConfig:
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         test_every_epoch: also evaluate the test split every epoch (the release's "best test" curve).
         eval_every: evaluate (and maybe save ``best``) every this many epochs.
+        compile: train through ``torch.compile`` (the first steps compile; evaluation and checkpoints use the
+            model as built). Worth it on CUDA for long runs; on CPU it needs a C++ compiler.
     """
 
     epochs: int = bounded(100, ge=1)
@@ -186,6 +188,7 @@ class TrainConfig:
     device: str = "auto"
     test_every_epoch: bool = False
     eval_every: int = bounded(1, ge=1)
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.min_lr > self.lr:

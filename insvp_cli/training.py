@@ -212,6 +212,8 @@ def _fit(cfg: Config, run_dir: Path, dist_info: DistInfo, console, final_test: b
     if dist_info.enabled:
         train_model = nn.parallel.DistributedDataParallel(
             run.model, device_ids=[run.device.index] if run.device.type == "cuda" else None)
+    if cfg.train.compile:  # shares run.model's parameters: checkpoints and evaluation stay on the plain model
+        train_model = torch.compile(train_model)
 
     with RunProgress(cfg.train.epochs, enabled=dist_info.is_main, console=console) as progress:
         if resumed:

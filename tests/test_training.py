@@ -171,3 +171,17 @@ def test_vit_b_checkpoint_holds_trainable_weights_only(tmp_path):
     atomic_save(make_checkpoint(model, cfg, [str(i) for i in range(200)], {}, 0), tmp_path / "best.pt")
     assert (tmp_path / "best.pt").stat().st_size < 3 * 2**20  # a few MB, not the 330 MB backbone
     assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]  # no temp file left behind
+
+
+def test_train_compile_trains_through_torch_compile_and_saves_the_plain_model(tmp_path, monkeypatch):
+    compiled = []
+
+    def fake_compile(module):  # torch.compile's contract without the compiler: a module sharing the parameters
+        compiled.append(module)
+        return module
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    fit(resolve_config(None, tiny_run("vpt", 1, "train.compile=true")), tmp_path / "run")
+    assert len(compiled) == 1
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    assert not any("_orig_mod" in key for key in best["state_dict"])
