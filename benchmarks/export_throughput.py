@@ -148,6 +148,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--vitb-batch", type=int, default=4, help="batch of the ViT-B/16 model (4)")
     parser.add_argument("--vitb-steps", type=int, default=4, help="timed batches per round (4)")
     parser.add_argument("--device", default="cpu", help="device of predict / evaluate: cpu, cuda or cuda:N (cpu)")
+    parser.add_argument("--only-predict", action="store_true", help="only predict against evaluate (no ONNX Runtime)")
     return parser.parse_args(argv)
 
 
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(opts.threads)
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
-        exported = [
+        exported = [] if opts.only_predict else [
             onnx_against_eager("quickstart", resolve_config(QUICKSTART), 5, opts.quickstart_batch,
                                opts.quickstart_steps, opts, tmp),
             onnx_against_eager("vit-b16-insvp", method_config("vit_base_patch16_224"), NUM_CLASSES, opts.vitb_batch,
@@ -164,10 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         ]
         served = predict_against_evaluate(opts, tmp)
 
-    print(f"ONNX Runtime {ort.__version__} against PyTorch {torch.__version__} eager, CPU, {opts.threads} thread(s), "
-          f"best of {opts.rounds} rounds")
-    print(f"{'model':15} {'px':>4} {'batch':>5} {'pytorch img/s':>14} {'onnxruntime img/s':>18} {'ratio':>6} "
-          f"{'max |diff|':>10}")
+    if exported:
+        print(f"ONNX Runtime {ort.__version__} against PyTorch {torch.__version__} eager, CPU, {opts.threads} "
+              f"thread(s), best of {opts.rounds} rounds")
+        print(f"{'model':15} {'px':>4} {'batch':>5} {'pytorch img/s':>14} {'onnxruntime img/s':>18} {'ratio':>6} "
+              f"{'max |diff|':>10}")
     ratios = {}
     for row in exported:
         best = {name: max(values) for name, values in row["rounds"].items()}

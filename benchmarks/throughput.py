@@ -4,11 +4,13 @@ InsVP: "Efficient Instance Visual Prompting from Image Itself" (ACM MM 2024). Ro
 backbone, batch and synthetic data (random images and labels, fixed seed):
 
 - ``linear``: linear probe (frozen backbone + head);
-- ``common-only``: InsVP with only the common prompt (VPT-deep-like), ``L_p`` of the ``paper`` preset;
+- ``common-only`` and ``common-only-16``: InsVP with only the common prompt (VPT-deep-like, "prompts only"),
+  ``L_p`` of the ``paper`` preset (9) and of the ``release`` preset (16);
 - ``insvp-paper`` and ``insvp-release``: our InsVP presets (``G_s`` once per forward, frozen backbone);
 - ``release-as-published``: the ``release`` preset run the way the authors' code runs it (docs/method.md §2):
   ``G_s`` recomputed in front of every block, and every parameter left with ``requires_grad=True``
-  while AdamW steps only the release's own list (``G_l``, ``G_g``, ``p_c``, head; not ``G_s``). So each
+  while AdamW steps only the release's own list (``G_l``, ``G_g``, ``p_c``, head; not ``G_s``), with plain
+  ``conv2d`` convolutions (``conv_impl: direct``; ours choose FFT ones where faster). So each
   backward also computes weight gradients for the whole backbone, and because zeroing the gradients
   touches only the optimizer's parameters, those gradients stay allocated and accumulate across steps.
 
@@ -38,7 +40,8 @@ Run from the repository root::
     python benchmarks/throughput.py                  # CPU: ViT-S/16, 224 px, batch 4, fp32, 1 thread per row
     python benchmarks/throughput.py --device cuda    # ViT-B/16, 224 px, batch 64, bf16 autocast
 
-Progress goes to stderr; stdout ends with the ratio of every row to ``insvp-paper``.
+Progress goes to stderr; stdout ends with the ratio of every row to ``insvp-paper`` and the tracked targets
+(:data:`TARGETS`).
 """
 
 from __future__ import annotations
@@ -60,6 +63,13 @@ from insvp_cli.backbone import create_backbone
 from insvp_cli.engine import Precision, build_criterion, build_optimizer, build_scheduler, evaluate, train_one_epoch
 
 BASELINE = "insvp-paper"
+# (numerator, denominator, metric, bound): issue-tracked targets, checked at the end of the report
+TARGETS = (
+    ("insvp-release", "release-as-published", "train images/s", ">=", 2.5),
+    ("insvp-release", "release-as-published", "train peak memory", "<=", 0.5),
+    ("insvp-release", "common-only-16", "train images/s", ">=", 0.85),
+    ("insvp-paper", "common-only", "train images/s", ">=", 0.90),
+)
 # device type -> (backbone, batch, warm-up steps, timed steps); both backbones take 224 px
 DEFAULTS = {
     "cpu": ("vit_small_patch16_224", 4, 1, 2),
@@ -73,18 +83,30 @@ class Row:
     label: str
     overrides: tuple[str, ...]
     as_published: bool = False
+    compiled: bool = False  # training through torch.compile (train.compile: true)
 
 
 ROWS = (
     Row("linear", "linear probe", ("method.name=linear",)),
     Row("common-only", "common prompt only (VPT-deep-like)", ("method.preset=paper", *ONLY_COMMON)),
+    Row("common-only-16", "common prompt only, L_p 16", ("method.preset=release", *ONLY_COMMON)),
     Row("insvp-paper", "InsVP paper (ours)", ("method.preset=paper",)),
     # G_s once per forward, as the table of benchmarks/README.md measured it (the preset itself now recomputes it
     # per block in training, as the release: specific_per_block, whose cost benchmarks/flops.py states)
     Row("insvp-release", "InsVP release (ours)", ("method.preset=release", "method.specific_per_block=false")),
-    # the release's optimizer never sees G_s (docs/method.md §2); its gradients are computed all the same
+    # the release's optimizer never sees G_s (docs/method.md §2); its gradients are computed all the same; its
+    # convolutions are plain conv2d
     Row("release-as-published", "release as published",
-        ("method.preset=release", "method.freeze_specific_prompter=true"), as_published=True),
+        ("method.preset=release", "method.freeze_specific_prompter=true", "method.conv_impl=direct"),
+        as_published=True),
+)
+
+
+# --compile adds these: our presets trained through torch.compile, as `train.compile: true` trains them
+COMPILED_ROWS = (
+    Row("insvp-paper-compile", "InsVP paper, torch.compile", ("method.preset=paper",), compiled=True),
+    Row("insvp-release-compile", "InsVP release, torch.compile",
+        ("method.preset=release", "method.specific_per_block=false"), compiled=True),
 )
 
 
@@ -99,6 +121,11 @@ class Options:
     rounds: int
     precision: str
     threads: int
+    compile: bool = False
+
+    @property
+    def rows(self) -> tuple[Row, ...]:
+        return (*ROWS, *COMPILED_ROWS) if self.compile else ROWS
 
 
 @dataclass
@@ -136,6 +163,7 @@ class Bench:
         self.rss_base = _peak_rss_mib()
         torch.set_num_threads(opts.threads)
         self.device = torch.device(opts.device)
+        torch.backends.cudnn.benchmark = self.device.type == "cuda"  # fixed input sizes: let cuDNN pick its kernels
         self.row, self.opts = row, opts
         size = [f"backbone.img_size={opts.img_size}"] if opts.img_size else []
         cfg = method_config(opts.backbone, *size, "train.mixup=0", "train.cutmix=0",
@@ -151,6 +179,8 @@ class Bench:
             self.model.requires_grad_(True)  # as the release leaves it: gradients for all, steps for its list
         self.scheduler = build_scheduler(self.optimizer, cfg.train, steps_per_epoch=opts.warmup + opts.steps)
         self.criterion = build_criterion(cfg.train, None)
+        # the compiled module shares the model's parameters; its first (warm-up) steps compile
+        self.train_model = torch.compile(self.model) if row.compiled else self.model
         self.precision = Precision.resolve(cfg.train.precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type) if self.precision.needs_scaler else None
         generator = torch.Generator().manual_seed(0)  # the same images and labels in every row
@@ -201,8 +231,8 @@ class Bench:
             evaluate(self.model, loader, device=self.device, precision=self.precision)
 
         def run_train(loader):
-            train_one_epoch(self.model, loader, self.optimizer, self.scheduler, self.criterion, device=self.device,
-                            precision=self.precision, scaler=self.scaler)
+            train_one_epoch(self.train_model, loader, self.optimizer, self.scheduler, self.criterion,
+                            device=self.device, precision=self.precision, scaler=self.scaler)
 
         # Warm-up (allocator, kernel selection, lazy init) only before the row's first round: its
         # process and model stay alive between rounds, so later rounds start warm.
@@ -271,7 +301,7 @@ def measure(opts: Options) -> list[Result]:
     # server imports torch, timm and insvp_cli once, so each row starts in a second rather than in ten.
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["torch", "timm", "insvp_cli.engine", "insvp_cli.methods", "insvp_cli.backbone"])
-    workers = [Worker(ctx, row, opts) for row in ROWS]
+    workers = [Worker(ctx, row, opts) for row in opts.rows]
     results = {w.row.key: Result(w.row) for w in workers}
     try:
         for w in workers:
@@ -294,7 +324,7 @@ def measure(opts: Options) -> list[Result]:
     finally:
         for w in workers:
             w.stop()
-    return [results[row.key] for row in ROWS]
+    return [results[row.key] for row in opts.rows]
 
 
 _START = time.perf_counter()
@@ -326,6 +356,13 @@ def report(results: list[Result], opts: Options) -> str:
             continue
         for name, value in r.metrics().items():
             lines.append(f"{r.row.key} / {BASELINE} {name} = {value / base[name]:.2f}")
+    by_key = {r.row.key: r.metrics() for r in results}
+    lines += ["", "targets:"]
+    for top, bottom, name, op, bound in TARGETS:
+        if top in by_key and bottom in by_key:
+            ratio = by_key[top][name] / by_key[bottom][name]
+            met = ratio >= bound if op == ">=" else ratio <= bound
+            lines.append(f"{top} / {bottom} {name} = {ratio:.2f} (target {op} {bound}): {'met' if met else 'MISSED'}")
     return "\n".join(lines)
 
 
@@ -351,13 +388,15 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--threads", type=int, help="CPU threads per row (default: 1 on CPU, torch's default on CUDA)")
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                         help="autocast dtype (auto: bf16 on CUDA, fp32 on CPU)")
+    parser.add_argument("--compile", action="store_true",
+                        help="add rows of our presets trained through torch.compile (train.compile: true)")
     args = parser.parse_args(argv)
     device = _device_type(args.device)
     backbone, batch, warmup, steps = DEFAULTS[torch.device(device).type]
     opts = Options(device=device, backbone=args.backbone or backbone, img_size=args.img_size,
                    batch=args.batch or batch, warmup=warmup if args.warmup is None else args.warmup,
                    steps=args.steps or steps, rounds=args.rounds, precision=args.precision,
-                   threads=args.threads or (1 if device == "cpu" else torch.get_num_threads()))
+                   threads=args.threads or (1 if device == "cpu" else torch.get_num_threads()), compile=args.compile)
     if min(opts.batch, opts.steps, opts.rounds, opts.img_size or 1) < 1 or opts.warmup < 0:
         parser.error("--batch, --steps, --rounds and --img-size must be positive, --warmup not negative")
     return opts

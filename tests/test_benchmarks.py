@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
+import subprocess
 
 import pytest
 import torch
@@ -19,7 +21,8 @@ def bench(monkeypatch):
     return importlib.import_module
 
 
-@pytest.mark.parametrize("script", ["flops", "throughput", "startup", "export_throughput"])
+@pytest.mark.parametrize("script", ["flops", "throughput", "startup", "export_throughput", "profile_insvp",
+                                    "gpu_report"])
 def test_every_benchmark_imports_against_the_package(script, bench):
     if script == "export_throughput" and importlib.util.find_spec("onnxruntime") is None:
         pytest.skip('needs the export extra: pip install "insvp[export]"')
@@ -37,3 +40,18 @@ def test_release_as_published_equals_the_release_with_g_s_in_every_block(bench):
     with torch.no_grad():
         assert torch.equal(published(x), ours(x))
     assert len(calls) == ours.insvp.num_blocks > 1
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason='needs the export extra (insvp[export])')
+def test_gpu_script_on_a_cpu_machine_says_so_runs_the_smoke_and_exits_0(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: the script would run the real benchmark")
+    report = tmp_path / "report.txt"
+    proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu.sh"), str(report)], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = report.read_text()
+    assert "no CUDA device: the CPU smoke of every step follows" in text
+    sections = re.findall(r"^== (\d)\. .*: exit (\S+), ", text, flags=re.MULTILINE)
+    assert [n for n, _ in sections] == ["1", "2", "3", "4", "5", "6"] and {code for _, code in sections} == {"0"}
+    assert "targets:" in text and "release G_g conv2 25x25" in text and "test acc" in text.lower()
