@@ -165,6 +165,8 @@ class TrainConfig:
         eval_every: evaluate (and maybe save ``best``) every this many epochs.
         compile: train through ``torch.compile`` (the first steps compile; evaluation and checkpoints use the
             model as built). Worth it on CUDA for long runs; on CPU it needs a C++ compiler.
+        loggers: also write every epoch's row through ``tensorboard`` and/or ``mlflow`` (optional extras;
+            :mod:`insvp_cli.loggers`).
     """
 
     epochs: int = bounded(100, ge=1)
@@ -189,6 +191,7 @@ class TrainConfig:
     test_every_epoch: bool = False
     eval_every: int = bounded(1, ge=1)
     compile: bool = False
+    loggers: list[Literal["tensorboard", "mlflow"]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.min_lr > self.lr:

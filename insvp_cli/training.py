@@ -47,10 +47,12 @@ from .engine import (
     train_one_epoch,
 )
 from .errors import ConfigError, RunInterrupted, TrainingDiverged, UsageError
+from .loggers import MetricLoggers, check_loggers
 from .methods.base import Method, TrainingData
 from .methods.build import build_backbone, build_model
 from .progress import RunProgress
 from .requirements import bind_requirements, coarse_labels
+from .resolve import flatten
 from .rundir import (
     CONFIG,
     METRICS,
@@ -186,6 +188,7 @@ def fit(cfg: Config, run_dir: Path | None = None, *, console=None, final_test: b
     if not final_test and cfg.train.test_every_epoch:
         raise UsageError("train.test_every_epoch: true evaluates the test split, which this run must not see")
     cfg = bind_requirements(cfg)
+    check_loggers(cfg.train.loggers)  # a missing extra stops the run before any work
     run_dir = run_dir or default_run_dir(cfg)
     dist_info = init_distributed("cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu")
     try:
@@ -215,7 +218,8 @@ def _fit(cfg: Config, run_dir: Path, dist_info: DistInfo, console, final_test: b
     if cfg.train.compile:  # shares run.model's parameters: checkpoints and evaluation stay on the plain model
         train_model = torch.compile(train_model)
 
-    with RunProgress(cfg.train.epochs, enabled=dist_info.is_main, console=console) as progress:
+    with (RunProgress(cfg.train.epochs, enabled=dist_info.is_main, console=console) as progress,
+          MetricLoggers(cfg.train.loggers if dist_info.is_main else [], run_dir, flatten(cfg.to_dict())) as loggers):
         if resumed:
             changed = "".join(f"; {key} {old} -> {new}" for key, (old, new) in changes.items())
             progress.message(f"resuming {run_dir} at epoch {run.epochs_done + 1}/{cfg.train.epochs}{changed}")
@@ -255,6 +259,7 @@ def _fit(cfg: Config, run_dir: Path, dist_info: DistInfo, console, final_test: b
             run.rows.append(row)
             if dist_info.is_main:
                 _save_epoch(run, improved)
+                loggers.log(row)
             progress.end_epoch(epoch, _epoch_line(row, cfg.train.epochs, improved))
             if on_epoch is not None:
                 on_epoch(row)

@@ -126,3 +126,15 @@ def tsne(
         console.print(f"{trained.label} has no specific prompt p_s: features only", highlight=False)
     console.print(f"t-SNE of {result.samples} {split.value} samples; written: {result.figure}, "
                   f"{', '.join(str(p) for p in result.csvs.values())}", highlight=False, soft_wrap=True)
+
+
+@app.command(rich_help_panel=INSPECT)
+def plot(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders of insvp train (finished or not).", metavar="RUN...",
+                                               show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The PNG to write.")] = Path("figures/curves.png"),
+) -> None:
+    """Training curves of one or many runs: loss, val and test accuracy and learning rate per epoch, one PNG."""
+    from ..figures.curves import plot_curves
+
+    console.print(f"written: {plot_curves(runs, out)}", highlight=False, soft_wrap=True)
