@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from .render import csv_table, markdown_table, short_value
 from .requirements import bind_requirements
 from .resolve import Recipe, resolve_config
 from .rundir import SUMMARY, read_metrics
+from .seeds import Spread, seed_dirs, seed_override
 from .training import run_or_reuse
 
 HEADERS = ("method", "extra params", "trainable params", "val acc", "test acc", "train images/s")
@@ -39,6 +40,7 @@ class MethodResult:
         train_images_per_s: mean training images/s of that run.
         chosen: for a sweep, the chosen values (``{"train.lr": 0.002}``); ``None`` for an untuned run.
         trials: for a sweep, ``complete/all`` trials.
+        seeds: the summaries of every seed (``--seeds N``), the first one's included; empty: one seed.
     """
 
     method: str
@@ -46,11 +48,18 @@ class MethodResult:
     train_images_per_s: float
     chosen: dict[str, Any] | None = None
     trials: str = ""
+    seeds: list[dict[str, Any]] = field(default_factory=list)
+
+    def accuracy(self, key: str) -> float | str:
+        """``val_acc`` or ``test_acc``: the run's, or mean ± std (N) over its seeds."""
+        if len(self.seeds) < 2:
+            return self.summary[key]
+        return Spread.of([s[key] for s in self.seeds]).format()
 
     def row(self) -> tuple:
         s = self.summary
-        row = (self.method, s["trainable_params_without_head"], s["trainable_params"], s["val_acc"], s["test_acc"],
-               self.train_images_per_s)
+        row = (self.method, s["trainable_params_without_head"], s["trainable_params"], self.accuracy("val_acc"),
+               self.accuracy("test_acc"), self.train_images_per_s)
         if self.chosen is None:
             return row
         chosen = sorted(self.chosen.items())
@@ -64,19 +73,29 @@ def mean_train_speed(run_dir: Path) -> float:
 
 
 def compare_runs(recipe: Recipe | Sequence[Recipe] | None, methods: list[str], out: Path,
-                 overrides: list[str] | tuple[str, ...] = (), console=None, sweep: bool = False) -> list[MethodResult]:
+                 overrides: list[str] | tuple[str, ...] = (), console=None, sweep: bool = False,
+                 seeds: int = 1) -> list[MethodResult]:
     """Train each of ``methods`` on ``recipe`` into ``out/<method>``; write ``out/comparison.{md,csv}``.
 
-    With ``sweep``, ``out/<method>`` is a sweep of the method and its row the selected trial; a method whose
-    sweep is not finished (its last trials run in another worker) or has no complete trial has no row.
+    With ``seeds`` above 1 each method trains that many times (:mod:`insvp_cli.seeds`: ``out/<method>``, then
+    ``out/<method>-seed1`` ...) and its accuracies are mean ± std (N). With ``sweep``, ``out/<method>`` is a sweep
+    of the method and its row the selected trial; a method whose sweep is not finished (its last trials run in
+    another worker) or has no complete trial has no row.
     """
     if sweep:
         results = _compare_sweeps(recipe, methods, out, overrides, console)
     else:
         # fail fast: a bad value or a need the data does not meet stops the comparison before anything trains
         configs = {m: bind_requirements(resolve_config(recipe, [*overrides, f"method.name={m}"])) for m in methods}
-        results = [MethodResult(m, run_or_reuse(cfg, out / m, console), mean_train_speed(out / m))
-                   for m, cfg in configs.items()]
+        results = []
+        for method, cfg in configs.items():
+            dirs = seed_dirs(out / method, seeds)
+            summaries = [run_or_reuse(cfg, dirs[0], console)]
+            summaries += [run_or_reuse(bind_requirements(resolve_config(
+                recipe, [*overrides, f"method.name={method}", seed_override(cfg.train.seed, k)])), run_dir, console)
+                for k, run_dir in enumerate(dirs[1:], start=1)]
+            results.append(MethodResult(method, summaries[0], mean_train_speed(dirs[0]),
+                                        seeds=summaries if seeds > 1 else []))
     headers = TUNED_HEADERS if sweep else HEADERS
     rows = [r.row() for r in results]
     atomic_write_text(markdown_table(headers, rows, digits=2), out / "comparison.md")

@@ -13,6 +13,10 @@ class ConfigError(UsageError):
     """An unknown key, a wrong type or a bad choice in a recipe or a ``--set`` override."""
 
 
+class RunInUse(UsageError):
+    """Another process holds the run folder's lock (it trains there now)."""
+
+
 class RunInterrupted(Exception):
     """Ctrl-C during a run: it resumes from its last finished epoch with ``insvp train --resume RUN``.
 

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from .config import Config
-from .errors import UsageError
+from .errors import RunInUse, UsageError
 from .resolve import flatten, resolve_config
 
 CONFIG = "config.yaml"
@@ -190,8 +190,8 @@ class RunLock:
             self._lock.acquire()
         except Timeout:
             self._lock = None
-            raise UsageError(f"{self.run_dir} is in use: {self._holder()}; wait for it to finish or choose "
-                             f"another folder") from None
+            raise RunInUse(f"{self.run_dir} is in use: {self._holder()}; wait for it to finish or choose "
+                           f"another folder") from None
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
         self.owner_file.write_text(json.dumps(owner) + "\n")
         return self

@@ -32,14 +32,23 @@ def compare(
     sweep: Annotated[bool, typer.Option("--sweep", help="Compare each method at its best: an insvp sweep per method "
                                                         "(the recipe's sweep: section, else the method's default "
                                                         "grid), run or reused, its selected trial tested.")] = False,
+    seeds: Annotated[int, typer.Option(min=1, help="Train each method with this many seeds (train.seed, +1, ...; "
+                                                   "OUT/METHOD, OUT/METHOD-seed1, ...): accuracies as mean ± std "
+                                                   "(N).")] = 1,
 ) -> None:
     """Train several methods on the same recipe (same seed, data, schedule) and compare them (paper Table 1)."""
     from ..compare import compare_runs
+    from ..errors import UsageError
 
     names = split_names(methods, "--methods", ",".join(COMPARED_BY_DEFAULT))
     out = out if out is not None else Path("runs/compare-tuned" if sweep else "runs/compare")
-    results = compare_runs(recipes(recipe), names, out, overrides or [], console=None, sweep=sweep)
+    if sweep and seeds > 1:
+        raise UsageError("--seeds with --sweep: a sweep selects one trial; compare seeds of untuned runs, or pass "
+                         "the chosen values as --set with --seeds")
+    results = compare_runs(recipes(recipe), names, out, overrides or [], console=None, sweep=sweep, seeds=seeds)
     title = f"{', '.join(names)} on {' + '.join(recipe) if recipe else 'the defaults'}"
+    if seeds > 1:
+        title += f", {seeds} seeds each (mean ± std (N))"
     _print(results, title + (", each at its best validation values" if sweep else ""), out, tuned=sweep)
     missing = [name for name in names if name not in {r.method for r in results}]
     if missing:

@@ -32,6 +32,11 @@ def reproduce(
     tune: Annotated[bool, typer.Option("--tune", help="Tune each run first: an insvp sweep per run (its method's "
                                                       "default grid) into RUN-tuned; insvp report then shows the "
                                                       "tuned cells, marked.")] = False,
+    seeds: Annotated[int, typer.Option(min=1, help="Train every run with this many seeds (RUN, RUN-seed1, ...); "
+                                                   "insvp report shows mean ± std (N).")] = 1,
+    gpus: Annotated[str | None, typer.Option(metavar="0,1,...", help="Start one worker per GPU (CUDA_VISIBLE_DEVICES), "
+                                             "sharing the table's runs; logs in RUNS/workers/.",
+                                             show_default=False)] = None,
 ) -> None:
     """Train every run of a table of the paper, one after another: finished runs are skipped, interrupted ones resumed.
 
@@ -40,11 +45,19 @@ def reproduce(
     for the data folders.
     """
     from ..config import DEFAULT_METHOD
-    from ..reproduce import runner
+    from ..reproduce import runner, workers
 
     names = None if methods is None else split_names(methods, "--methods", DEFAULT_METHOD)
+    if gpus is not None and not dry_run:
+        devices = workers.parse_gpus(gpus)
+        runner.plan_table(table, data_root, runs, names, overrides or [], weights_dir, seeds=seeds)  # fail fast
+        args = workers.reproduce_args(table, data_root, runs, seeds, weights_dir, methods, tune, overrides or [])
+        if workers.run_workers(args, devices, runs, _say):
+            raise typer.Exit(1)
+        _say(f"{table}: every worker finished; insvp report --runs {runs} --table {table} shows the table")
+        return
     plan = runner.plan_table(table, data_root, runs, names, overrides or [], weights_dir,
-                             ngpus=0 if tune else runner.visible_gpus())
+                             ngpus=0 if tune else runner.visible_gpus(), seeds=seeds)
     if tune:  # a sweep per run
         dry_run_lines, header_lines, execute = runner.tune_dry_run_lines, runner.tune_lines, runner.tune_plan
     else:
@@ -60,7 +73,8 @@ def reproduce(
                    f"{len(outcome.pending)} still running in other workers, {len(outcome.failed)} without a "
                    "complete trial")
     else:
-        summary = (f": {len(outcome.trained)} trained, {len(outcome.reused)} already finished, "
+        others = f", {len(outcome.pending)} trained by other workers" if outcome.pending else ""
+        summary = (f": {len(outcome.trained)} trained, {len(outcome.reused)} already finished{others}, "
                    f"{len(outcome.failed)} failed")
     _say(f"{plan.table.name}{summary}; insvp report --runs {runs} --table {plan.table.name} shows the table")
     for name, why in outcome.failed:

@@ -13,13 +13,13 @@ its tuned columns when only some are).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
 from ..render import Value, csv_table, latex_table, markdown_table
 from ..rundir import SUMMARY
+from ..seeds import Spread, finished_seeds, test_accuracies
 from .tables import PAPER_TABLES, TABLES, TUNED_SUFFIX, TableDef
 
 MISSING = "—"  # a run that is missing or unfinished
@@ -29,6 +29,8 @@ DIGITS = 1  # the paper prints one decimal
 TUNED_NOTE = ("ours (tuned): learning rate and weight decay chosen per run on the validation split by insvp sweep "
               "(insvp reproduce --tune), the selected trial's test accuracy (VTAB-1k: of the final run on "
               "train800val200 with the chosen values)")
+SEEDS_NOTE = ("mean ± std (N): the test accuracy over N seeds (insvp reproduce --seeds N; train.seed raised by one per "
+              "seed, the same splits); group means and differences use the mean")
 PROTOCOL_NOTE = ("paper: the release's best test accuracy over 100 epochs; ours: test accuracy at the epoch "
                  "selected on the validation split (VTAB-1k final protocol: the last epoch)")
 
@@ -46,8 +48,10 @@ class Report:
     runs: int
 
 
-def read_results(table: TableDef, runs_dir: Path) -> dict[str, tuple[float, bool]]:
-    """Test accuracy of every finished run of ``table`` under ``runs_dir`` and whether it was tuned, by run name.
+def read_results(table: TableDef, runs_dir: Path) -> dict[str, tuple[float, bool, Spread | None]]:
+    """Test accuracy of every finished run of ``table`` under ``runs_dir``, whether it was tuned, and its spread over
+    seeds (``insvp reproduce --seeds N``: the run and its finished ``-seed<k>`` siblings; ``None``: one seed), by run
+    name; the accuracy of several seeds is their mean.
 
     A finished sweep of the run (``insvp reproduce --tune``: ``<run>-tuned/sweep.json``) wins over the untuned run.
     """
@@ -56,11 +60,12 @@ def read_results(table: TableDef, runs_dir: Path) -> dict[str, tuple[float, bool
     results = {}
     for run in table.runs():
         tuned = finished_test_acc(runs_dir / f"{run.name}{TUNED_SUFFIX}")
-        summary = runs_dir / run.name / SUMMARY
+        seeds = finished_seeds(runs_dir / run.name, SUMMARY)
         if tuned is not None:
-            results[run.name] = (tuned, True)
-        elif summary.is_file():
-            results[run.name] = (float(json.loads(summary.read_text())["test_acc"]), False)
+            results[run.name] = (tuned, True, None)
+        elif seeds:
+            spread = Spread.of(test_accuracies(seeds))
+            results[run.name] = (spread.mean, False, spread if spread.n > 1 else None)
     return results
 
 
@@ -74,7 +79,7 @@ def build_report(table: TableDef | str, runs_dir: Path) -> Report:
     results = read_results(table, runs_dir)
     cells = {(c.row, c.column): c.run.name for c in table.cells}
     rows: list[list[Value]] = []
-    any_tuned = False
+    any_tuned = any_seeds = False
     for row in table.rows:
         ours, ours_label = None, "ours"
         if any(r == row for r, _ in cells):
@@ -82,6 +87,8 @@ def build_report(table: TableDef | str, runs_dir: Path) -> Report:
             by_column = {col: None if value is None else value[0] for col, value in found.items()}
             by_column.update({a.label: _mean([by_column[c] for c in a.columns]) for a in table.aggregates})
             ours = [by_column[col] for col in table.display]
+            spreads = {col: value[2] for col, value in found.items() if value is not None and value[2] is not None}
+            any_seeds |= bool(spreads)
             ours_label = _tuned_label([col for col, value in found.items() if value is not None and value[1]],
                                       [col for col, value in found.items() if value is not None])
             any_tuned |= ours_label != "ours"
@@ -93,12 +100,15 @@ def build_report(table: TableDef | str, runs_dir: Path) -> Report:
             source = "paper" if other_backbone is None else f"paper ({other_backbone})"
             rows.append([row, source, *(NOT_PUBLISHED if v is None else v for v in paper)])
         if ours is not None:
-            rows.append([row, ours_label, *(MISSING if v is None else v for v in ours)])
+            rows.append([row, ours_label, *(MISSING if v is None else spreads[col].format(DIGITS) if col in spreads
+                                            else v for col, v in zip(table.display, ours, strict=True))])
         if paper is not None and ours is not None and other_backbone is None:
             rows.append([row, "ours - paper", *_differences(ours, paper)])
     notes = [PROTOCOL_NOTE, f"{MISSING}: run missing or unfinished under {runs_dir}; blank: not published"]
     if any_tuned:
         notes.append(TUNED_NOTE)
+    if any_seeds:
+        notes.append(SEEDS_NOTE)
     if table.published is not None:
         if table.published.backbones:
             notes.append(f"paper (BACKBONE): published on another backbone than this table's; ours run on this "

@@ -23,6 +23,7 @@ The commands that ``--dry-run`` prints are exactly those runs, copy-pasteable.
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import subprocess
 import sys
@@ -34,10 +35,11 @@ import yaml
 
 from ..config import Config
 from ..data import DATASETS
-from ..errors import TrainingDiverged, UsageError
+from ..errors import RunInUse, TrainingDiverged, UsageError
 from ..requirements import MissingNeed, bind_requirements
 from ..resolve import flatten, format_override, resolve_config
 from ..rundir import LOCATION_KEYS, SUMMARY, setting_differences
+from ..seeds import seed_dirs, seed_override
 from ..training import run_or_reuse
 from .sizes import image_steps
 from .tables import TABLES, TUNED_SUFFIX, RunSpec, TableDef
@@ -137,7 +139,7 @@ def visible_gpus() -> int:
 
 def plan_table(table: TableDef | str, data_root: Path, runs_dir: Path, methods: list[str] | None = None,
                overrides: list[str] | tuple[str, ...] = (), weights_dir: Path | None = None,
-               ngpus: int = 0) -> Plan:
+               ngpus: int = 0, seeds: int = 1) -> Plan:
     """Resolve every run of ``table`` and find its state; no data is read and nothing is trained.
 
     Args:
@@ -150,15 +152,27 @@ def plan_table(table: TableDef | str, data_root: Path, runs_dir: Path, methods: 
         weights_dir: where local backbone weight files are: a recipe's local weights path is replaced by
             ``weights_dir / <its file name>`` (``timm`` tags are left to timm's cache).
         ngpus: visible CUDA GPUs; more than one launches each run with ``torchrun`` on all of them.
+        seeds: train every run with this many seeds: its folder for the first, ``<run>-seed<k>`` with ``train.seed``
+            raised by ``k`` for the others (:mod:`insvp_cli.seeds`); ``insvp report`` shows mean ± std (N).
 
     Raises:
         UsageError: unknown table or method, a bad override, a batch size that does not split over the GPUs.
     """
     table = TABLES.get(table) if isinstance(table, str) else table
     selected = table.select(methods)
-    runs = [_plan_run(spec, data_root, runs_dir, tuple(overrides), weights_dir, ngpus)
-            for spec in table.runs(methods)]
+    runs = [_plan_run(seeded, data_root, runs_dir, tuple(overrides), weights_dir, ngpus)
+            for spec in table.runs(methods) for seeded in _seeded(spec, seeds)]
     return Plan(table, list(dict.fromkeys(c.method for c in selected)), runs, data_root, ngpus)
+
+
+def _seeded(spec: RunSpec, seeds: int) -> list[RunSpec]:
+    """``spec`` and its other seeds: ``<name>-seed<k>`` with ``train.seed`` raised by ``k`` over the recipe's."""
+    if seeds == 1:
+        return [spec]
+    base = resolve_config(_recipe_name(spec), spec.overrides).train.seed
+    return [spec, *(dataclasses.replace(spec, name=seed_dirs(Path(spec.name), seeds)[k].as_posix(),
+                                        overrides=(*spec.overrides, seed_override(base, k)))
+                    for k in range(1, seeds))]
 
 
 def _plan_run(spec: RunSpec, data_root: Path, runs_dir: Path, user: tuple[str, ...], weights_dir: Path | None,
@@ -320,9 +334,17 @@ def run_plan(plan: Plan, console) -> Outcome:
     pending = plan.pending()
     for i, run in enumerate(pending, start=1):
         done = len(outcome.reused) + len(outcome.trained)
+        if (run.run_dir / SUMMARY).is_file():  # finished by another worker since the plan was made
+            outcome.reused.append(run.spec.name)
+            continue
         console.rule(f"[{i}/{len(pending)}] {run.spec.name} ({run.state}) · {done}/{len(plan.runs)} runs done",
                      style="bold")
-        error = _train(run, console)
+        try:
+            error = _train(run, console)
+        except RunInUse:  # another worker trains it: this one goes on with the next run
+            outcome.pending.append(run.spec.name)
+            console.print(f"skipped: {run.spec.name} is being trained by another worker", highlight=False)
+            continue
         if error is None:
             outcome.trained.append(run.spec.name)
         else:

@@ -1,0 +1,99 @@
+"""Seeds with error bars (``--seeds N`` in compare, reproduce and report) and reproduce workers that share a table's
+runs (run-folder locks, ``--gpus``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+import pytest
+
+from insvp_cli.compare import compare_runs
+from insvp_cli.errors import UsageError
+from insvp_cli.reproduce import Cell, RunSpec, TableDef, build_report, plan_table, register_table, run_plan
+from insvp_cli.reproduce.workers import parse_gpus
+from insvp_cli.rundir import RunLock
+from insvp_cli.seeds import Spread, finished_seeds, seed_dirs
+from tests.test_training import tiny_run
+
+# two tiny runs on the digits, for workers and seeds
+TABLE = "seeds-workers-test"
+register_table(TableDef(TABLE, "seeds and workers", "method", ("InsVP",), ("0-2", "3-5"), tuple(
+    Cell("InsVP", column, "insvp", RunSpec(f"digits{''.join(map(str, classes))}/insvp", None,
+                                           (*tiny_run("insvp", 1), f"data.classes={list(classes)}")))
+    for column, classes in (("0-2", (0, 1, 2)), ("3-5", (3, 4, 5))))))
+QUIET = type("Quiet", (), {"rule": staticmethod(lambda *a, **k: None), "print": staticmethod(lambda *a, **k: None)})()
+
+
+def test_spread_formats_mean_std_and_count():
+    assert Spread.of([80.0, 82.0, 84.0]).format() == "82.00 ± 2.00 (3)"
+    assert Spread.of([80.0]).format(1) == "80.0"
+    assert Spread.of([1.0, 2.0]).std == pytest.approx(statistics.stdev([1.0, 2.0]))
+
+
+def test_seed_folders_keep_the_first_run_and_sit_beside_it(tmp_path):
+    assert seed_dirs(tmp_path / "vpt", 3) == [tmp_path / "vpt", tmp_path / "vpt-seed1", tmp_path / "vpt-seed2"]
+    for name in ("vpt", "vpt-seed2", "vpt-seedx", "vpt-seed1"):
+        (tmp_path / name).mkdir()
+    for name in ("vpt", "vpt-seed2", "vpt-seedx"):
+        (tmp_path / name / "summary.json").write_text("{}")
+    assert finished_seeds(tmp_path / "vpt") == [tmp_path / "vpt", tmp_path / "vpt-seed2"]
+
+
+def test_compare_with_seeds_trains_each_seed_and_shows_mean_and_std(tmp_path):
+    results = compare_runs(None, ["linear"], tmp_path, tiny_run("linear", 1), seeds=2)
+    seeds = [json.loads((tmp_path / name / "summary.json").read_text()) for name in ("linear", "linear-seed1")]
+    configs = [(tmp_path / name / "config.yaml").read_text() for name in ("linear", "linear-seed1")]
+    assert "seed: 0" in configs[0] and "seed: 1" in configs[1]
+    spread = Spread.of([s["test_acc"] for s in seeds])
+    assert results[0].row()[4] == spread.format() and f"{spread.format()} |" in (tmp_path / "comparison.md").read_text()
+
+
+def test_reproduce_with_seeds_plans_the_extra_seeds_and_report_aggregates_them(tmp_path):
+    runs = tmp_path / "runs"
+    plan = plan_table(TABLE, tmp_path, runs, ["insvp"], seeds=2)
+    assert [r.spec.name for r in plan.runs] == ["digits012/insvp", "digits012/insvp-seed1", "digits345/insvp",
+                                                "digits345/insvp-seed1"]
+    assert plan.runs[1].cfg.train.seed == plan.runs[0].cfg.train.seed + 1
+    outcome = run_plan(plan, QUIET)
+    assert sorted(outcome.trained) == sorted(r.spec.name for r in plan.runs)
+    accs = [json.loads((runs / "digits012" / name / "summary.json").read_text())["test_acc"]
+            for name in ("insvp", "insvp-seed1")]
+    report = build_report(TABLE, runs)
+    ours = next(row for row in report.rows if row[:2] == ["InsVP", "ours"])
+    assert ours[2] == Spread.of(accs).format(1) and ours[2].endswith("(2)")
+    assert any(note.startswith("mean ± std (N)") for note in report.notes)
+
+
+def test_a_worker_skips_a_run_another_holds_and_trains_the_rest(tmp_path):
+    runs = tmp_path / "runs"
+    plan = plan_table(TABLE, tmp_path, runs, ["insvp"])
+    with RunLock(runs / "digits012" / "insvp"):  # another worker trains this one
+        outcome = run_plan(plan, QUIET)
+    assert outcome.pending == ["digits012/insvp"] and outcome.trained == ["digits345/insvp"]
+    assert run_plan(plan_table(TABLE, tmp_path, runs, ["insvp"]), QUIET).trained == ["digits012/insvp"]
+
+
+def test_gpus_starts_one_worker_per_device_and_they_share_the_runs(tmp_path):
+    runs = tmp_path / "runs"
+    # the table is registered by the test module: the workers import it through sitecustomize
+    (tmp_path / "sitecustomize.py").write_text("import tests.test_seeds_workers\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd()])}
+    proc = subprocess.run([sys.executable, "-m", "insvp_cli", "reproduce", TABLE, "--data-root", str(tmp_path),
+                           "--runs", str(runs), "--methods", "insvp", "--gpus", "0,1"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "worker on GPU 0 exited with 0" in proc.stdout and "worker on GPU 1 exited with 0" in proc.stdout
+    assert all((runs / f"digits{c}/insvp/summary.json").is_file() for c in ("012", "345"))
+    logs = [(runs / "workers" / f"gpu-{g}.log").read_text() for g in ("0", "1")]
+    trained = [int(log.split(" trained, ")[0].rsplit(" ", 1)[-1]) for log in logs]  # ": K trained, ..."
+    assert sum(trained) == 2  # every run trained once, by one worker or the other
+
+
+@pytest.mark.parametrize("text", ["", "0,x", "1,1", "-1"])
+def test_bad_gpu_lists_are_usage_errors(text):
+    with pytest.raises(UsageError, match="--gpus"):
+        parse_gpus(text)
