@@ -21,7 +21,8 @@ from fabricate import make_vtab
 from rich.console import Console
 from typer.testing import CliRunner
 
-import insvp_cli.sweep as sweep_module
+import insvp_cli.sweep.plan as sweep_plan
+import insvp_cli.sweep.study as sweep_study
 import insvp_cli.training as training
 from insvp_cli.cli import app
 from insvp_cli.cli import run as run_cli
@@ -168,8 +169,8 @@ def test_trials_never_see_the_test_split_and_the_choice_is_tested_once(tmp_path,
     def refuse(*args, **kwargs):
         raise AssertionError("called again")
 
-    monkeypatch.setattr(sweep_module, "fit", refuse)
-    monkeypatch.setattr(sweep_module, "evaluate_checkpoint", refuse)
+    monkeypatch.setattr(sweep_study, "fit", refuse)
+    monkeypatch.setattr(sweep_study, "evaluate_checkpoint", refuse)
     assert run_sweep(plan_sweep([recipe], sets, out), QUIET).best_test_acc == result.best_test_acc
 
 
@@ -189,7 +190,7 @@ def test_a_diverged_trial_is_shown_and_the_sweep_goes_on(tmp_path, monkeypatch):
 
 
 def test_pruned_trials_keep_their_folders_and_are_never_selected(tmp_path, monkeypatch):
-    monkeypatch.setattr(sweep_module, "PRUNE_STARTUP_TRIALS", 1)
+    monkeypatch.setattr(sweep_study, "PRUNE_STARTUP_TRIALS", 1)
     sets = [*tiny("linear", 3), "data.classes=[0, 1, 2]"]  # trials 2 and 3 fall below the median at epoch 1
     result = run_sweep(plan_sweep(None, sets, tmp_path / "s", grids=[LRS], prune=True), QUIET)
     pruned = [r for r in result.rows if r.state == "pruned"]
@@ -348,7 +349,7 @@ TUNE_TABLE = register_table(TableDef(
 
 
 def test_reproduce_tune_sweeps_each_run_and_report_marks_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(sweep_module, "default_space", lambda method, batch: {"train.lr": [0.003, 0.03]})
+    monkeypatch.setattr(sweep_plan, "default_space", lambda method, batch: {"train.lr": [0.003, 0.03]})
     plan = plan_table(TUNE_TABLE, tmp_path, tmp_path / "runs")
     lines = tune_dry_run_lines(plan)
     assert lines[-1].startswith("insvp sweep --set method.name=linear") and "digits012/linear-tuned" in lines[-1]
