@@ -41,9 +41,10 @@ import torch
 import torch.nn.functional as F
 
 from .backbone import data_config, first_sentence
-from .checkpoint import checkpoint_config, read_checkpoint, restore_model
+from .checkpoint import checkpoint_config, read_checkpoint
 from .data.transforms import input_size, preprocess_spec
 from .errors import UsageError
+from .restore import restore_model
 
 FORMATS = ("onnx", "pt2")
 MODEL_FILES = {"onnx": "model.onnx", "pt2": "model.pt2"}

@@ -30,11 +30,13 @@ from typing import IO
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .checkpoint import atomic_open, checkpoint_config, eval_transform, read_checkpoint, restore_model
+from .checkpoint import checkpoint_config, read_checkpoint
 from .data import BadImage, read_rgb
 from .data.loaders import collate
 from .engine import Precision, eval_logits
 from .errors import UsageError
+from .io import atomic_open
+from .restore import eval_transform, restore_model
 from .training import resolve_device
 
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl"}

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .backbone import data_config
-from .checkpoint import atomic_save, atomic_write_text, make_checkpoint, read_checkpoint, restore_model
+from .checkpoint import make_checkpoint, read_checkpoint
 from .config import Config
 from .data import ImageLoader, Loaders, Splits, build_loaders, build_splits, pop_bad_images
 from .distributed import DistInfo, init_distributed, shutdown_distributed
@@ -47,10 +47,12 @@ from .engine import (
     train_one_epoch,
 )
 from .errors import ConfigError, RunInterrupted, TrainingDiverged, UsageError
+from .io import atomic_save, atomic_write_text
 from .methods.base import Method, TrainingData
 from .methods.build import build_backbone, build_model
 from .progress import RunProgress
 from .requirements import bind_requirements, coarse_labels
+from .restore import restore_model
 from .rundir import (
     CONFIG,
     METRICS,

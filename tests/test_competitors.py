@@ -13,16 +13,18 @@ from torchvision.models import alexnet
 
 from insvp_cli.backbone import create_backbone
 from insvp_cli.backbone.vit import blocks_with_prompts, embed_tokens, pool
-from insvp_cli.checkpoint import atomic_save, make_checkpoint, read_checkpoint, restore_model
+from insvp_cli.checkpoint import make_checkpoint, read_checkpoint
 from insvp_cli.config import BackboneConfig
 from insvp_cli.engine import build_scheduler
 from insvp_cli.errors import ConfigError, RunInterrupted, UsageError
+from insvp_cli.io import atomic_save
 from insvp_cli.methods.base import TrainingData
 from insvp_cli.methods.build import build_model
 from insvp_cli.methods.e2vpt.model import attention_with_kv, prune_masks
 from insvp_cli.params import count_parameters
 from insvp_cli.reproduce import TABLES
 from insvp_cli.resolve import resolve_config
+from insvp_cli.restore import restore_model
 from insvp_cli.training import fit
 from tests.conftest import one_line_error, tiny_overrides
 from tests.test_training import tiny_run

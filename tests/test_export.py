@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 
 import insvp_cli
-from insvp_cli.checkpoint import atomic_save, make_checkpoint
+from insvp_cli.checkpoint import make_checkpoint
 from insvp_cli.errors import UsageError
 from insvp_cli.export import FORMATS, MODEL_FILES, TOLERANCE, adaptive_max_pool2d, export_model, logit_difference
+from insvp_cli.io import atomic_save
 from insvp_cli.methods import METHODS
 from insvp_cli.methods.build import build_model
 from tests.conftest import REPO, tiny_config, tiny_overrides, tiny_swin_overrides

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import insvp_cli.training as training
-from insvp_cli.checkpoint import atomic_write_text
 from insvp_cli.errors import ConfigError, RunInterrupted, TrainingDiverged, UsageError
+from insvp_cli.io import atomic_write_text
 from insvp_cli.methods.build import build_model
 from insvp_cli.resolve import resolve_config
 from insvp_cli.rundir import RunLock, resume_config

@@ -18,7 +18,7 @@ from torch import nn
 
 import insvp_cli
 from insvp_cli.backbone import create_backbone
-from insvp_cli.checkpoint import make_checkpoint, read_checkpoint, restore_model
+from insvp_cli.checkpoint import make_checkpoint, read_checkpoint
 from insvp_cli.config import BackboneConfig
 from insvp_cli.errors import ConfigError, UsageError
 from insvp_cli.hierarchy import BUILTIN, hierarchy_file, read_hierarchy
@@ -28,6 +28,7 @@ from insvp_cli.methods.label_mapping import frequency_mapping
 from insvp_cli.params import count_parameters
 from insvp_cli.requirements import MissingNeed, bind_requirements
 from insvp_cli.resolve import resolve_config
+from insvp_cli.restore import restore_model
 from insvp_cli.sweep import plan_sweep
 from insvp_cli.training import evaluate_checkpoint, fit
 from tests.conftest import TINY_VITS, insvp, one_line_error, tiny_overrides

@@ -163,7 +163,8 @@ def test_corrupt_and_foreign_checkpoints(tmp_path, cli):
 
 
 def test_vit_b_checkpoint_holds_trainable_weights_only(tmp_path):
-    from insvp_cli.checkpoint import atomic_save, make_checkpoint
+    from insvp_cli.checkpoint import make_checkpoint
+    from insvp_cli.io import atomic_save
     from insvp_cli.methods.build import build_model
 
     cfg = resolve_config("recipes/cub.yaml", ["backbone.weights=none"])

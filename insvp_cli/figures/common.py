@@ -13,8 +13,9 @@ from PIL import Image
 from torch import nn
 
 from ..backbone import data_config
-from ..checkpoint import checkpoint_config, eval_transform, read_checkpoint, restore_model
+from ..checkpoint import checkpoint_config, read_checkpoint
 from ..config import Config
+from ..restore import eval_transform, restore_model
 
 DPI = 100  # small PNGs that still show every pixel of a 32 px input when drawn at 2 in
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from ..checkpoint import atomic_write_text
+from ..io import atomic_write_text
 from ..render import csv_table, markdown_table, short_value
 from ..resolve import flatten, format_override, resolve_config
 from .plan import FINAL, RESULT, Sweep

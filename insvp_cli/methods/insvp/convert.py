@@ -38,9 +38,10 @@ from pathlib import Path
 import torch
 
 from ...backbone import read_state_dict
-from ...checkpoint import atomic_save, atomic_save_safetensors, atomic_write_text, make_checkpoint
+from ...checkpoint import make_checkpoint
 from ...config import Config
 from ...errors import UsageError
+from ...io import atomic_save, atomic_save_safetensors, atomic_write_text
 from ...resolve import resolve_config
 
 # Release name (prefix, or a whole name) -> our name. See the module docstring for the shapes.
