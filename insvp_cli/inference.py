@@ -33,11 +33,11 @@ from torch.utils.data import DataLoader, Dataset
 from .checkpoint import checkpoint_config, read_checkpoint
 from .data import BadImage, read_rgb
 from .data.loaders import collate
+from .distributed import resolve_device
 from .engine import Precision, eval_logits
 from .errors import UsageError
 from .io import atomic_open
 from .restore import eval_transform, restore_model
-from .training import resolve_device
 
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
 

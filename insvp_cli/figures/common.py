@@ -55,7 +55,7 @@ class TrainedModel:
 
 def load_trained(checkpoint: str | Path, device: str = "auto", overrides: Sequence[str] = ()) -> TrainedModel:
     """Rebuild a checkpoint's model and its evaluation transform (the same as :func:`insvp_cli.load_transform`)."""
-    from ..training import resolve_device
+    from ..distributed import resolve_device
 
     ckpt = read_checkpoint(checkpoint)
     cfg = checkpoint_config(ckpt, list(overrides))
