@@ -1,4 +1,6 @@
-"""Self-describing checkpoints: trainable weights + resolved config + backbone identity + metrics.
+"""The two file formats of a run: self-describing checkpoints (``best.pt``, ``last.pt``: trainable weights +
+resolved config + backbone identity + metrics) and ``resume.pt`` (what continuing training needs). They share one
+format version.
 
 Every file is written atomically (:mod:`insvp_cli.io`), so a run killed at any moment leaves either the previous
 or the new file, never a torn one. Every file loads with ``torch.load(..., weights_only=True)``: plain containers
@@ -8,9 +10,12 @@ and tensors only, no pickled code.
 from __future__ import annotations
 
 import hashlib
+import json
+import random
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -19,9 +24,15 @@ from .config import Config
 from .errors import UsageError
 from .resolve import resolve_config
 
-FORMAT_VERSION = 1
+# of checkpoints and resume.pt alike. 1: checkpoints without classes_named; 2: resume.pt, and checkpoints with it
+FORMAT_VERSION = 2
 # what make_checkpoint writes and restore_model / the commands read
 CHECKPOINT_KEYS = ("format_version", "config", "method", "backbone", "classes", "epoch", "metrics", "state_dict")
+# keys a checkpoint may lack (those of format 1), with the value they have there. classes_named: False when
+# ``classes`` are placeholders (a converted release checkpoint), so only their count is checked against the data
+CHECKPOINT_DEFAULTS: dict[str, Any] = {"classes_named": True}
+# what make_resume writes and read_resume checks
+RESUME_KEYS = ("format_version", "epoch", "model", "optimizer", "scheduler", "scaler", "best", "rows", "rng")
 
 
 def backbone_fingerprint(model: nn.Module) -> str | None:
@@ -38,7 +49,7 @@ def backbone_fingerprint(model: nn.Module) -> str | None:
 
 
 def make_checkpoint(model: nn.Module, cfg: Config, classes: list[str], metrics: dict[str, Any],
-                    epoch: int) -> dict[str, Any]:
+                    epoch: int, *, classes_named: bool = True) -> dict[str, Any]:
     """The contents of ``best.pt`` / ``last.pt``."""
     return {
         "format_version": FORMAT_VERSION,
@@ -47,6 +58,7 @@ def make_checkpoint(model: nn.Module, cfg: Config, classes: list[str], metrics: 
         "backbone": {"name": cfg.backbone.name, "weights": cfg.backbone.weights,
                      "fingerprint": backbone_fingerprint(model)},
         "classes": list(classes),
+        "classes_named": classes_named,
         "epoch": epoch,
         "metrics": dict(metrics),
         "state_dict": {k: v.detach().cpu() for k, v in model.trainable_state_dict().items()},
@@ -72,8 +84,48 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
                          f"{', '.join(CHECKPOINT_KEYS)}")
     if not isinstance(ckpt["format_version"], int) or ckpt["format_version"] > FORMAT_VERSION:
         raise UsageError(f"checkpoint {path} has format {ckpt['format_version']}; this insvp reads <= {FORMAT_VERSION}")
+    for key, value in CHECKPOINT_DEFAULTS.items():
+        ckpt.setdefault(key, value)
     ckpt["path"] = str(path)
     return ckpt
+
+
+def make_resume(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, scaler, best: dict[str, Any],
+                rows: list[dict[str, Any]], epoch: int) -> dict[str, Any]:
+    """The contents of ``resume.pt``: the state after ``epoch``, the metric rows so far and every RNG's state.
+
+    Args:
+        best: ``{"epoch", "val_acc", "state"}`` of the best epoch so far (``state``: its trainable weights).
+    """
+    return {
+        "format_version": FORMAT_VERSION,
+        "epoch": epoch,
+        "model": {k: v.detach().cpu() for k, v in model.trainable_state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "best": best,
+        "rows": json.dumps(rows),
+        "rng": {"torch": torch.get_rng_state(), "numpy": torch.from_numpy(np.random.get_state()[1].copy()),
+                "python": list(random.getstate()[1])},
+    }
+
+
+def read_resume(path: Path) -> dict[str, Any]:
+    """Load ``resume.pt`` safely and check its format (``rows`` may be absent: older files).
+
+    Raises:
+        ValueError: not a resume file of a format this insvp reads (the caller names the file).
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or not isinstance(state.get("format_version"), int):
+        raise ValueError("not an insvp resume file (no format_version)")
+    if state["format_version"] > FORMAT_VERSION:
+        raise ValueError(f"format {state['format_version']}; this insvp reads <= {FORMAT_VERSION}")
+    missing = [key for key in RESUME_KEYS if key not in state and key not in ("rows", "rng")]
+    if missing:
+        raise ValueError(f"it lacks {', '.join(missing)}")
+    return state
 
 
 def checkpoint_config(ckpt: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Config:

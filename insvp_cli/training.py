@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .backbone import data_config
-from .checkpoint import make_checkpoint, read_checkpoint
+from .checkpoint import make_checkpoint, make_resume, read_checkpoint, read_resume
 from .config import Config
 from .data import ImageLoader, Loaders, Splits, build_loaders, build_splits, pop_bad_images
 from .distributed import DistInfo, init_distributed, resolve_device, shutdown_distributed
@@ -315,18 +315,9 @@ def _save_epoch(run: Run, improved: bool) -> None:
         atomic_save(make_checkpoint(model, cfg, run.classes, {"val_acc": row["val_acc"]}, epoch),
                     run.run_dir / "best.pt")
     atomic_save(make_checkpoint(model, cfg, run.classes, row, epoch), run.run_dir / "last.pt")
-    atomic_save({
-        "format_version": 2,
-        "epoch": epoch,
-        "model": {k: v.detach().cpu() for k, v in model.trainable_state_dict().items()},
-        "optimizer": run.optimizer.state_dict(),
-        "scheduler": run.scheduler.state_dict(),
-        "scaler": run.scaler.state_dict() if run.scaler is not None else None,
-        "best": {"epoch": run.best.epoch, "val_acc": run.best.val_acc, "state": run.best.state},
-        "rows": json.dumps(run.rows),
-        "rng": {"torch": torch.get_rng_state(), "numpy": torch.from_numpy(np.random.get_state()[1].copy()),
-                "python": list(random.getstate()[1])},
-    }, run.run_dir / RESUME)
+    best = {"epoch": run.best.epoch, "val_acc": run.best.val_acc, "state": run.best.state}
+    atomic_save(make_resume(model, run.optimizer, run.scheduler, run.scaler, best, run.rows, epoch),
+                run.run_dir / RESUME)
     atomic_write_text("".join(json.dumps(r) + "\n" for r in run.rows), run.run_dir / METRICS)
 
 
@@ -337,7 +328,7 @@ def _restore(run: Run) -> bool:
     if not path.is_file():
         return False
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = read_resume(path)
         run.model.load_state_dict(state["model"], strict=False)
         run.optimizer.load_state_dict(state["optimizer"])
         run.scheduler.load_state_dict(state["scheduler"])

@@ -13,7 +13,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import insvp_cli
-from insvp_cli.checkpoint import read_checkpoint
+from insvp_cli.checkpoint import FORMAT_VERSION, read_checkpoint
 from insvp_cli.cli import app
 from insvp_cli.errors import RunInterrupted, TrainingDiverged
 from insvp_cli.reproduce import Cell, RunSpec, TableDef, plan_table, run_plan
@@ -42,7 +42,8 @@ def test_fit_writes_the_promised_files(tmp_path):
     assert summary == json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["best_epoch"] in (1, 2) and 0 <= summary["test_acc"] <= 100
     best = torch.load(tmp_path / "run" / "best.pt", map_location="cpu", weights_only=True)
-    assert best["format_version"] == 1 and best["method"] == "insvp" and best["classes"] == ["0", "1", "2"]
+    assert best["format_version"] == FORMAT_VERSION and best["classes_named"] is True
+    assert best["method"] == "insvp" and best["classes"] == ["0", "1", "2"]
     assert best["metrics"]["test_acc"] == summary["test_acc"]
     # trainable weights only: no backbone tensor, and exactly the trainable parameter count
     assert not any(k.startswith("backbone.") for k in best["state_dict"])
