@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from .backbone import data_config
-from .checkpoint import make_checkpoint, make_resume, read_checkpoint, read_resume
+from .checkpoint import make_checkpoint, make_resume, read_resume
 from .config import Config
 from .data import ImageLoader, Loaders, Splits, build_loaders, build_splits, pop_bad_images
 from .distributed import DistInfo, init_distributed, resolve_device, shutdown_distributed
@@ -52,7 +52,7 @@ from .methods.base import Method, TrainingData
 from .methods.build import build_backbone, build_model
 from .progress import RunProgress
 from .requirements import bind_requirements, coarse_labels
-from .restore import restore_model
+from .restore import load_checkpoint
 from .rundir import (
     CONFIG,
     METRICS,
@@ -387,14 +387,10 @@ def _finish(run: Run, final_test: bool) -> dict[str, Any]:
 def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", overrides: list[str] | tuple[str, ...] = (),
                         ) -> dict[str, Any]:
     """Rebuild a model from a checkpoint alone and evaluate it on ``split`` (val or test)."""
-    from .checkpoint import checkpoint_config
-
-    ckpt = read_checkpoint(checkpoint)
-    cfg = checkpoint_config(ckpt, overrides)
-    device = resolve_device(cfg.train.device)
-    model = restore_model(ckpt, cfg).to(device)
+    loaded = load_checkpoint(checkpoint, overrides)
+    ckpt, cfg, model, device = loaded.ckpt, loaded.cfg, loaded.model, loaded.device
     splits = build_splits(cfg.data, data_config(model.backbone))
-    named = ckpt.get("classes_named", True)
+    named = ckpt["classes_named"]
     if len(splits.classes) != len(ckpt["classes"]) or (named and list(splits.classes) != list(ckpt["classes"])):
         raise UsageError(f"checkpoint {ckpt['path']}: the data has other classes ({len(splits.classes)}) than it "
                          f"was trained on ({len(ckpt['classes'])}); check data.name, data.root and data.classes")
