@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -60,6 +59,7 @@ from .rundir import (
     SUMMARY,
     RunLock,
     check_resumable,
+    default_run_dir,
     read_metrics,
 )
 
@@ -70,11 +70,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def default_run_dir(cfg: Config) -> Path:
-    name = cfg.run_name or f"{cfg.data.name}-{cfg.method.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return Path(cfg.output_dir) / name
 
 
 @dataclass
