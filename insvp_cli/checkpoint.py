@@ -19,9 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .backbone import first_sentence
 from .config import Config
-from .errors import UsageError
+from .errors import UsageError, first_sentence
 from .resolve import resolve_config
 
 # of checkpoints and resume.pt alike. 1: checkpoints without classes_named; 2: resume.pt, and checkpoints with it

@@ -40,9 +40,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .backbone import data_config, first_sentence
+from .backbone import data_config
 from .data.transforms import input_size, preprocess_spec
-from .errors import UsageError
+from .errors import UsageError, first_sentence
 from .restore import load_checkpoint
 
 FORMATS = ("onnx", "pt2")

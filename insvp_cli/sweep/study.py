@@ -12,8 +12,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from ..backbone import first_sentence
-from ..errors import UsageError
+from ..errors import UsageError, first_sentence
 from ..resolve import flatten, format_override
 from ..rundir import SUMMARY, is_run, load_run_config, read_metrics, setting_differences
 from ..training import evaluate_checkpoint, fit, run_or_reuse

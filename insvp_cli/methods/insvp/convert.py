@@ -37,7 +37,7 @@ from pathlib import Path
 
 import torch
 
-from ...backbone import read_state_dict
+from ...backbone.weights import read_state_dict
 from ...checkpoint import make_checkpoint
 from ...config import Config
 from ...errors import UsageError
