@@ -11,8 +11,7 @@ import time
 
 import pytest
 
-from tests.conftest import INSVP, insvp, one_line_error
-from tests.test_training import tiny_run
+from tests.conftest import INSVP, insvp, one_line_error, tiny_run
 
 
 def sets(overrides: list[str]) -> list[str]:

@@ -36,8 +36,7 @@ from insvp_cli.reproduce.sizes import train_images
 from insvp_cli.reproduce.tables import HTA_FOLDERS
 from insvp_cli.requirements import MissingNeed, bind_requirements
 from insvp_cli.resolve import resolve_config
-from tests.conftest import insvp
-from tests.test_training import tiny_run
+from tests.conftest import insvp, tiny_run
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()

@@ -16,8 +16,7 @@ from insvp_cli.methods.build import build_model
 from insvp_cli.resolve import resolve_config
 from insvp_cli.rundir import RunLock, resume_config
 from insvp_cli.training import fit
-from tests.conftest import one_line_error
-from tests.test_training import tiny_run
+from tests.conftest import one_line_error, tiny_run
 
 
 def rows(run) -> list[dict]:

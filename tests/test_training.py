@@ -19,17 +19,11 @@ from insvp_cli.errors import RunInterrupted, TrainingDiverged
 from insvp_cli.reproduce import Cell, RunSpec, TableDef, plan_table, run_plan
 from insvp_cli.resolve import resolve_config
 from insvp_cli.training import fit
-from tests.conftest import one_line_error, tiny_overrides
+from tests.conftest import one_line_error, tiny_run
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_FILES = {"config.yaml", "metrics.jsonl", "best.pt", "last.pt", "resume.pt", "summary.json", ".lock"}
 runner = CliRunner()
-
-
-def tiny_run(method: str = "insvp", epochs: int = 2, *extra: str) -> list[str]:
-    return [*tiny_overrides("p8_d48_32px", method), "data.name=digits", "data.num_workers=0", "data.batch_size=32",
-            "data.classes=[0, 1, 2]", f"train.epochs={epochs}", "train.lr=0.005", "train.device=cpu",
-            "method.prompt_len=2" if method == "insvp" else "train.seed=0", *extra]
 
 
 def test_fit_writes_the_promised_files(tmp_path):
