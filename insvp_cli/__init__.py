@@ -17,14 +17,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .checkpoint import load_model, load_transform
     from .inference import predict
+    from .restore import load_model, load_transform
 
 __version__ = "0.2.0"
 __all__ = ["load_model", "load_transform", "predict", "__version__"]
 
 # public name -> the module that defines it
-_LAZY = {"load_model": "checkpoint", "load_transform": "checkpoint", "predict": "inference"}
+_LAZY = {"load_model": "restore", "load_transform": "restore", "predict": "inference"}
 
 
 def __getattr__(name: str) -> Any:

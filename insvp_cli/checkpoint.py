@@ -1,85 +1,37 @@
-"""Self-describing checkpoints: trainable weights + resolved config + backbone identity + metrics.
+"""The two file formats of a run: self-describing checkpoints (``best.pt``, ``last.pt``: trainable weights +
+resolved config + backbone identity + metrics) and ``resume.pt`` (what continuing training needs). They share one
+format version.
 
-Every file is written atomically (temp file in the same folder, then ``os.replace``), so a run killed
-at any moment leaves either the previous or the new file, never a torn one. Every file loads with
-``torch.load(..., weights_only=True)``: plain containers and tensors only, no pickled code.
+Every file is written atomically (:mod:`insvp_cli.io`), so a run killed at any moment leaves either the previous
+or the new file, never a torn one. Every file loads with ``torch.load(..., weights_only=True)``: plain containers
+and tensors only, no pickled code.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+import json
+import random
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from .backbone import data_config, first_sentence
 from .config import Config
-from .errors import UsageError
+from .errors import UsageError, first_sentence
 from .resolve import resolve_config
 
-FORMAT_VERSION = 1
+# of checkpoints and resume.pt alike. 1: checkpoints without classes_named; 2: resume.pt, and checkpoints with it
+FORMAT_VERSION = 2
 # what make_checkpoint writes and restore_model / the commands read
 CHECKPOINT_KEYS = ("format_version", "config", "method", "backbone", "classes", "epoch", "metrics", "state_dict")
-
-
-def _new_file_mode() -> int:
-    mask = os.umask(0)  # reading the umask means setting it: put it straight back
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-_NEW_FILE_MODE = _new_file_mode()
-
-
-@contextmanager
-def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
-    """Open a temp file beside ``path`` for writing; on a clean exit fsync it and rename it over ``path``.
-
-    Whatever goes wrong inside the block (an error, Ctrl-C), the temp file is removed and ``path`` keeps
-    its previous contents (or stays absent). ``kwargs`` go to :func:`open` (e.g. ``newline=""`` for csv).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp's file is private (0600): give it the mode a plain open() would (the file's own, or the umask's)
-        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else _NEW_FILE_MODE)
-        with os.fdopen(fd, mode, **kwargs) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` ``obj`` to ``path`` atomically."""
-    with atomic_open(path, "wb") as f:
-        torch.save(obj, f)
-
-
-def atomic_save_safetensors(tensors: dict[str, torch.Tensor], path: Path,
-                            metadata: dict[str, str] | None = None) -> None:
-    """Write ``tensors`` as a ``.safetensors`` file atomically."""
-    from safetensors.torch import save
-
-    data = save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata)
-    with atomic_open(path, "wb") as f:
-        f.write(data)
-
-
-def atomic_write_text(text: str, path: Path) -> None:
-    """Write ``text`` to ``path`` atomically."""
-    with atomic_open(path, "w") as f:
-        f.write(text)
+# keys a checkpoint may lack (those of format 1), with the value they have there. classes_named: False when
+# ``classes`` are placeholders (a converted release checkpoint), so only their count is checked against the data
+CHECKPOINT_DEFAULTS: dict[str, Any] = {"classes_named": True}
+# what make_resume writes and read_resume checks
+RESUME_KEYS = ("format_version", "epoch", "model", "optimizer", "scheduler", "scaler", "best", "rows", "rng")
 
 
 def backbone_fingerprint(model: nn.Module) -> str | None:
@@ -96,7 +48,7 @@ def backbone_fingerprint(model: nn.Module) -> str | None:
 
 
 def make_checkpoint(model: nn.Module, cfg: Config, classes: list[str], metrics: dict[str, Any],
-                    epoch: int) -> dict[str, Any]:
+                    epoch: int, *, classes_named: bool = True) -> dict[str, Any]:
     """The contents of ``best.pt`` / ``last.pt``."""
     return {
         "format_version": FORMAT_VERSION,
@@ -105,6 +57,7 @@ def make_checkpoint(model: nn.Module, cfg: Config, classes: list[str], metrics: 
         "backbone": {"name": cfg.backbone.name, "weights": cfg.backbone.weights,
                      "fingerprint": backbone_fingerprint(model)},
         "classes": list(classes),
+        "classes_named": classes_named,
         "epoch": epoch,
         "metrics": dict(metrics),
         "state_dict": {k: v.detach().cpu() for k, v in model.trainable_state_dict().items()},
@@ -130,61 +83,49 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
                          f"{', '.join(CHECKPOINT_KEYS)}")
     if not isinstance(ckpt["format_version"], int) or ckpt["format_version"] > FORMAT_VERSION:
         raise UsageError(f"checkpoint {path} has format {ckpt['format_version']}; this insvp reads <= {FORMAT_VERSION}")
+    for key, value in CHECKPOINT_DEFAULTS.items():
+        ckpt.setdefault(key, value)
     ckpt["path"] = str(path)
     return ckpt
 
 
+def make_resume(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, scaler, best: dict[str, Any],
+                rows: list[dict[str, Any]], epoch: int) -> dict[str, Any]:
+    """The contents of ``resume.pt``: the state after ``epoch``, the metric rows so far and every RNG's state.
+
+    Args:
+        best: ``{"epoch", "val_acc", "state"}`` of the best epoch so far (``state``: its trainable weights).
+    """
+    return {
+        "format_version": FORMAT_VERSION,
+        "epoch": epoch,
+        "model": {k: v.detach().cpu() for k, v in model.trainable_state_dict().items()},
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "best": best,
+        "rows": json.dumps(rows),
+        "rng": {"torch": torch.get_rng_state(), "numpy": torch.from_numpy(np.random.get_state()[1].copy()),
+                "python": list(random.getstate()[1])},
+    }
+
+
+def read_resume(path: Path) -> dict[str, Any]:
+    """Load ``resume.pt`` safely and check its format (``rows`` may be absent: older files).
+
+    Raises:
+        ValueError: not a resume file of a format this insvp reads (the caller names the file).
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or not isinstance(state.get("format_version"), int):
+        raise ValueError("not an insvp resume file (no format_version)")
+    if state["format_version"] > FORMAT_VERSION:
+        raise ValueError(f"format {state['format_version']}; this insvp reads <= {FORMAT_VERSION}")
+    missing = [key for key in RESUME_KEYS if key not in state and key not in ("rows", "rng")]
+    if missing:
+        raise ValueError(f"it lacks {', '.join(missing)}")
+    return state
+
+
 def checkpoint_config(ckpt: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> Config:
     return resolve_config(ckpt["config"], overrides)
-
-
-def restore_model(ckpt: dict[str, Any], cfg: Config | None = None, backbone: nn.Module | None = None) -> nn.Module:
-    """Rebuild the method from a checkpoint alone (plus the backbone weights source it records)."""
-    from .methods.build import build_model
-
-    cfg = cfg or checkpoint_config(ckpt)
-    model = build_model(cfg, len(ckpt["classes"]), backbone=backbone)
-    fingerprint = ckpt["backbone"].get("fingerprint")
-    if fingerprint and backbone_fingerprint(model) != fingerprint:
-        raise UsageError(
-            f"checkpoint {ckpt['path']} was trained on another backbone than {cfg.backbone.name} with weights "
-            f"{cfg.backbone.weights!r}; pass the weights it was trained with: --set backbone.weights=PATH"
-        )
-    expected = set(model.trainable_state_dict())
-    got = set(ckpt["state_dict"])
-    if expected != got:
-        missing, extra = sorted(expected - got), sorted(got - expected)
-        raise UsageError(f"checkpoint {ckpt['path']} does not fit method {cfg.method.name}: missing "
-                         f"{missing[:4]}, unexpected {extra[:4]}")
-    try:
-        model.load_state_dict(ckpt["state_dict"], strict=False)
-    except RuntimeError as exc:
-        raise UsageError(f"checkpoint {ckpt['path']}: {str(exc).splitlines()[-1].strip()}") from None
-    return model.eval()
-
-
-def load_model(checkpoint: str | Path) -> nn.Module:
-    """Public API: the trained model of a checkpoint, in eval mode.
-
-    It takes normalised images ``(B, 3, H, W)`` (see :func:`load_transform`) and returns logits.
-    """
-    return restore_model(read_checkpoint(checkpoint))
-
-
-def load_transform(checkpoint: str | Path):
-    """Public API: the evaluation transform (PIL image -> normalised tensor) the checkpoint was evaluated with."""
-    from .backbone import create_backbone
-
-    cfg = checkpoint_config(read_checkpoint(checkpoint))
-    backbone_cfg = cfg.backbone
-    # the transform depends on the architecture only, so random init avoids reading any weights
-    model = create_backbone(type(backbone_cfg)(name=backbone_cfg.name, weights="none",
-                                               img_size=backbone_cfg.img_size, kwargs=backbone_cfg.kwargs))
-    return eval_transform(cfg, model)
-
-
-def eval_transform(cfg: Config, backbone: nn.Module):
-    """The evaluation transform of ``cfg`` on ``backbone`` (whose data config decides size, mean, std)."""
-    from .data import build_transforms
-
-    return build_transforms(cfg.data, data_config(backbone), flip=False)[1]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import atomic_write_text
+from .io import atomic_write_text
 from .render import csv_table, markdown_table, short_value
 from .requirements import bind_requirements
 from .resolve import Recipe, resolve_config

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from .errors import UsageError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -54,3 +56,21 @@ def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
     if not info.enabled:
         return flag
     return all_reduce_sum([float(flag)], info, device)[0] > 0
+
+
+def resolve_device(name: str, dist_info: DistInfo | None = None, option: str = "train.device") -> torch.device:
+    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N`` as a device; errors name ``option``."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"{option}: {name!r} is not a device; valid: auto, cpu, cuda, cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"{option}: {name!r} but no CUDA device is available; use cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise UsageError(f"{option}: {name!r} but only {torch.cuda.device_count()} CUDA devices are visible")
+        if dist_info is not None and dist_info.enabled:
+            return torch.device("cuda", dist_info.local_rank)
+    return device

@@ -1,5 +1,7 @@
 """Errors that the command line reports as one clear line with exit code 2 (usage errors)."""
 
+import re
+
 
 class UsageError(Exception):
     """Bad input from the user: a recipe key, a value, a path, a checkpoint.
@@ -30,3 +32,9 @@ class RunInterrupted(Exception):
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message says what the run folder keeps."""
+
+
+def first_sentence(exc: BaseException) -> str:
+    """``Type: first sentence`` of an exception, for one-line errors (torch's load errors run to pages)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0].split('. ')[0][:200] if text else ''}"

@@ -40,10 +40,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .backbone import data_config, first_sentence
-from .checkpoint import checkpoint_config, read_checkpoint, restore_model
+from .backbone import data_config
 from .data.transforms import input_size, preprocess_spec
-from .errors import UsageError
+from .errors import UsageError, first_sentence
+from .restore import load_checkpoint
 
 FORMATS = ("onnx", "pt2")
 MODEL_FILES = {"onnx": "model.onnx", "pt2": "model.pt2"}
@@ -101,12 +101,12 @@ def export_model(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | No
         raise UsageError(f"--format {fmt!r} is not supported; valid: {', '.join(FORMATS)}")
     if fmt == "onnx":
         _require_onnx()
-    ckpt = read_checkpoint(checkpoint)
-    cfg = checkpoint_config(ckpt, list(overrides))
-    out = Path(out) if out is not None else Path(ckpt["path"]).parent / f"export-{fmt}"
+    loaded = load_checkpoint(checkpoint, overrides, device="cpu")
+    ckpt, cfg = loaded.ckpt, loaded.cfg
+    out = Path(out) if out is not None else loaded.path.parent / f"export-{fmt}"
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder")
-    model = restore_model(ckpt, cfg).float()  # in eval mode
+    model = loaded.model.float()  # in eval mode
     data_cfg = data_config(model.backbone)
     height, width = input_size(cfg.data, data_cfg)
     if fmt == "onnx":

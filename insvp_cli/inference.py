@@ -30,12 +30,12 @@ from typing import IO
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .checkpoint import atomic_open, checkpoint_config, eval_transform, read_checkpoint, restore_model
 from .data import BadImage, read_rgb
 from .data.loaders import collate
 from .engine import Precision, eval_logits
 from .errors import UsageError
-from .training import resolve_device
+from .io import atomic_open
+from .restore import eval_transform, load_checkpoint
 
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
 
@@ -237,15 +237,12 @@ def predict(
     files = inputs if isinstance(inputs, InputFiles) else InputFiles.find(
         inputs, exclude=out if isinstance(out, (str, Path)) else None)
 
-    ckpt = read_checkpoint(checkpoint)
-    cfg = checkpoint_config(ckpt, list(overrides))
+    loaded = load_checkpoint(checkpoint, overrides, device=device)
+    cfg, model, dev, classes = loaded.cfg, loaded.model, loaded.device, loaded.classes
     batch_size = cfg.data.batch_size if batch_size is None else batch_size
     workers = cfg.data.num_workers if workers is None else workers
     if batch_size < 1 or workers < 0:
         raise UsageError(f"--batch-size {batch_size} must be >= 1 and --workers {workers} >= 0")
-    dev = resolve_device(device, option="--device")
-    model = restore_model(ckpt, cfg).to(dev)
-    classes = [str(c) for c in ckpt["classes"]]
     loader = DataLoader(ImagePaths(files, eval_transform(cfg, model.backbone)), batch_size=batch_size,
                         shuffle=False, num_workers=workers, pin_memory=dev.type == "cuda", collate_fn=collate)
     # the checkpoint's autocast, as in evaluate (bf16 by default on CUDA, fp32 on CPU)

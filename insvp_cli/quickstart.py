@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .checkpoint import atomic_save_safetensors, read_checkpoint
+from .checkpoint import read_checkpoint
 from .compare import MethodResult, compare_runs
+from .io import atomic_save_safetensors
 from .resolve import resolve_config
 from .training import run_or_reuse
 

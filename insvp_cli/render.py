@@ -9,6 +9,10 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 Value = str | int | float
 Rows = Sequence[Sequence[Value]]
@@ -87,3 +91,16 @@ def _latex_cell(cell: Value, digits: int) -> str:
     text = latex_escape(human(cell, digits))
     # a hyphen in text mode is shorter than a minus sign
     return f"$-${text[1:]}" if isinstance(cell, (int, float)) and text.startswith("-") else text
+
+
+def rich_table(headers: Sequence[str], rows: Sequence[Sequence[Value]], title: str, digits: int = 3) -> Table:
+    """Rows as a rich table; numeric columns right-aligned, floats with ``digits`` decimals."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for j, header in enumerate(headers):
+        numeric = all(isinstance(row[j], (int, float)) for row in rows)
+        table.add_column(header, justify="right" if numeric else "left")
+    for row in rows:
+        table.add_row(*(human(cell, digits) for cell in row))
+    return table

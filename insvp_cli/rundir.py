@@ -84,15 +84,15 @@ def load_run_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) 
 
 
 def resume_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """The config to continue ``run_dir`` with: its own, plus overrides that only :data:`RESUMABLE_KEYS` allow.
+    """The config to continue ``run_dir`` with: its own, plus overrides.
+
+    Whether the overrides change only :data:`RESUMABLE_KEYS` is checked by ``fit`` (:func:`check_resumable`),
+    which every resumed run goes through, before it writes anything.
 
     Raises:
-        UsageError: not a run folder; a finished run whose epochs were not raised; an override that would
-            change the model, the optimizer state or the data (named, with what may change). Nothing is
-            written.
+        UsageError: not a run folder; a finished run whose epochs were not raised. Nothing is written.
     """
     after = load_run_config(run_dir, overrides)
-    check_resumable(run_dir, after)
     done = len(read_metrics(run_dir))
     if (run_dir / SUMMARY).is_file() and after.train.epochs <= done:
         raise UsageError(f"--resume {run_dir}: the run finished all {done} epochs (summary.json); raise train.epochs "
@@ -213,3 +213,8 @@ class RunLock:
             return f"process {owner['pid']} on {owner['host']} trains in it since {owner['since']}"
         except (OSError, ValueError, KeyError):
             return "another process trains in it"
+
+
+def default_run_dir(cfg: Config) -> Path:
+    name = cfg.run_name or f"{cfg.data.name}-{cfg.method.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path(cfg.output_dir) / name

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -32,10 +31,10 @@ import torch
 from torch import nn
 
 from .backbone import data_config
-from .checkpoint import atomic_save, atomic_write_text, make_checkpoint, read_checkpoint, restore_model
+from .checkpoint import make_checkpoint, make_resume, read_resume
 from .config import Config
 from .data import ImageLoader, Loaders, Splits, build_loaders, build_splits, pop_bad_images
-from .distributed import DistInfo, init_distributed, shutdown_distributed
+from .distributed import DistInfo, init_distributed, resolve_device, shutdown_distributed
 from .engine import (
     Precision,
     StepReport,
@@ -47,12 +46,14 @@ from .engine import (
     train_one_epoch,
 )
 from .errors import ConfigError, RunInterrupted, TrainingDiverged, UsageError
+from .io import atomic_save, atomic_write_text
 from .loggers import MetricLoggers, check_loggers
 from .methods.base import Method, TrainingData
 from .methods.build import build_backbone, build_model
 from .progress import RunProgress
 from .requirements import bind_requirements, coarse_labels
 from .resolve import flatten
+from .restore import load_checkpoint
 from .rundir import (
     CONFIG,
     METRICS,
@@ -60,26 +61,9 @@ from .rundir import (
     SUMMARY,
     RunLock,
     check_resumable,
+    default_run_dir,
     read_metrics,
 )
-
-
-def resolve_device(name: str, dist_info: DistInfo | None = None, option: str = "train.device") -> torch.device:
-    """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N`` as a device; errors name ``option``."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UsageError(f"{option}: {name!r} is not a device; valid: auto, cpu, cuda, cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError(f"{option}: {name!r} but no CUDA device is available; use cpu or auto")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UsageError(f"{option}: {name!r} but only {torch.cuda.device_count()} CUDA devices are visible")
-        if dist_info is not None and dist_info.enabled:
-            return torch.device("cuda", dist_info.local_rank)
-    return device
 
 
 def seed_everything(seed: int) -> None:
@@ -88,11 +72,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def default_run_dir(cfg: Config) -> Path:
-    name = cfg.run_name or f"{cfg.data.name}-{cfg.method.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return Path(cfg.output_dir) / name
 
 
 @dataclass
@@ -338,18 +317,9 @@ def _save_epoch(run: Run, improved: bool) -> None:
         atomic_save(make_checkpoint(model, cfg, run.classes, {"val_acc": row["val_acc"]}, epoch),
                     run.run_dir / "best.pt")
     atomic_save(make_checkpoint(model, cfg, run.classes, row, epoch), run.run_dir / "last.pt")
-    atomic_save({
-        "format_version": 2,
-        "epoch": epoch,
-        "model": {k: v.detach().cpu() for k, v in model.trainable_state_dict().items()},
-        "optimizer": run.optimizer.state_dict(),
-        "scheduler": run.scheduler.state_dict(),
-        "scaler": run.scaler.state_dict() if run.scaler is not None else None,
-        "best": {"epoch": run.best.epoch, "val_acc": run.best.val_acc, "state": run.best.state},
-        "rows": json.dumps(run.rows),
-        "rng": {"torch": torch.get_rng_state(), "numpy": torch.from_numpy(np.random.get_state()[1].copy()),
-                "python": list(random.getstate()[1])},
-    }, run.run_dir / RESUME)
+    best = {"epoch": run.best.epoch, "val_acc": run.best.val_acc, "state": run.best.state}
+    atomic_save(make_resume(model, run.optimizer, run.scheduler, run.scaler, best, run.rows, epoch),
+                run.run_dir / RESUME)
     atomic_write_text("".join(json.dumps(r) + "\n" for r in run.rows), run.run_dir / METRICS)
 
 
@@ -360,7 +330,7 @@ def _restore(run: Run) -> bool:
     if not path.is_file():
         return False
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = read_resume(path)
         run.model.load_state_dict(state["model"], strict=False)
         run.optimizer.load_state_dict(state["optimizer"])
         run.scheduler.load_state_dict(state["scheduler"])
@@ -419,14 +389,10 @@ def _finish(run: Run, final_test: bool) -> dict[str, Any]:
 def evaluate_checkpoint(checkpoint: str | Path, split: str = "test", overrides: list[str] | tuple[str, ...] = (),
                         ) -> dict[str, Any]:
     """Rebuild a model from a checkpoint alone and evaluate it on ``split`` (val or test)."""
-    from .checkpoint import checkpoint_config
-
-    ckpt = read_checkpoint(checkpoint)
-    cfg = checkpoint_config(ckpt, overrides)
-    device = resolve_device(cfg.train.device)
-    model = restore_model(ckpt, cfg).to(device)
+    loaded = load_checkpoint(checkpoint, overrides)
+    ckpt, cfg, model, device = loaded.ckpt, loaded.cfg, loaded.model, loaded.device
     splits = build_splits(cfg.data, data_config(model.backbone))
-    named = ckpt.get("classes_named", True)
+    named = ckpt["classes_named"]
     if len(splits.classes) != len(ckpt["classes"]) or (named and list(splits.classes) != list(ckpt["classes"])):
         raise UsageError(f"checkpoint {ckpt['path']}: the data has other classes ({len(splits.classes)}) than it "
                          f"was trained on ({len(ckpt['classes'])}); check data.name, data.root and data.classes")

@@ -95,6 +95,27 @@ def tiny_overrides(key: str = "p8_d48_32px", method: str = "insvp") -> list[str]
     return _tiny_overrides("vit_tiny_patch16_224", TINY_VITS[key], method)
 
 
+def tiny_run(method: str = "insvp", epochs: int = 2, *extra: str, batch_size: int = 32, classes: str = "[0, 1, 2]",
+             lr: float | None = 0.005, prompt_len: int = 2) -> list[str]:
+    """``--set`` values of a tiny run on CPU: a tiny ViT (patch 8, 32 px) on digits ``classes``; ``lr=None`` leaves
+    the learning rate to a sweep. InsVP gets ``prompt_len`` prompts, the other methods seed 0."""
+    return [*tiny_overrides("p8_d48_32px", method), "data.name=digits", "data.num_workers=0",
+            f"data.batch_size={batch_size}", f"data.classes={classes}", f"train.epochs={epochs}",
+            *([f"train.lr={lr}"] if lr is not None else []), "train.device=cpu",
+            f"method.prompt_len={prompt_len}" if method == "insvp" else "train.seed=0", *extra]
+
+
+def tiny_model(method: str, *sets: str, vit: str = "p8_d48_32px", classes: int = 5, dataset: str | None = None):
+    """A tiny random-init model of ``method`` with ``classes`` outputs (no data read). ``dataset``: its name only,
+    with the method's needs bound to it (``cifar100`` gives TransHP its 20 superclasses)."""
+    from insvp_cli.methods.build import build_model
+    from insvp_cli.requirements import bind_requirements
+    from insvp_cli.resolve import resolve_config
+
+    cfg = resolve_config(None, [*tiny_overrides(vit, method), *([f"data.name={dataset}"] if dataset else []), *sets])
+    return build_model(bind_requirements(cfg) if dataset else cfg, classes)
+
+
 def tiny_config(overrides: list[str]):
     """The resolved config of ``overrides`` with every method's data needs met: CIFAR-100 (named only, no files
     read) has a built-in coarse-label hierarchy for TransHP."""

@@ -10,7 +10,8 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from insvp_cli.backbone import create_backbone, data_config, from_moco_v3
+from insvp_cli.backbone import create_backbone, data_config
+from insvp_cli.backbone.weights import from_moco_v3
 from insvp_cli.config import BackboneConfig
 from insvp_cli.errors import UsageError
 

@@ -20,7 +20,7 @@ from insvp_cli.methods import METHODS
 from insvp_cli.methods.build import build_model
 from insvp_cli.params import compare_methods, count_parameters, shape_only
 from insvp_cli.resolve import resolve_config
-from tests.conftest import TINY_VITS, tiny_overrides
+from tests.conftest import TINY_VITS, tiny_model, tiny_overrides
 
 VIT_B = "vit_base_patch16_224"
 D, DEPTH, K = 768, 12, 100
@@ -181,11 +181,6 @@ def test_compare_on_vit_b_lists_every_method_with_formula_counts(vit_b):
 # ---- behaviour on tiny ViTs ----------------------------------------------------------------------
 
 
-def _tiny(method: str, *sets: str, vit: str = "p8_d48_32px"):
-    cfg = resolve_config(None, [*tiny_overrides(vit, method), *sets])
-    return build_model(cfg, 5, backbone=None).eval()
-
-
 def _frozen_features(model, x: torch.Tensor) -> torch.Tensor:
     return pool(model.backbone, model.backbone.forward_features(x))
 
@@ -198,7 +193,7 @@ def _frozen_features(model, x: torch.Tensor) -> torch.Tensor:
     ("adaptformer", ("method.adapter_input=residual",)),
 ])
 def test_zero_initialised_bottlenecks_start_as_the_backbone(vit, method, sets):
-    model = _tiny(method, *sets, vit=vit)
+    model = tiny_model(method, *sets, vit=vit).eval()
     x = torch.randn(2, 3, *model.backbone.patch_embed.img_size)
     with torch.no_grad():
         assert torch.equal(model.forward_features(x), _frozen_features(model, x))
@@ -233,7 +228,8 @@ def _block_inputs(model, x: torch.Tensor) -> list[torch.Tensor]:
 @pytest.mark.parametrize("deep", [True, False])
 def test_vpt_shallow_and_deep_prompt_placement(deep):
     tokens = 3
-    model = _tiny("vpt", f"method.num_tokens={tokens}", f"method.deep={str(deep).lower()}", vit="p4_d96_32px")
+    model = tiny_model("vpt", f"method.num_tokens={tokens}", f"method.deep={str(deep).lower()}", vit="p4_d96_32px")
+    model.eval()
     depth, patches = len(model.backbone.blocks), (32 // 4) ** 2
     assert model.vpt.tokens.shape == ((depth if deep else 1), tokens, 96)
     inputs = _block_inputs(model, torch.randn(2, 3, 32, 32))
@@ -247,8 +243,8 @@ def test_vpt_shallow_and_deep_prompt_placement(deep):
 
 
 def test_vpt_shallow_and_deep_differ():
-    shallow = _tiny("vpt", "method.deep=false", vit="p4_d96_32px")
-    deep = _tiny("vpt", "method.deep=true", vit="p4_d96_32px")
+    shallow = tiny_model("vpt", "method.deep=false", vit="p4_d96_32px").eval()
+    deep = tiny_model("vpt", "method.deep=true", vit="p4_d96_32px").eval()
     deep.backbone.load_state_dict(shallow.backbone.state_dict())
     with torch.no_grad():
         deep.vpt.tokens[0].copy_(shallow.vpt.tokens[0])
@@ -258,7 +254,7 @@ def test_vpt_shallow_and_deep_differ():
 
 
 def test_vpt_init_is_xavier_uniform_over_patch_fans():
-    model = _tiny("vpt", "method.num_tokens=50", vit="p16_d64_64px")
+    model = tiny_model("vpt", "method.num_tokens=50", vit="p16_d64_64px").eval()
     bound = (6.0 / (3 * 16 * 16 + 64)) ** 0.5
     assert model.vpt.tokens.abs().max() <= bound
     assert model.vpt.tokens.abs().max() > 0.9 * bound  # 50 x 64 x 2 draws fill the interval
@@ -267,7 +263,7 @@ def test_vpt_init_is_xavier_uniform_over_patch_fans():
 @pytest.mark.parametrize(("vit", "sets", "pad"), [("p8_d48_32px", (), 4), ("p16_d64_64px", (), 9),
                                                   ("p8_d48_32px", ("method.pad=2",), 2)])
 def test_vp_prompt_touches_only_the_border(vit, sets, pad):
-    model = _tiny("vp", *sets, vit=vit)
+    model = tiny_model("vp", *sets, vit=vit).eval()
     h, w = model.backbone.patch_embed.img_size
     seen: list[torch.Tensor] = []
     hook = model.backbone.patch_embed.register_forward_pre_hook(lambda _m, args: seen.append(args[0].clone()))
@@ -284,16 +280,16 @@ def test_vp_prompt_touches_only_the_border(vit, sets, pad):
 
 def test_vp_pad_must_leave_a_centre():
     with pytest.raises(ConfigError, match="method.pad"):
-        _tiny("vp", "method.pad=16")
+        tiny_model("vp", "method.pad=16").eval()
 
 
 def test_partial_needs_enough_blocks():
     with pytest.raises(ConfigError, match="method.blocks: 3 is more than the 2 blocks"):
-        _tiny("partial", "method.blocks=3")
+        tiny_model("partial", "method.blocks=3").eval()
 
 
 def test_mlp_features_stay_the_backbone_features():
-    model = _tiny("mlp", "method.hidden=32", "method.layers=3")
+    model = tiny_model("mlp", "method.hidden=32", "method.layers=3").eval()
     x = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(model.forward_features(x), _frozen_features(model, x))
@@ -304,7 +300,7 @@ def test_mlp_features_stay_the_backbone_features():
 
 @pytest.mark.parametrize(("method", "frozen"), [("bias", ".weight"), ("partial", "blocks.0."), ("full", None)])
 def test_backbone_tuning_methods_train_in_train_mode(method, frozen):
-    model = _tiny(method).train()
+    model = tiny_model(method).train()
     assert model.backbone.training
     names = trained_backbone_names(model)
     assert names

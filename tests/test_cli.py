@@ -11,8 +11,7 @@ import time
 
 import pytest
 
-from tests.conftest import INSVP, insvp, one_line_error
-from tests.test_training import tiny_run
+from tests.conftest import INSVP, insvp, one_line_error, tiny_run
 
 
 def sets(overrides: list[str]) -> list[str]:
@@ -64,6 +63,57 @@ def test_help_lists_the_commands_in_panels_with_plain_metavars(cli):
     code, output = cli("train", "--help")
     assert "<bool>" not in output and "<list" not in output
     assert "KEY=VALUE" in output and "NAME|PATH" in output and "PATH" in output
+
+
+def _command_paths(command=None, path=()) -> list[tuple[str, ...]]:
+    """Every command and subcommand of ``insvp`` (the root first), as the words that name it."""
+    import typer
+
+    from insvp_cli.cli import app
+
+    command = command or typer.main.get_command(app)
+    paths = [path]
+    for name, sub in getattr(command, "commands", {}).items():
+        paths += _command_paths(sub, (*path, name))
+    return paths
+
+
+def _help_paragraphs(path: tuple[str, ...]) -> list[str]:
+    import typer
+
+    from insvp_cli.cli import app
+    from insvp_cli.cli.app import unwrap
+
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]
+    text = unwrap(command.help or "")
+    return [" ".join(p.split()) for p in text.split("\n\n") if p.strip() and not p.startswith("\b")]
+
+
+COMMANDS = _command_paths()
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=[" ".join(p) or "insvp" for p in COMMANDS])
+def test_every_help_renders_its_paragraphs_as_written_with_plain_names(path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "240", "NO_COLOR": "1"}
+    proc = subprocess.run([str(INSVP), *path, "--help"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0 and proc.stderr == "" and "Traceback" not in proc.stdout, proc.stdout + proc.stderr
+    usage = next(line for line in proc.stdout.splitlines() if "Usage:" in line)
+    for typer_style in ("{", "<path>", "<list[", "<str>", "<int>", "<float>"):
+        assert typer_style not in proc.stdout, f"{typer_style} in {usage}"
+    lines = [" ".join(line.strip(" │").split()) for line in proc.stdout.splitlines()]
+    for paragraph in _help_paragraphs(path):
+        # a terminal 240 columns wide holds 200 characters of a paragraph on one line unless the paragraph breaks
+        start = paragraph[:200]
+        assert any(start in line for line in lines), f"{start!r} is broken across lines in:\n{proc.stdout}"
+
+
+def test_unwrap_keeps_paragraphs_and_list_items():
+    from insvp_cli.cli.app import unwrap
+
+    text = "First line\n    goes on.\n\n    Second\n    paragraph.\n\n    - item one\n      continues\n    - item two"
+    assert unwrap(text) == "First line goes on.\n\nSecond paragraph.\n\n- item one continues\n- item two"
 
 
 def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(cli, monkeypatch):

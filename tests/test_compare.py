@@ -7,10 +7,10 @@ import csv
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from insvp_cli.backbone import resolve_weights_path
+from insvp_cli.backbone.weights import resolve_weights_path
 from insvp_cli.cli import app
 from insvp_cli.quickstart import ASSET, pretrain_backbone, quickstart
-from tests.test_training import tiny_run
+from tests.conftest import tiny_run
 
 runner = CliRunner()
 

@@ -13,19 +13,20 @@ from torchvision.models import alexnet
 
 from insvp_cli.backbone import create_backbone
 from insvp_cli.backbone.vit import blocks_with_prompts, embed_tokens, pool
-from insvp_cli.checkpoint import atomic_save, make_checkpoint, read_checkpoint, restore_model
+from insvp_cli.checkpoint import make_checkpoint, read_checkpoint
 from insvp_cli.config import BackboneConfig
 from insvp_cli.engine import build_scheduler
 from insvp_cli.errors import ConfigError, RunInterrupted, UsageError
+from insvp_cli.io import atomic_save
 from insvp_cli.methods.base import TrainingData
 from insvp_cli.methods.build import build_model
 from insvp_cli.methods.e2vpt.model import attention_with_kv, prune_masks
 from insvp_cli.params import count_parameters
 from insvp_cli.reproduce import TABLES
 from insvp_cli.resolve import resolve_config
+from insvp_cli.restore import restore_model
 from insvp_cli.training import fit
-from tests.conftest import one_line_error, tiny_overrides
-from tests.test_training import tiny_run
+from tests.conftest import one_line_error, tiny_model, tiny_overrides, tiny_run
 
 VIT_B = "vit_base_patch16_224"
 D, DEPTH, HEADS, K = 768, 12, 12, 100
@@ -44,10 +45,6 @@ def vit_b() -> torch.nn.Module:
 def _vit_b(vit_b, method: str, *sets: str):
     cfg = resolve_config(None, [f"method.name={method}", f"backbone.name={VIT_B}", "backbone.weights=none", *sets])
     return count_parameters(build_model(cfg, K, backbone=copy.deepcopy(vit_b)), method, VIT_B)
-
-
-def _tiny(method: str, *sets: str, vit: str = "p8_d48_32px", classes: int = 5):
-    return build_model(resolve_config(None, [*tiny_overrides(vit, method), *sets]), classes)
 
 
 def _data(batches: int = 3, batch: int = 8, size: int = 32, classes: int = 5, seed: int = 0) -> TrainingData:
@@ -92,7 +89,7 @@ def test_sidetune_counts(vit_b):
 @pytest.mark.parametrize("method", NEW_METHODS)
 def test_a_step_lowers_the_loss_on_a_fixed_batch(method):
     sets = ("method.side_image_size=64",) if method == "sidetune" else ()
-    model = _tiny(method, *sets).train()
+    model = tiny_model(method, *sets).train()
     if method == "damvp":
         model.prepare(_data())
     x, y = torch.randn(8, 3, 32, 32), torch.arange(8) % 5
@@ -132,7 +129,7 @@ def test_checkpoint_round_trip_gives_the_same_logits(method, tmp_path):
 
 
 def test_key_value_attention_without_prompts_is_timms_attention():
-    model = _tiny("e2vpt").eval()
+    model = tiny_model("e2vpt").eval()
     attn = model.backbone.blocks[0].attn
     x = torch.randn(2, 17, 48)
     empty = torch.zeros(2, attn.num_heads, 0, attn.head_dim)
@@ -140,7 +137,7 @@ def test_key_value_attention_without_prompts_is_timms_attention():
 
 
 def test_key_value_prompts_extend_the_keys_and_values_of_every_head():
-    model = _tiny("e2vpt", "method.kv_tokens=3").eval()
+    model = tiny_model("e2vpt", "method.kv_tokens=3").eval()
     attn = model.backbone.blocks[0].attn
     x = torch.randn(2, 17, 48)
     keys, values = torch.randn(2, attn.num_heads, 3, attn.head_dim), torch.randn(2, attn.num_heads, 3, attn.head_dim)
@@ -151,7 +148,7 @@ def test_key_value_prompts_extend_the_keys_and_values_of_every_head():
 
 
 def test_e2vpt_visual_prompts_enter_every_block_and_kv_prompts_change_the_output():
-    model = _tiny("e2vpt", "method.visual_tokens=4").eval()
+    model = tiny_model("e2vpt", "method.visual_tokens=4").eval()
     seen, run = [], model.block
     model.block = lambda j, block, tokens: (seen.append(tokens), run(j, block, tokens))[1]
     x = torch.randn(2, 3, 32, 32)
@@ -181,7 +178,7 @@ def test_prune_masks_respect_the_shares_and_minimums():
 
 
 def test_e2vpt_prunes_then_rewinds_every_trainable_tensor():
-    model = _tiny("e2vpt", "method.prune=true", "method.prune_epoch=1", "method.visual_tokens=4",
+    model = tiny_model("e2vpt", "method.prune=true", "method.prune_epoch=1", "method.visual_tokens=4",
                   "method.segments=4", "method.min_segments=1", "method.prune_tokens=0.25",
                   "method.prune_segments=0.25")
     initial = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
@@ -203,7 +200,7 @@ def test_e2vpt_prunes_then_rewinds_every_trainable_tensor():
 
 def test_e2vpt_segments_must_divide_the_width():
     with pytest.raises(ConfigError, match="method.segments: 5 does not divide the token width 48"):
-        _tiny("e2vpt", "method.prune=true", "method.segments=5")
+        tiny_model("e2vpt", "method.prune=true", "method.segments=5")
 
 
 def test_a_restart_runs_the_whole_schedule_again():
@@ -244,7 +241,7 @@ def test_a_stage_beyond_the_run_is_a_config_error(tmp_path):
 
 
 def test_damvp_clusters_the_training_set_and_prompts_each_image_by_its_nearest_prototype():
-    model = _tiny("damvp", "method.num_clusters=3").eval()
+    model = tiny_model("damvp", "method.num_clusters=3").eval()
     assert all(torch.equal(p[0], p[2]) for p in model.damvp.frames.parameters())  # one starting prompt
     data = _data(batches=4)
     model.prepare(data)
@@ -266,7 +263,7 @@ def test_damvp_clusters_the_training_set_and_prompts_each_image_by_its_nearest_p
 
 def test_damvp_needs_enough_images_for_its_clusters():
     with pytest.raises(UsageError, match="method.num_clusters: 30 clusters need at least 30 training images"):
-        _tiny("damvp", "method.num_clusters=30").prepare(_data(batches=2))
+        tiny_model("damvp", "method.num_clusters=30").prepare(_data(batches=2))
     with pytest.raises(ConfigError, match="method.num_clusters: 20 clusters from method.cluster_samples=10"):
         resolve_config(None, ["method.name=damvp", "method.num_clusters=20", "method.cluster_samples=10"])
 
@@ -279,7 +276,7 @@ def test_damvp_meta_data_is_validated_when_the_config_is():
 def test_damvp_meta_training_moves_the_shared_starting_prompt():
     meta = "method.meta_data=[{name: digits, classes: [3, 4], batch_size: 64, num_workers: 0}]"
     sets = ("method.num_clusters=2", "method.meta_epochs=1", "method.meta_inner_steps=2", meta)
-    plain, metad = _tiny("damvp", "method.num_clusters=2"), _tiny("damvp", *sets)
+    plain, metad = tiny_model("damvp", "method.num_clusters=2"), tiny_model("damvp", *sets)
     metad.prepare(_data())
     for before, after in zip(plain.damvp.frames.parameters(), metad.damvp.frames.parameters(), strict=True):
         assert not torch.equal(before, after)  # moved by the meta steps
@@ -290,7 +287,7 @@ def test_damvp_meta_training_moves_the_shared_starting_prompt():
 
 
 def test_sidetune_blends_the_backbone_and_the_side_network_half_and_half_at_first():
-    model = _tiny("sidetune", "method.side_image_size=64").eval()
+    model = tiny_model("sidetune", "method.side_image_size=64").eval()
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         frozen = model.backbone.forward_head(model.backbone.forward_features(x), pre_logits=True)
@@ -300,7 +297,7 @@ def test_sidetune_blends_the_backbone_and_the_side_network_half_and_half_at_firs
 
 
 def test_sidetune_feeds_alexnet_imagenet_normalised_images():
-    model = _tiny("sidetune", "method.side_image_size=64")
+    model = tiny_model("sidetune", "method.side_image_size=64")
     # the tiny ViT normalises with 0.5 / 0.5; a raw image r becomes (r - 0.5) / 0.5 for it
     raw = torch.rand(1, 3, 64, 64)
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -311,21 +308,21 @@ def test_sidetune_feeds_alexnet_imagenet_normalised_images():
 def test_sidetune_loads_its_side_weights_when_a_run_starts(tmp_path, monkeypatch):
     reference = alexnet(weights=None)
     torch.save(reference.state_dict(), tmp_path / "alexnet.pth")
-    model = _tiny("sidetune", "method.side_image_size=64", f"method.side_weights={tmp_path / 'alexnet.pth'}")
+    model = tiny_model("sidetune", "method.side_image_size=64", f"method.side_weights={tmp_path / 'alexnet.pth'}")
     assert not torch.equal(model.sidetune.features[0].weight, reference.features[0].weight)  # not at build
     model.prepare(_data())
     assert all(torch.equal(a, b) for a, b in zip(model.sidetune.features.state_dict().values(),
                                                  reference.features.state_dict().values(), strict=True))
     torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pth")
     with pytest.raises(UsageError, match="is not a torchvision AlexNet state dict"):
-        _tiny("sidetune", f"method.side_weights={tmp_path / 'other.pth'}").prepare(_data())
+        tiny_model("sidetune", f"method.side_weights={tmp_path / 'other.pth'}").prepare(_data())
 
     def offline(*_args, **_kwargs):
         raise OSError("no network")
 
     monkeypatch.setattr("torchvision.models.AlexNet_Weights.get_state_dict", offline)
     with pytest.raises(UsageError, match="pass a local file instead: --set method.side_weights=PATH"):
-        _tiny("sidetune").prepare(_data())
+        tiny_model("sidetune").prepare(_data())
 
 
 def test_e2vpt_table_runs_follow_its_two_stages_and_the_recipes_token_counts():

@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 
 import insvp_cli
-from insvp_cli.checkpoint import atomic_save, make_checkpoint
+from insvp_cli.checkpoint import make_checkpoint
 from insvp_cli.errors import UsageError
 from insvp_cli.export import FORMATS, MODEL_FILES, TOLERANCE, adaptive_max_pool2d, export_model, logit_difference
+from insvp_cli.io import atomic_save
 from insvp_cli.methods import METHODS
 from insvp_cli.methods.build import build_model
 from tests.conftest import REPO, tiny_config, tiny_overrides, tiny_swin_overrides
@@ -139,9 +140,9 @@ def test_a_mismatch_exits_1_and_leaves_the_earlier_export(tmp_path, monkeypatch,
 
 
 def test_a_model_torch_export_cannot_trace_exits_2(tmp_path, monkeypatch, cli):
-    import insvp_cli.export as export
+    import insvp_cli.restore as restore
 
-    real_restore = export.restore_model
+    real_restore = restore.restore_model
 
     def restore_data_dependent(*args, **kwargs):
         model = real_restore(*args, **kwargs)
@@ -150,7 +151,7 @@ def test_a_model_torch_export_cannot_trace_exits_2(tmp_path, monkeypatch, cli):
         return model
 
     checkpoint = _checkpoint(tmp_path, tiny_overrides("p8_d48_32px", "linear"))
-    monkeypatch.setattr(export, "restore_model", restore_data_dependent)
+    monkeypatch.setattr(restore, "restore_model", restore_data_dependent)
     code, err = cli("export", str(checkpoint), "--format", "pt2")
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, err

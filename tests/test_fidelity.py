@@ -18,9 +18,8 @@ from insvp_cli.methods.e2vpt.model import prune_masks
 from insvp_cli.reproduce import TABLES
 from insvp_cli.resolve import resolve_config
 from insvp_cli.training import fit
-from tests.conftest import tiny_overrides, tiny_swin_overrides
-from tests.test_table1_prompting import images, tiny, training_data
-from tests.test_training import tiny_run
+from tests.conftest import tiny_model, tiny_overrides, tiny_run, tiny_swin_overrides
+from tests.test_table1_prompting import images, training_data
 
 ONLY_COMMON = ["method.patch_prompter=false", "method.global_prompter=false", "method.specific_prompter=false"]
 
@@ -236,7 +235,7 @@ def test_a_recipes_method_delta_wins_over_the_published_token_counts():
 
 def test_transhp_smooths_the_coarse_labels_as_the_fine_ones():
     """TransHP's code gives every level's loss the same label smoothing (its LabelSmoothingCrossEntropy)."""
-    model = tiny("transhp").eval()
+    model = tiny_model("transhp", dataset="cifar100").eval()
     model.prepare(training_data([], coarse=[3, 3, 7, 0, 7]))
     fine, targets = torch.nn.CrossEntropyLoss(label_smoothing=0.1), torch.tensor([2, 3])
     with torch.no_grad():
@@ -248,7 +247,7 @@ def test_transhp_smooths_the_coarse_labels_as_the_fine_ones():
 
 def test_transhp_current_revision_prompts_every_block_but_the_last():
     """The authors' repository now prompts blocks 0 to 10 of 12 (its first upload: block 10 only)."""
-    model = tiny("transhp", "method.revision=current", vit="p32_d192_64px").eval()  # 4 blocks
+    model = tiny_model("transhp", "method.revision=current", vit="p32_d192_64px", dataset="cifar100").eval()  # 4 blocks
     model.prepare(training_data([], coarse=[3, 3, 7, 0, 7]))
     lengths = []
     hooks = [b.register_forward_pre_hook(lambda _m, a: lengths.append(a[0].shape[1])) for b in model.backbone.blocks]

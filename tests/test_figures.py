@@ -34,16 +34,9 @@ from insvp_cli.figures.tsne import find_run, perplexity_for, plot_tsne, tsne_2d
 from insvp_cli.methods.build import build_model
 from insvp_cli.resolve import resolve_config
 from insvp_cli.training import fit
-from tests.conftest import tiny_overrides, tiny_swin_overrides
+from tests.conftest import tiny_overrides, tiny_run, tiny_swin_overrides
 
 CLASSES = ["0", "1", "2"]
-
-
-def tiny_run(method: str) -> list[str]:
-    """A quickstart-style run in miniature: a tiny ViT (patch 8, 32 px), digits 0-2, one epoch."""
-    return [*tiny_overrides("p8_d48_32px", method), "data.name=digits", "data.num_workers=0", "data.batch_size=64",
-            "data.classes=[0, 1, 2]", "train.epochs=1", "train.lr=0.005", "train.device=cpu",
-            *(["method.prompt_len=3"] if method == "insvp" else [])]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +44,7 @@ def runs(tmp_path_factory) -> Path:
     """``runs/insvp`` then ``runs/linear`` (so the linear run is the more recent one)."""
     root = tmp_path_factory.mktemp("runs")
     for method in ("insvp", "linear"):
-        fit(resolve_config(None, tiny_run(method)), root / method)
+        fit(resolve_config(None, tiny_run(method, 1, batch_size=64, prompt_len=3)), root / method)
     return root
 
 
@@ -59,7 +52,7 @@ def runs(tmp_path_factory) -> Path:
 def digit_files(runs, tmp_path_factory) -> Path:
     """Three test digits of the runs' data as PNG files (28 px originals, resized to 32 px by the transform)."""
     folder = tmp_path_factory.mktemp("digits")
-    test = load_splits(resolve_config(None, tiny_run("insvp")).data).test
+    test = load_splits(resolve_config(None, tiny_run("insvp", 1, batch_size=64, prompt_len=3)).data).test
     for i in (0, len(test) // 2, len(test) - 1):
         image, label = test[i]
         image.resize((28, 28)).save(folder / f"digit-{i}-{CLASSES[label]}.png")
@@ -243,7 +236,7 @@ def test_tsne_of_features_and_specific_prompt_writes_png_and_csvs(cli, runs, tmp
     code, output = cli("tsne", runs / "insvp", "--max-samples", "0", "--out", out, "--device", "cpu")
     assert code == 0, output
     assert {p.name for p in out.iterdir()} == {"tsne.png", "tsne-features.csv", "tsne-specific-prompt.csv"}
-    test_labels = load_splits(resolve_config(None, tiny_run("insvp")).data).test.labels
+    test_labels = load_splits(resolve_config(None, tiny_run("insvp", 1, batch_size=64, prompt_len=3)).data).test.labels
     for name in ("features", "specific-prompt"):
         rows = read_rows(out / f"tsne-{name}.csv")
         assert list(rows[0]) == ["x", "y", "label", "class_name"]

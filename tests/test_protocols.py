@@ -17,8 +17,7 @@ from insvp_cli.methods import METHODS
 from insvp_cli.methods.build import build_model
 from insvp_cli.resolve import resolve_config
 from insvp_cli.training import fit
-from tests.conftest import REPO, tiny_config, tiny_overrides
-from tests.test_training import tiny_run
+from tests.conftest import REPO, tiny_config, tiny_overrides, tiny_run
 
 DOC = REPO / "docs" / "protocols.md"
 # side-tuning's AlexNet without its ImageNet download, at AlexNet's smallest sensible input

@@ -36,7 +36,7 @@ from insvp_cli.reproduce.sizes import train_images
 from insvp_cli.reproduce.tables import HTA_FOLDERS
 from insvp_cli.requirements import MissingNeed, bind_requirements
 from insvp_cli.resolve import resolve_config
-from tests.test_training import tiny_run
+from tests.conftest import insvp, tiny_run
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -196,9 +196,11 @@ def test_equal_run_names_mean_equal_runs_across_tables():
 
 
 def test_unknown_table_and_method_are_usage_errors():
-    result = runner.invoke(app, ["reproduce", "table9", "--data-root", "d", "--dry-run"])
-    assert isinstance(result.exception, UsageError) and "unknown table 'table9'" in str(result.exception)
-    assert all(name in str(result.exception) for name in PAPER_TABLES)
+    proc = insvp("reproduce", "table9", "--data-root", "d", "--dry-run")  # the parser's choices
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"'table9' is not one of {', '.join(PAPER_TABLES)}" in proc.stderr
+    proc = insvp("report", "--table", "table9")
+    assert proc.returncode == 2 and f"'table9' is not one of {', '.join(PAPER_TABLES)}" in proc.stderr
     result = runner.invoke(app, ["reproduce", "table3", "--data-root", "d", "--dry-run", "--methods", "e2vpt"])
     assert isinstance(result.exception, UsageError)
     assert "its methods: full, vp, vpt, damvp, insvp" in str(result.exception)

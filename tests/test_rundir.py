@@ -9,14 +9,14 @@ import pytest
 import torch
 
 import insvp_cli.training as training
-from insvp_cli.checkpoint import atomic_write_text
+from insvp_cli.checkpoint import CHECKPOINT_DEFAULTS, CHECKPOINT_KEYS, FORMAT_VERSION, RESUME_KEYS, read_checkpoint
 from insvp_cli.errors import ConfigError, RunInterrupted, TrainingDiverged, UsageError
+from insvp_cli.io import atomic_write_text
 from insvp_cli.methods.build import build_model
 from insvp_cli.resolve import resolve_config
 from insvp_cli.rundir import RunLock, resume_config
 from insvp_cli.training import fit
-from tests.conftest import one_line_error
-from tests.test_training import tiny_run
+from tests.conftest import one_line_error, tiny_run
 
 
 def rows(run) -> list[dict]:
@@ -192,6 +192,23 @@ def test_a_truncated_resume_state_is_one_line(finished):
     state.write_bytes(state.read_bytes()[:100])
     with pytest.raises(UsageError, match="resume.pt cannot be resumed from .*; last.pt keeps"):
         fit(resume_config(finished, ["train.epochs=3"]), finished)
+
+
+def test_a_resume_state_of_a_newer_format_is_one_line(finished):
+    state = torch.load(finished / "resume.pt", map_location="cpu", weights_only=True)
+    assert state["format_version"] == FORMAT_VERSION and set(state) == set(RESUME_KEYS)
+    torch.save({**state, "format_version": FORMAT_VERSION + 1}, finished / "resume.pt")
+    with pytest.raises(UsageError, match=f"resume.pt cannot be resumed from .*format {FORMAT_VERSION + 1}; this insvp "
+                                         f"reads <= {FORMAT_VERSION}"):
+        fit(resume_config(finished, ["train.epochs=3"]), finished)
+
+
+def test_a_format_1_checkpoint_reads_with_named_classes(finished):
+    ckpt = torch.load(finished / "best.pt", map_location="cpu", weights_only=True)
+    assert ckpt["classes_named"] is True and set(ckpt) == {*CHECKPOINT_KEYS, *CHECKPOINT_DEFAULTS}
+    del ckpt["classes_named"]
+    torch.save({**ckpt, "format_version": 1}, finished / "old.pt")
+    assert read_checkpoint(finished / "old.pt")["classes_named"] is True
 
 
 def test_a_checkpoint_missing_keys_is_named(tmp_path, cli):

@@ -17,7 +17,7 @@ from insvp_cli.reproduce import Cell, RunSpec, TableDef, build_report, plan_tabl
 from insvp_cli.reproduce.workers import parse_gpus
 from insvp_cli.rundir import RunLock
 from insvp_cli.seeds import Spread, finished_seeds, seed_dirs
-from tests.test_training import tiny_run
+from tests.conftest import tiny_run
 
 # two tiny runs on the digits, for workers and seeds
 TABLE = "seeds-workers-test"

@@ -21,7 +21,8 @@ from fabricate import make_vtab
 from rich.console import Console
 from typer.testing import CliRunner
 
-import insvp_cli.sweep as sweep_module
+import insvp_cli.sweep.plan as sweep_plan
+import insvp_cli.sweep.study as sweep_study
 import insvp_cli.training as training
 from insvp_cli.cli import app
 from insvp_cli.cli import run as run_cli
@@ -39,18 +40,15 @@ from insvp_cli.sweep import (
     select_best,
     ties,
 )
-from tests.conftest import one_line_error, tiny_overrides
-from tests.test_training import tiny_run
+from tests.conftest import one_line_error, tiny_overrides, tiny_run
 
 REPO = Path(__file__).resolve().parents[1]
 INSVP = Path(sys.executable).parent / "insvp"  # the installed console script
 QUIET = Console(file=io.StringIO())
 runner = CliRunner()
 
-
-def tiny(method: str = "linear", epochs: int = 2) -> list[str]:
-    """`--set` values of a tiny run on two digits whose learning rate is left to the sweep."""
-    return [*(s for s in tiny_run(method, epochs) if not s.startswith("train.lr=")), "data.classes=[0, 1]"]
+# a tiny run on two digits whose learning rate is left to the sweep
+SWEPT = {"classes": "[0, 1]", "lr": None}
 
 
 def as_args(sets: list[str]) -> list[str]:
@@ -87,7 +85,7 @@ LRS = "train.lr=[0.001, 0.003, 0.01, 0.03]"
 
 def test_two_worker_processes_run_each_point_of_a_grid_once(tmp_path):
     out = tmp_path / "sweep"
-    args = ["sweep", *as_args(tiny("linear", 2)), "--grid", LRS, "--out", str(out)]
+    args = ["sweep", *as_args(tiny_run("linear", 2, **SWEPT)), "--grid", LRS, "--out", str(out)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
     workers = [subprocess.Popen([str(INSVP), *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True) for _ in range(2)]
@@ -104,7 +102,7 @@ def test_two_worker_processes_run_each_point_of_a_grid_once(tmp_path):
 
 
 def test_killed_sweep_resumes_and_ends_as_the_uninterrupted_one(tmp_path):
-    sets = tiny("linear", 2)
+    sets = tiny_run("linear", 2, **SWEPT)
     reference = run_sweep(plan_sweep(None, sets, tmp_path / "reference", grids=[LRS]), QUIET)
     out = tmp_path / "killed"
     args = ["sweep", *as_args(sets), "--grid", LRS, "--out", str(out)]
@@ -140,7 +138,7 @@ def test_killed_sweep_resumes_and_ends_as_the_uninterrupted_one(tmp_path):
 def test_trials_never_see_the_test_split_and_the_choice_is_tested_once(tmp_path, monkeypatch):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump({"sweep": {"train.lr": [0.003, 0.03]}}))
-    sets = [*tiny("linear", 2), "train.test_every_epoch=true"]  # the sweep turns it off in trials
+    sets = [*tiny_run("linear", 2, **SWEPT), "train.test_every_epoch=true"]  # the sweep turns it off in trials
     result = run_sweep(plan_sweep([recipe], sets, tmp_path / "s"), QUIET)
     out = result.sweep.out
     for run in (out / "trials").iterdir():
@@ -168,8 +166,8 @@ def test_trials_never_see_the_test_split_and_the_choice_is_tested_once(tmp_path,
     def refuse(*args, **kwargs):
         raise AssertionError("called again")
 
-    monkeypatch.setattr(sweep_module, "fit", refuse)
-    monkeypatch.setattr(sweep_module, "evaluate_checkpoint", refuse)
+    monkeypatch.setattr(sweep_study, "fit", refuse)
+    monkeypatch.setattr(sweep_study, "evaluate_checkpoint", refuse)
     assert run_sweep(plan_sweep([recipe], sets, out), QUIET).best_test_acc == result.best_test_acc
 
 
@@ -181,7 +179,8 @@ def test_a_diverged_trial_is_shown_and_the_sweep_goes_on(tmp_path, monkeypatch):
         return lambda logits, targets: inner(logits, targets) * (float("nan") if cfg.lr == 0.03 else 1.0)
 
     monkeypatch.setattr(training, "build_criterion", poisoned)
-    result = run_sweep(plan_sweep(None, tiny("linear", 1), tmp_path / "s", grids=["train.lr=[0.003, 0.03]"]), QUIET)
+    sets = tiny_run("linear", 1, **SWEPT)
+    result = run_sweep(plan_sweep(None, sets, tmp_path / "s", grids=["train.lr=[0.003, 0.03]"]), QUIET)
     states = {r.params["train.lr"]: r for r in result.rows}
     assert states[0.03].state == "failed" and "the loss became nan" in states[0.03].note
     assert states[0.003].state == "complete" and result.best is states[0.003] and result.complete
@@ -189,8 +188,9 @@ def test_a_diverged_trial_is_shown_and_the_sweep_goes_on(tmp_path, monkeypatch):
 
 
 def test_pruned_trials_keep_their_folders_and_are_never_selected(tmp_path, monkeypatch):
-    monkeypatch.setattr(sweep_module, "PRUNE_STARTUP_TRIALS", 1)
-    sets = [*tiny("linear", 3), "data.classes=[0, 1, 2]"]  # trials 2 and 3 fall below the median at epoch 1
+    monkeypatch.setattr(sweep_study, "PRUNE_STARTUP_TRIALS", 1)
+    # trials 2 and 3 fall below the median at epoch 1
+    sets = [*tiny_run("linear", 3, **SWEPT), "data.classes=[0, 1, 2]"]
     result = run_sweep(plan_sweep(None, sets, tmp_path / "s", grids=[LRS], prune=True), QUIET)
     pruned = [r for r in result.rows if r.state == "pruned"]
     assert pruned and result.complete and result.best.state == "complete"
@@ -217,7 +217,8 @@ def test_vtab_searches_on_train800_then_trains_the_final_run(tmp_path):
 
 
 def test_tpe_samples_a_range(tmp_path):
-    result = run_sweep(plan_sweep(None, tiny("linear", 1), tmp_path / "s", ranges=["train.lr=1e-3:1e-1:log"],
+    result = run_sweep(plan_sweep(None, tiny_run("linear", 1, **SWEPT), tmp_path / "s",
+                                  ranges=["train.lr=1e-3:1e-1:log"],
                                   sampler="tpe", trials=2), QUIET)
     assert [r.state for r in result.rows] == ["complete", "complete"]
     assert all(1e-3 <= r.params["train.lr"] <= 1e-1 for r in result.rows)
@@ -225,7 +226,8 @@ def test_tpe_samples_a_range(tmp_path):
 
 def test_a_database_storage_holds_the_study(tmp_path):
     url = f"sqlite:///{tmp_path / 'studies.db'}"
-    result = run_sweep(plan_sweep(None, tiny("linear", 1), tmp_path / "s", grids=["train.lr=[0.003, 0.03]"],
+    result = run_sweep(plan_sweep(None, tiny_run("linear", 1, **SWEPT), tmp_path / "s",
+                                  grids=["train.lr=[0.003, 0.03]"],
                                   storage=url, study="digits-linear"), QUIET)
     assert result.complete and not (tmp_path / "s" / JOURNAL).exists()
     trials = optuna.load_study(study_name="digits-linear", storage=url).get_trials()
@@ -256,7 +258,7 @@ def test_default_grids():
     # under its published protocol a method searches its authors' grid: VPT's prompt lrs scaled to the batch
     assert space("vpt", "method.protocol=published")["train.lr"][:3] == [12.5, 6.25, 2.5]
     assert space("ilmvp", "method.protocol=published") == {"train.lr": [0.01], "train.weight_decay": [0.0]}
-    plan = plan_sweep(None, tiny("vpt"), Path("unused"))
+    plan = plan_sweep(None, tiny_run("vpt", **SWEPT), Path("unused"))
     assert [d.key for d in plan.space] == ["train.lr", "train.weight_decay"] and plan.size == 16
 
 
@@ -274,11 +276,11 @@ def test_space_sources_stack_key_by_key(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump({"sweep": {"train.lr": [0.1, 0.2], "train.weight_decay": [0.0, 0.1],
                                                 "methods": {"full": {"train.lr": [0.001]}}}}))
-    linear = plan_sweep([recipe], tiny("linear"), tmp_path / "a", grids=["train.weight_decay=[0.5]"])
+    linear = plan_sweep([recipe], tiny_run("linear", **SWEPT), tmp_path / "a", grids=["train.weight_decay=[0.5]"])
     assert [d.describe() for d in linear.space] == ["train.lr=[0.1, 0.2]", "train.weight_decay=[0.5]"]
-    full = plan_sweep([recipe], tiny("full"), tmp_path / "b")
+    full = plan_sweep([recipe], tiny_run("full", **SWEPT), tmp_path / "b")
     assert [d.describe() for d in full.space] == ["train.lr=[0.001]", "train.weight_decay=[0, 0.1]"]
-    insvp = [s for s in tiny("insvp") if not s.startswith("method.prompt_len")]
+    insvp = [s for s in tiny_run("insvp", **SWEPT) if not s.startswith("method.prompt_len")]
     ranged = plan_sweep(None, insvp, tmp_path / "c", ranges=["method.prompt_len=1:4"], sampler="tpe", trials=3)
     assert ranged.space[0].integer and (ranged.space[0].low, ranged.space[0].high) == (1, 4)
 
@@ -296,18 +298,19 @@ def test_space_sources_stack_key_by_key(tmp_path):
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, extra, message, capsys):
-    code = run_cli(["sweep", *as_args(tiny("linear", 1)), *extra, "--out", str(tmp_path / "s")])
+    code = run_cli(["sweep", *as_args(tiny_run("linear", 1, **SWEPT)), *extra, "--out", str(tmp_path / "s")])
     one_line_error(capsys.readouterr().err, code, 2, message)
 
 
 def test_another_search_on_an_existing_study_is_refused_and_nothing_is_lost(tmp_path, capsys):
     out = tmp_path / "s"
-    run_sweep(plan_sweep(None, tiny("linear", 1), out, grids=["train.lr=[0.01]"]), QUIET)
+    run_sweep(plan_sweep(None, tiny_run("linear", 1, **SWEPT), out, grids=["train.lr=[0.01]"]), QUIET)
     journal = (out / JOURNAL).read_bytes()
-    proc = installed("sweep", *as_args(tiny("linear", 1)), "--grid", "train.lr=[0.02]", "--out", str(out))
+    proc = installed("sweep", *as_args(tiny_run("linear", 1, **SWEPT)), "--grid", "train.lr=[0.02]", "--out", str(out))
     one_line_error(proc.stderr, proc.returncode, 2, "search space train.lr=[0.01] there, train.lr=[0.02] now")
     capsys.readouterr()
-    code = run_cli(["sweep", *as_args(tiny("linear", 1)), "--grid", "train.lr=[0.01]", "--set", "train.epochs=2",
+    code = run_cli(["sweep", *as_args(tiny_run("linear", 1, **SWEPT)),
+                    "--grid", "train.lr=[0.01]", "--set", "train.epochs=2",
                 "--out", str(out)])
     one_line_error(capsys.readouterr().err, code, 2, "train.epochs: 1 there, 2 now")
     assert (out / JOURNAL).read_bytes() == journal
@@ -315,14 +318,14 @@ def test_another_search_on_an_existing_study_is_refused_and_nothing_is_lost(tmp_
 
 def test_plan_errors_name_the_problem(tmp_path):
     with pytest.raises(UsageError, match="--sampler tpe needs --trials N"):
-        plan_sweep(None, tiny(), tmp_path, ranges=["train.lr=1e-3:1e-1"], sampler="tpe")
+        plan_sweep(None, tiny_run("linear", **SWEPT), tmp_path, ranges=["train.lr=1e-3:1e-1"], sampler="tpe")
     with pytest.raises(UsageError, match="needs LOW < HIGH and LOW > 0 for :log"):
-        plan_sweep(None, tiny(), tmp_path, ranges=["train.lr=0:1:log"], sampler="tpe", trials=2)
+        plan_sweep(None, tiny_run("linear", **SWEPT), tmp_path, ranges=["train.lr=0:1:log"], sampler="tpe", trials=2)
     with pytest.raises(UsageError, match="method.prompt_len: 2.5 is not of type int"):
-        plan_sweep(None, [s for s in tiny("insvp") if "prompt_len" not in s], tmp_path,
+        plan_sweep(None, [s for s in tiny_run("insvp", **SWEPT) if "prompt_len" not in s], tmp_path,
                    ranges=["method.prompt_len=1:2.5"], sampler="tpe", trials=2)
     with pytest.raises(UsageError, match="train.test_every_epoch is fixed"):
-        plan_sweep(None, tiny(), tmp_path, grids=["train.test_every_epoch=[true, false]"])
+        plan_sweep(None, tiny_run("linear", **SWEPT), tmp_path, grids=["train.test_every_epoch=[true, false]"])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -333,7 +336,7 @@ def test_compare_sweep_compares_each_method_at_its_best(tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump({"sweep": {"train.lr": [0.003, 0.03], "methods": {"vpt": {"train.lr": [0.01]}}}}))
     args = ["compare", "--recipe", str(recipe), "--methods", "linear,vpt", "--sweep", "--out", str(tmp_path / "c"),
-            *as_args(tiny("linear", 1)[1:])]  # tiny() starts with method.name
+            *as_args(tiny_run("linear", 1, **SWEPT)[1:])]  # tiny_run("linear", **SWEPT) starts with method.name
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader((tmp_path / "c" / "comparison.csv").open()))
@@ -349,12 +352,12 @@ def test_compare_sweep_compares_each_method_at_its_best(tmp_path):
 
 TUNE_TABLE = register_table(TableDef(
     "tune-test", "tune test table", "method", ("Linear",), ("0-2",),
-    (Cell("Linear", "0-2", "linear", RunSpec("digits012/linear", None, tuple(tiny("linear", 1)))),),
+    (Cell("Linear", "0-2", "linear", RunSpec("digits012/linear", None, tuple(tiny_run("linear", 1, **SWEPT)))),),
 ))
 
 
 def test_reproduce_tune_sweeps_each_run_and_report_marks_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(sweep_module, "default_space", lambda cfg: {"train.lr": [0.003, 0.03]})
+    monkeypatch.setattr(sweep_plan, "default_space", lambda cfg: {"train.lr": [0.003, 0.03]})
     plan = plan_table(TUNE_TABLE, tmp_path, tmp_path / "runs")
     lines = tune_dry_run_lines(plan)
     assert lines[-1].startswith("insvp sweep --set method.name=linear") and "digits012/linear-tuned" in lines[-1]

@@ -18,7 +18,7 @@ from torch import nn
 
 import insvp_cli
 from insvp_cli.backbone import create_backbone
-from insvp_cli.checkpoint import make_checkpoint, read_checkpoint, restore_model
+from insvp_cli.checkpoint import make_checkpoint, read_checkpoint
 from insvp_cli.config import BackboneConfig
 from insvp_cli.errors import ConfigError, UsageError
 from insvp_cli.hierarchy import BUILTIN, hierarchy_file, read_hierarchy
@@ -28,18 +28,15 @@ from insvp_cli.methods.label_mapping import frequency_mapping
 from insvp_cli.params import count_parameters
 from insvp_cli.requirements import MissingNeed, bind_requirements
 from insvp_cli.resolve import resolve_config
+from insvp_cli.restore import restore_model
 from insvp_cli.sweep import plan_sweep
 from insvp_cli.training import evaluate_checkpoint, fit
-from tests.conftest import TINY_VITS, insvp, one_line_error, tiny_overrides
+from tests.conftest import TINY_VITS, insvp, one_line_error, tiny_model, tiny_overrides
 
 METHODS = ("ilmvp", "autovp", "yoo", "transhp", "lion")
 K = 5
-
-
-def tiny(method: str, *sets: str, vit: str = "p8_d48_32px", classes: int = K):
-    """A tiny model; CIFAR-100 (its name only: no data is read) gives TransHP its 20 superclasses."""
-    cfg = bind_requirements(resolve_config(None, [*tiny_overrides(vit, method), "data.name=cifar100", *sets]))
-    return build_model(cfg, classes)
+# CIFAR-100 (its name only: no data is read) gives TransHP its 20 superclasses
+CIFAR = {"classes": K, "dataset": "cifar100"}
 
 
 def images(model, batch: int = 4, seed: int = 0) -> torch.Tensor:
@@ -75,7 +72,7 @@ def test_parameter_formulas(vit):
                                                                          d * K + K),
     }
     for (method, *sets), (extra, head) in expected.items():
-        report = count_parameters(tiny(method, *sets, vit=vit), method, "tiny")
+        report = count_parameters(tiny_model(method, *sets, vit=vit, **CIFAR), method, "tiny")
         assert (report.trainable_without_head, report.trainable - report.trainable_without_head) == (extra, head)
 
 
@@ -87,14 +84,14 @@ def test_parameter_formulas(vit):
     ("transhp", (), {"transhp.prototypes", "transhp.vectors", "head.weight", "head.bias"}),
 ])
 def test_exactly_these_train_and_the_backbone_stays_frozen(method, sets, names):
-    model = tiny(method, *sets)
+    model = tiny_model(method, *sets, **CIFAR)
     assert trained(model) == names
     assert not model.backbone_trains and not model.backbone.training
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_a_step_lowers_the_loss_on_a_fixed_batch(method):
-    model = tiny(method, *(("method.mapping=frequency",) if method == "autovp" else ()))
+    model = tiny_model(method, *(("method.mapping=frequency",) if method == "autovp" else ()), **CIFAR)
     x, y = images(model, 8), torch.arange(8) % K
     criterion = nn.CrossEntropyLoss()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2, weight_decay=0.0)
@@ -109,7 +106,7 @@ def test_a_step_lowers_the_loss_on_a_fixed_batch(method):
 
 @pytest.mark.parametrize("method", ["yoo", "lion"])
 def test_checkpoint_round_trip_gives_the_same_logits(method):
-    model = tiny(method).eval()
+    model = tiny_model(method, **CIFAR).eval()
     with torch.no_grad():
         for p in model.parameters():
             if p.requires_grad:
@@ -157,17 +154,19 @@ def test_frequency_mapping_small_example():
 
 def test_source_label_space_is_the_kept_classifier_or_a_seeded_projection(tmp_path):
     # weights none: the architecture's head at random init is kept (1000 classes)
-    model = tiny("ilmvp").eval()
+    model = tiny_model("ilmvp", **CIFAR).eval()
     x = images(model)
     with torch.no_grad():
         features = model.forward_features(x)
         assert torch.equal(model.source_logits(x), model.backbone.get_classifier()(features))
     assert model.ilmvp.source.classes == 1000 and "ilmvp.source.projection" not in model.trainable_state_dict()
     # a headless backbone: a fixed random projection, in the checkpoint, the same for the same seed
-    headless = tiny("ilmvp", "backbone.kwargs={patch_size: 8, embed_dim: 48, depth: 2, num_heads: 2, num_classes: 0}",
-                    "method.source_classes=30")
-    again = tiny("ilmvp", "backbone.kwargs={patch_size: 8, embed_dim: 48, depth: 2, num_heads: 2, num_classes: 0}",
-                 "method.source_classes=30")
+    headless = tiny_model(
+        "ilmvp", "backbone.kwargs={patch_size: 8, embed_dim: 48, depth: 2, num_heads: 2, num_classes: 0}",
+        "method.source_classes=30", **CIFAR)
+    again = tiny_model(
+        "ilmvp", "backbone.kwargs={patch_size: 8, embed_dim: 48, depth: 2, num_heads: 2, num_classes: 0}",
+        "method.source_classes=30", **CIFAR)
     projection = headless.trainable_state_dict()["ilmvp.source.projection"]
     assert projection.shape == (30, 48) and torch.equal(projection, again.ilmvp.source.projection)
     with torch.no_grad():
@@ -197,7 +196,7 @@ def test_backbone_keeps_the_classifier_of_a_local_file_or_none(tmp_path):
 
 
 def test_expansive_prompt_shrinks_the_image_into_a_grey_frame():
-    model = tiny("ilmvp", "method.image_fraction=0.5").eval()
+    model = tiny_model("ilmvp", "method.image_fraction=0.5", **CIFAR).eval()
     prompt = model.ilmvp.prompt
     x = images(model, 2)
     parts = prompt(x)
@@ -217,7 +216,7 @@ def test_expansive_prompt_shrinks_the_image_into_a_grey_frame():
 
 
 def test_mapping_from_the_training_split_and_when_it_is_recomputed(monkeypatch):
-    model = tiny("ilmvp", "method.remap_every=2").eval()
+    model = tiny_model("ilmvp", "method.remap_every=2", **CIFAR).eval()
     batches = [(images(model, 6, seed=s), torch.tensor([0, 1, 2, 3, 4, 0])) for s in range(3)]
     with torch.no_grad():
         counts = torch.zeros(1000, K, dtype=torch.int64)
@@ -232,7 +231,7 @@ def test_mapping_from_the_training_split_and_when_it_is_recomputed(monkeypatch):
         model.on_epoch_start(epoch, training_data(batches))
     model.prepare(training_data(batches))
     assert len(calls) == 2  # epochs 2 and 4; prepare leaves it to the epochs
-    autovp = tiny("autovp", "method.mapping=frequency")  # FreqMap: once, before the first epoch
+    autovp = tiny_model("autovp", "method.mapping=frequency", **CIFAR)  # FreqMap: once, before the first epoch
     monkeypatch.setattr(autovp, "remap", lambda data: calls.append(data))
     autovp.prepare(training_data(batches))
     autovp.on_epoch_start(0, training_data(batches))
@@ -240,7 +239,7 @@ def test_mapping_from_the_training_split_and_when_it_is_recomputed(monkeypatch):
 
 
 def test_autovp_frequency_mapping_averages_its_source_classes():
-    model = tiny("autovp", "method.mapping=frequency", "method.per_class=3").eval()
+    model = tiny_model("autovp", "method.mapping=frequency", "method.per_class=3", **CIFAR).eval()
     x = images(model)
     with torch.no_grad():
         source = model.source_logits(x)
@@ -248,7 +247,7 @@ def test_autovp_frequency_mapping_averages_its_source_classes():
         assert index.shape == (K, 3)
         assert torch.allclose(model(x), source[:, index].mean(-1))
     with pytest.raises(ConfigError, match="method.per_class: 300 source classes for each of 5 classes need 1500"):
-        tiny("autovp", "method.mapping=frequency", "method.per_class=300")
+        tiny_model("autovp", "method.mapping=frequency", "method.per_class=300", **CIFAR)
     with pytest.raises(ConfigError, match="method.remap_every: 2, but a fully_connected mapping is trained"):
         resolve_config(None, ["method.name=autovp", "method.remap_every=2"])
 
@@ -257,8 +256,8 @@ def test_autovp_frequency_mapping_averages_its_source_classes():
 
 
 def test_yoo_open_gates_at_temperature_one_are_vpt_shallow_and_closed_gates_keep_the_prompts():
-    yoo = tiny("yoo", "method.num_tokens=3", vit="p4_d96_32px").eval()
-    vpt = tiny("vpt", "method.num_tokens=3", "method.deep=false", vit="p4_d96_32px").eval()
+    yoo = tiny_model("yoo", "method.num_tokens=3", vit="p4_d96_32px", **CIFAR).eval()
+    vpt = tiny_model("vpt", "method.num_tokens=3", "method.deep=false", vit="p4_d96_32px", **CIFAR).eval()
     vpt.backbone.load_state_dict(yoo.backbone.state_dict())
     x = images(yoo, 2)
     with torch.no_grad():
@@ -278,7 +277,7 @@ def test_yoo_open_gates_at_temperature_one_are_vpt_shallow_and_closed_gates_keep
 def test_yoo_temperature_divides_the_attention_logits():
     from insvp_cli.methods.yoo.model import attention
 
-    model = tiny("yoo").eval()
+    model = tiny_model("yoo", **CIFAR).eval()
     attn, x = model.backbone.blocks[0].attn, torch.randn(2, 7, 48)
     with torch.no_grad():
         assert torch.allclose(attention(attn, x, torch.tensor(1.0)), attn(x), atol=1e-5)
@@ -307,7 +306,7 @@ def test_yoo_temperature_needs_plain_blocks_its_gates_do_not():
 
 
 def test_transhp_prompts_enter_one_block_and_give_coarse_logits():
-    model = tiny("transhp", vit="p32_d192_64px").eval()  # 4 blocks: the prompts enter block 2
+    model = tiny_model("transhp", vit="p32_d192_64px", **CIFAR).eval()  # 4 blocks: the prompts enter block 2
     lengths = []
     hooks = [b.register_forward_pre_hook(lambda _m, a: lengths.append(a[0].shape[1])) for b in model.backbone.blocks]
     x = images(model, 3)
@@ -318,11 +317,11 @@ def test_transhp_prompts_enter_one_block_and_give_coarse_logits():
     assert lengths == [5, 5, 5 + 20, 5]  # class token + 4 patches; + 20 superclass prompts in block 2
     assert model._coarse_logits.shape == (1, 3, 20)
     with pytest.raises(ConfigError, match="method.block: 4 is not a block"):
-        tiny("transhp", "method.block=4", vit="p32_d192_64px")
+        tiny_model("transhp", "method.block=4", vit="p32_d192_64px", **CIFAR)
 
 
 def test_transhp_coarse_loss_maps_soft_targets_through_the_hierarchy():
-    model = tiny("transhp", "method.coarse_weight=0.5").eval()
+    model = tiny_model("transhp", "method.coarse_weight=0.5", **CIFAR).eval()
     model.prepare(training_data([], coarse=[3, 3, 7, 0, 7]))
     assert model.transhp.coarse_of.tolist() == [3, 3, 7, 0, 7]
     x = images(model, 2)
@@ -350,7 +349,7 @@ def test_transhp_needs_coarse_classes():
 
 
 def test_lion_starts_as_the_backbone_and_solves_its_fixed_points():
-    model = tiny("lion").eval()
+    model = tiny_model("lion", **CIFAR).eval()
     x = images(model)
     with torch.no_grad():
         frozen = model.backbone.forward_head(model.backbone.forward_features(x), pre_logits=True)
@@ -364,8 +363,8 @@ def test_lion_starts_as_the_backbone_and_solves_its_fixed_points():
 
 
 def test_lion_pruning_penalty():
-    model = tiny("lion", "method.prune_threshold=0.05", "method.prune_weight=2.0")
-    plain = tiny("lion")
+    model = tiny_model("lion", "method.prune_threshold=0.05", "method.prune_weight=2.0", **CIFAR)
+    plain = tiny_model("lion", **CIFAR)
     x, y = images(model), torch.arange(4) % K
     ce = nn.CrossEntropyLoss()
     weights = [p for n, p in model.lion.named_parameters() if n.endswith("weight")]
@@ -501,6 +500,7 @@ def test_a_sweeps_final_run_config_holds_what_follows_from_the_data(tmp_path):
 
 
 def test_a_learned_label_mapping_builds_its_head_as_the_config_asks():
-    model = tiny("autovp", "method.head_norm=true", "method.head_init=trunc_normal")  # FullyMap: a trained head
+    # FullyMap: a trained head
+    model = tiny_model("autovp", "method.head_norm=true", "method.head_init=trunc_normal", **CIFAR)
     norm, linear = model.head
     assert isinstance(norm, nn.BatchNorm1d) and not norm.affine and torch.count_nonzero(linear.bias) == 0

@@ -13,7 +13,7 @@ import pytest
 from insvp_cli.resolve import resolve_config
 from insvp_cli.rundir import read_metrics
 from insvp_cli.training import fit
-from tests.test_training import tiny_run
+from tests.conftest import tiny_run
 
 
 @pytest.fixture(scope="module")

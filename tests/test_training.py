@@ -13,23 +13,17 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import insvp_cli
-from insvp_cli.checkpoint import read_checkpoint
+from insvp_cli.checkpoint import FORMAT_VERSION, read_checkpoint
 from insvp_cli.cli import app
 from insvp_cli.errors import RunInterrupted, TrainingDiverged
 from insvp_cli.reproduce import Cell, RunSpec, TableDef, plan_table, run_plan
 from insvp_cli.resolve import resolve_config
 from insvp_cli.training import fit
-from tests.conftest import one_line_error, tiny_overrides
+from tests.conftest import one_line_error, tiny_run
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_FILES = {"config.yaml", "metrics.jsonl", "best.pt", "last.pt", "resume.pt", "summary.json", ".lock"}
 runner = CliRunner()
-
-
-def tiny_run(method: str = "insvp", epochs: int = 2, *extra: str) -> list[str]:
-    return [*tiny_overrides("p8_d48_32px", method), "data.name=digits", "data.num_workers=0", "data.batch_size=32",
-            "data.classes=[0, 1, 2]", f"train.epochs={epochs}", "train.lr=0.005", "train.device=cpu",
-            "method.prompt_len=2" if method == "insvp" else "train.seed=0", *extra]
 
 
 def test_fit_writes_the_promised_files(tmp_path):
@@ -42,7 +36,8 @@ def test_fit_writes_the_promised_files(tmp_path):
     assert summary == json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["best_epoch"] in (1, 2) and 0 <= summary["test_acc"] <= 100
     best = torch.load(tmp_path / "run" / "best.pt", map_location="cpu", weights_only=True)
-    assert best["format_version"] == 1 and best["method"] == "insvp" and best["classes"] == ["0", "1", "2"]
+    assert best["format_version"] == FORMAT_VERSION and best["classes_named"] is True
+    assert best["method"] == "insvp" and best["classes"] == ["0", "1", "2"]
     assert best["metrics"]["test_acc"] == summary["test_acc"]
     # trainable weights only: no backbone tensor, and exactly the trainable parameter count
     assert not any(k.startswith("backbone.") for k in best["state_dict"])
@@ -163,7 +158,8 @@ def test_corrupt_and_foreign_checkpoints(tmp_path, cli):
 
 
 def test_vit_b_checkpoint_holds_trainable_weights_only(tmp_path):
-    from insvp_cli.checkpoint import atomic_save, make_checkpoint
+    from insvp_cli.checkpoint import make_checkpoint
+    from insvp_cli.io import atomic_save
     from insvp_cli.methods.build import build_model
 
     cfg = resolve_config("recipes/cub.yaml", ["backbone.weights=none"])

@@ -17,6 +17,7 @@ so ``insvp --help``, usage errors and shell completion never pay for importing t
 
 from __future__ import annotations
 
+import inspect
 import sys
 import traceback
 from collections.abc import Sequence
@@ -25,7 +26,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from .. import __version__
 from ..errors import RunInterrupted, TrainingDiverged, UsageError
@@ -34,8 +35,53 @@ from ..errors import RunInterrupted, TrainingDiverged, UsageError
 TRAIN, PAPER, INSPECT, TOOLS = "Train and use a model", "Reproduce the paper", "Inspect", "Tools"
 
 
+def unwrap(text: str | None) -> str | None:
+    """A docstring as its paragraphs: the line breaks inside a paragraph become spaces, so the terminal wraps it.
+
+    Typer keeps a paragraph's own line breaks and then wraps each line again at the terminal's width, which breaks
+    sentences in the middle. Paragraphs (split at blank lines) stay; list items (``- ``) keep their own lines; a
+    paragraph that starts with ``\\b`` is left as written.
+    """
+    if not text:
+        return text
+    paragraphs = []
+    for paragraph in inspect.cleandoc(text).split("\n\n"):
+        if paragraph.startswith("\b"):
+            paragraphs.append(paragraph)
+            continue
+        lines: list[str] = []
+        for line in paragraph.splitlines():
+            if lines and not line.lstrip().startswith("- "):
+                lines[-1] += " " + line.strip()
+            else:
+                lines.append(line.strip())
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)
+
+
+class Argument(TyperArgument):
+    """Typer's argument shown by its plain name: ``CKPT`` (``[CKPT]`` when optional), ``INPUT...`` when repeated.
+
+    Typer writes ``{CKPT}`` in the usage line and a type such as ``<path>`` or ``<list[str]>`` beside the name; the
+    name (its metavar) says what to give, and the help says the rest.
+    """
+
+    def _usage_display_name(self) -> str:
+        name = self.display_name_raw
+        if self.nargs != 1 and not name.endswith("..."):
+            name += "..."
+        return name if self.required else f"[{name}]"
+
+    def display_type(self, ctx: Any) -> str:
+        return ""
+
+
 class Command(TyperCommand):
-    """Typer's command with ``PATH`` / ``N`` / ``TEXT`` metavars for options, and none for flags."""
+    """Typer's command with ``PATH`` / ``N`` / ``TEXT`` metavars for options, none for flags, plain argument names,
+    and help paragraphs that the terminal wraps (:func:`unwrap`)."""
+
+    def __init__(self, *args: Any, help: str | None = None, **kwargs: Any):
+        super().__init__(*args, help=unwrap(help), **kwargs)
 
     def get_params(self, ctx: Any) -> list[Any]:
         return _with_metavars(super().get_params(ctx))
@@ -45,6 +91,9 @@ class Group(TyperGroup):
     """Typer's group, listing commands in the order they are registered (within their help panels)."""
 
     command_class = Command
+
+    def __init__(self, *args: Any, help: str | None = None, **kwargs: Any):
+        super().__init__(*args, help=unwrap(help), **kwargs)
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(self.commands)
@@ -57,6 +106,9 @@ def _with_metavars(params: list[Any]) -> list[Any]:
     for param in params:
         if param.param_type_name == "option" and param.metavar is None:
             param.metavar = _metavar(param)
+        elif isinstance(param, TyperArgument) and not isinstance(param, Argument):
+            # Typer builds its arguments itself and takes no argument class: this subclass only changes their display
+            param.__class__ = Argument
     return params
 
 

@@ -14,7 +14,7 @@ from .options import RecipeOpt, SetOpt, recipes, split_names
 
 def _print(results, title: str, out: Path, tuned: bool = False) -> None:
     from ..compare import HEADERS, TUNED_HEADERS
-    from .params import rich_table
+    from ..render import rich_table
 
     console.print(rich_table(TUNED_HEADERS if tuned else HEADERS, [r.row() for r in results], title, digits=2))
     console.print(f"written: {out / 'comparison.md'}, {out / 'comparison.csv'}", highlight=False)

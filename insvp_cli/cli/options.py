@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from ..names import PAPER_TABLES
+
 CheckpointArg = Annotated[Path, typer.Argument(help="A checkpoint (best.pt / last.pt) or a run folder.",
                                                metavar="CKPT", show_default=False)]
 RecipeOpt = Annotated[
@@ -21,6 +23,27 @@ SetOpt = Annotated[
     typer.Option("--set", "-s", metavar="KEY=VALUE", show_default=False,
                  help="Override a config value, e.g. train.lr=1e-3 (the value is YAML). Repeatable."),
 ]
+
+TABLE_METAVAR = "|".join(PAPER_TABLES)
+
+
+def table_name(value: str) -> str:
+    """A table's name: one of the paper's (the choices the help shows) or another registered with ``register_table``.
+
+    Only names outside the paper's import the registry (and torch with it): the help and the paper's names never do.
+
+    Raises:
+        typer.BadParameter: an unknown name (the parser's usage error, exit code 2, listing the valid ones).
+    """
+    if value in PAPER_TABLES:
+        return value
+    from ..reproduce.tables import TABLES
+
+    if value in TABLES.names():
+        return value
+    raise typer.BadParameter(f"{value!r} is not one of {', '.join(PAPER_TABLES)}")
+
+
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]
 RunsOpt = Annotated[Path, typer.Option("--runs", help="The folder of the run folders.")]
 

@@ -103,7 +103,7 @@ def _comparison_title(reports: Sequence[ParamReport]) -> str:
 
 
 def _emit(fmt: Format, headers: Sequence[str], rows: Sequence[Sequence[Value]], data: object, title: str) -> None:
-    from ..render import csv_table, markdown_table
+    from ..render import csv_table, markdown_table, rich_table
 
     if fmt is Format.json:
         typer.echo(json.dumps(data, indent=2))
@@ -113,21 +113,6 @@ def _emit(fmt: Format, headers: Sequence[str], rows: Sequence[Sequence[Value]], 
         typer.echo(csv_table(headers, rows), nl=False)
     else:
         console.print(rich_table(headers, rows, title))
-
-
-def rich_table(headers: Sequence[str], rows: Sequence[Sequence[Value]], title: str, digits: int = 3) -> Table:
-    """Rows as a rich table; numeric columns right-aligned, floats with ``digits`` decimals."""
-    from rich.table import Table
-
-    from ..render import human
-
-    table = Table(title=title)
-    for j, header in enumerate(headers):
-        numeric = all(isinstance(row[j], (int, float)) for row in rows)
-        table.add_column(header, justify="right" if numeric else "left")
-    for row in rows:
-        table.add_row(*(human(cell, digits) for cell in row))
-    return table
 
 
 def param_table(report: ParamReport) -> Table:

@@ -7,15 +7,15 @@ from typing import Annotated
 import typer
 
 from .app import PAPER, app, console
-from .options import ReportFormat, RunsOpt
+from .options import TABLE_METAVAR, ReportFormat, RunsOpt, table_name
 from .reproduce import DEFAULT_RUNS
 
 
 @app.command(rich_help_panel=PAPER)
 def report(
     runs: RunsOpt = DEFAULT_RUNS,
-    table: Annotated[str | None, typer.Option(help="table1, table2, table3, table4, table5 or fig7 (default: every "
-                                                   "table with a finished run).", show_default=False)] = None,
+    table: Annotated[str | None, typer.Option(help="One table (default: every table with a finished run).",
+                                              metavar=TABLE_METAVAR, parser=table_name, show_default=False)] = None,
     fmt: Annotated[ReportFormat, typer.Option("--format", help="Output format (table: the terminal).")] = (
         ReportFormat.table),
 ) -> None:

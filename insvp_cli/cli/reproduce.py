@@ -8,15 +8,15 @@ from typing import Annotated
 import typer
 
 from .app import PAPER, app, console
-from .options import RunsOpt, SetOpt, split_names
+from .options import TABLE_METAVAR, RunsOpt, SetOpt, split_names, table_name
 
 DEFAULT_RUNS = Path("runs/reproduce")
 
 
 @app.command(rich_help_panel=PAPER)
 def reproduce(
-    table: Annotated[str, typer.Argument(help="table1, table2, table3, table4, table5 or fig7.", metavar="TABLE",
-                                         show_default=False)],
+    table: Annotated[str, typer.Argument(help="The paper's table (or figure) to train.", metavar=TABLE_METAVAR,
+                                         parser=table_name, show_default=False)],
     data_root: Annotated[Path, typer.Option(help="Folder of the data folders: cub/, nabirds/, ..., vtab-1k/<task>/.",
                                             show_default=False)],
     weights_dir: Annotated[Path | None, typer.Option(

@@ -73,8 +73,8 @@ def sweep(
 
 def print_result(result) -> None:
     """The sweep's table, its summary lines and the files written."""
+    from ..render import rich_table
     from ..sweep import summary_lines, table_rows
-    from .params import rich_table
 
     headers, rows = table_rows(result)
     console.print(rich_table(headers, rows, f"sweep {result.sweep.out}", digits=2))

@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from ..errors import UsageError
 from .app import TRAIN, app, console
 from .options import CheckpointArg, RecipeOpt, SetOpt, Split, recipes
 
@@ -25,24 +24,9 @@ def train(
                                                 show_default=False)] = None,
 ) -> None:
     """Train a method on a dataset; writes config.yaml, metrics.jsonl, best.pt, last.pt and summary.json."""
-    from ..resolve import resolve_config
-    from ..rundir import check_new_run_dir, resume_config
+    from ..start import train as train_run
 
-    if resume is not None:
-        if recipe or out is not None:
-            raise UsageError("--resume continues a run with its own config.yaml and folder; drop --recipe and --out")
-        cfg, run_dir = resume_config(resume, overrides or []), resume
-    else:
-        cfg = resolve_config(recipes(recipe), overrides or [])
-        run_dir = out
-        if run_dir is None:
-            from ..training import default_run_dir
-
-            run_dir = default_run_dir(cfg)
-        check_new_run_dir(run_dir)
-    from ..training import fit
-
-    summary = fit(cfg, run_dir)
+    summary, run_dir = train_run(recipes(recipe), overrides or [], out, resume)
     if os.environ.get("RANK", "0") == "0":  # under torchrun every process returns the summary; one prints it
         console.print(summary_table(summary))
         console.print(f"run folder: {run_dir}", highlight=False)

@@ -35,7 +35,6 @@ directly (``splits.train[i]``) raises :class:`BadImageError` for an unreadable f
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -52,6 +51,7 @@ from .base import (
     ImageFiles,
     LabelledImages,
     Parts,
+    Splits,
     read_rgb,
     register_dataset,
     seeded_split,
@@ -64,29 +64,6 @@ __all__ = [
     "LabelledImages", "Loaders", "Parts", "Splits", "build_loaders", "build_splits", "build_transforms",
     "dataset_names", "load_splits", "pop_bad_images", "preprocess_spec", "read_rgb", "register_dataset",
 ]
-
-
-@dataclass
-class Splits:
-    """The train / val / test datasets of a run and the names of their labels.
-
-    Attributes:
-        name: the dataset's registered name.
-        train: training samples (train transform).
-        val: validation samples (eval transform).
-        test: test samples (eval transform).
-        classes: ``classes[label]`` is the name of ``label``; ``len(classes)`` is the number of classes.
-    """
-
-    name: str
-    train: LabelledImages
-    val: LabelledImages
-    test: LabelledImages
-    classes: list[str]
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
 
 
 def dataset_names() -> list[str]:

@@ -280,3 +280,26 @@ def seeded_split(labels: np.ndarray, fraction: float, seed: int, stream: int = 0
     if not kept:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return np.sort(np.concatenate(kept)), np.sort(np.concatenate(held))
+
+
+@dataclass
+class Splits:
+    """The train / val / test datasets of a run and the names of their labels.
+
+    Attributes:
+        name: the dataset's registered name.
+        train: training samples (train transform).
+        val: validation samples (eval transform).
+        test: test samples (eval transform).
+        classes: ``classes[label]`` is the name of ``label``; ``len(classes)`` is the number of classes.
+    """
+
+    name: str
+    train: LabelledImages
+    val: LabelledImages
+    test: LabelledImages
+    classes: list[str]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)

@@ -21,7 +21,7 @@ from ..config import DataConfig
 from .base import BadImage, BadImageError, LabelledImages
 
 if TYPE_CHECKING:
-    from . import Splits
+    from .base import Splits
 
 
 class Batch:

@@ -13,8 +13,8 @@ from PIL import Image
 from torch import nn
 
 from ..backbone import data_config
-from ..checkpoint import checkpoint_config, eval_transform, read_checkpoint, restore_model
 from ..config import Config
+from ..restore import eval_transform, load_checkpoint
 
 DPI = 100  # small PNGs that still show every pixel of a 32 px input when drawn at 2 in
 
@@ -54,16 +54,12 @@ class TrainedModel:
 
 def load_trained(checkpoint: str | Path, device: str = "auto", overrides: Sequence[str] = ()) -> TrainedModel:
     """Rebuild a checkpoint's model and its evaluation transform (the same as :func:`insvp_cli.load_transform`)."""
-    from ..training import resolve_device
-
-    ckpt = read_checkpoint(checkpoint)
-    cfg = checkpoint_config(ckpt, list(overrides))
-    dev = resolve_device(device)
-    model = restore_model(ckpt, cfg).to(dev).eval()
+    loaded = load_checkpoint(checkpoint, overrides, device=device, option="train.device")
+    cfg, model, dev = loaded.cfg, loaded.model, loaded.device
     data_cfg = data_config(model.backbone)
     transform = eval_transform(cfg, model.backbone)
     return TrainedModel(model, cfg, transform, np.asarray(data_cfg["mean"], dtype=np.float32),
-                        np.asarray(data_cfg["std"], dtype=np.float32), list(ckpt["classes"]), Path(ckpt["path"]),
+                        np.asarray(data_cfg["std"], dtype=np.float32), list(loaded.ckpt["classes"]), loaded.path,
                         dev)
 
 

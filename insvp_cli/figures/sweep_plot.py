@@ -16,7 +16,8 @@ from matplotlib.figure import Figure
 from .common import save_figure
 
 if TYPE_CHECKING:
-    from ..sweep import Dimension, SweepResult, TrialRow
+    from ..sweep.rows import SweepResult, TrialRow
+    from ..sweep.space import Dimension
 
 
 def _numeric(values: list) -> bool:

@@ -6,10 +6,11 @@
 - :mod:`.report`: ``insvp report``: finished runs beside the published numbers.
 """
 
+from ..names import PAPER_TABLES
 from .paper_tables import PUBLISHED, PublishedTable
 from .report import Report, build_report, render
 from .runner import Plan, plan_table, run_plan
-from .tables import PAPER_TABLES, TABLES, Aggregate, Cell, RunSpec, TableDef, register_table
+from .tables import TABLES, Aggregate, Cell, RunSpec, TableDef, register_table
 
 __all__ = [
     "PAPER_TABLES", "PUBLISHED", "TABLES", "Aggregate", "Cell", "Plan", "PublishedTable", "Report", "RunSpec",

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
+from ..names import PAPER_TABLES
 from ..render import Value, csv_table, latex_table, markdown_table
 from ..rundir import SUMMARY
 from ..seeds import Spread, finished_seeds, test_accuracies
-from .tables import PAPER_TABLES, TABLES, TUNED_SUFFIX, TableDef
+from .tables import TABLES, TUNED_SUFFIX, TableDef
 
 MISSING = "—"  # a run that is missing or unfinished
 NOT_PUBLISHED = ""

@@ -260,4 +260,3 @@ register_table(TableDef(
     (*(cell.row for cell in FIG7_CELLS), *FIG7.rows), ("CUB",), FIG7_CELLS, published=FIG7,
 ))
 
-PAPER_TABLES = ("table1", "table2", "table3", "table4", "table5", "fig7")

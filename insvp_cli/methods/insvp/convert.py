@@ -37,10 +37,11 @@ from pathlib import Path
 
 import torch
 
-from ...backbone import read_state_dict
-from ...checkpoint import atomic_save, atomic_save_safetensors, atomic_write_text, make_checkpoint
+from ...backbone.weights import read_state_dict
+from ...checkpoint import make_checkpoint
 from ...config import Config
 from ...errors import UsageError
+from ...io import atomic_save, atomic_save_safetensors, atomic_write_text
 from ...resolve import resolve_config
 
 # Release name (prefix, or a whole name) -> our name. See the module docstring for the shapes.
@@ -156,8 +157,8 @@ def convert_official(state_dict_path: Path, recipe: Path | str, out_dir: Path,
     # rebuilding from the written file checks it and gives the fingerprint that load_model verifies
     model = build_model(cfg, num_classes, backbone=create_backbone(cfg.backbone))
     model.load_state_dict({ours: value for ours, (_, value) in trainable.items()}, strict=False)
-    ckpt = make_checkpoint(model, cfg, [str(i) for i in range(num_classes)], metrics={}, epoch=0)
-    ckpt["classes_named"] = False  # the release stores no class names: only the count is checked
+    # the release stores no class names: only the count is checked
+    ckpt = make_checkpoint(model, cfg, [str(i) for i in range(num_classes)], metrics={}, epoch=0, classes_named=False)
     ckpt["converted_from"] = str(state_dict_path)
     atomic_write_text(cfg.to_yaml(), out_dir / "config.yaml")
     atomic_save(ckpt, out_dir / "best.pt")
