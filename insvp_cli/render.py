@@ -100,7 +100,8 @@ def rich_table(headers: Sequence[str], rows: Sequence[Sequence[Value]], title: s
     table = Table(title=title)
     for j, header in enumerate(headers):
         numeric = all(isinstance(row[j], (int, float)) for row in rows)
-        table.add_column(header, justify="right" if numeric else "left")
+        spread = any(isinstance(row[j], str) and " ± " in row[j] for row in rows)  # mean ± std (N): one line
+        table.add_column(header, justify="right" if numeric or spread else "left", no_wrap=spread)
     for row in rows:
         table.add_row(*(human(cell, digits) for cell in row))
     return table

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..errors import UsageError
 from ..rundir import is_run, read_metrics
@@ -54,6 +55,7 @@ def plot_curves(runs: Sequence[Path], out: Path) -> Path:
     for ax, title, ylabel in ((loss, "training loss", "loss"), (acc, "accuracy", "%"), (lr, "learning rate", "lr")):
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
     if any(r["lr"] > 0 for rows in curves.values() for r in rows):
