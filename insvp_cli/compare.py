@@ -79,11 +79,12 @@ def compare_runs(recipe: Recipe | Sequence[Recipe] | None, methods: list[str], o
 
     With ``seeds`` above 1 each method trains that many times (:mod:`insvp_cli.seeds`: ``out/<method>``, then
     ``out/<method>-seed1`` ...) and its accuracies are mean ± std (N). With ``sweep``, ``out/<method>`` is a sweep
-    of the method and its row the selected trial; a method whose sweep is not finished (its last trials run in
-    another worker) or has no complete trial has no row.
+    of the method and its row the selected trial (with ``seeds``: every trial trains them, the sweep selects on
+    their mean and the row shows the means); a method whose sweep is not finished (its last trials run in another
+    worker) or has no complete trial has no row.
     """
     if sweep:
-        results = _compare_sweeps(recipe, methods, out, overrides, console)
+        results = _compare_sweeps(recipe, methods, out, overrides, console, seeds)
     else:
         # fail fast: a bad value or a need the data does not meet stops the comparison before anything trains
         configs = {m: bind_requirements(resolve_config(recipe, [*overrides, f"method.name={m}"])) for m in methods}
@@ -103,17 +104,19 @@ def compare_runs(recipe: Recipe | Sequence[Recipe] | None, methods: list[str], o
     return results
 
 
-def _compare_sweeps(recipe, methods: list[str], out: Path, overrides, console) -> list[MethodResult]:
+def _compare_sweeps(recipe, methods: list[str], out: Path, overrides, console, seeds: int) -> list[MethodResult]:
     from .sweep import TRIALS, plan_sweep, run_sweep
 
-    plans = {m: plan_sweep(recipe, [*overrides, f"method.name={m}"], out / m) for m in methods}  # fail fast
+    # fail fast; with seeds, each trial trains them all and the sweep selects on their mean
+    plans = {m: plan_sweep(recipe, [*overrides, f"method.name={m}"], out / m, seeds=seeds) for m in methods}
     results = []
     for method, plan in plans.items():
         result = run_sweep(plan, console)
         if not result.complete or result.best is None:
             continue
         run_dir = plan.out / TRIALS / result.best.run_dir
-        summary = {**json.loads((run_dir / SUMMARY).read_text()), "test_acc": result.test_acc}
+        summary = {**json.loads((run_dir / SUMMARY).read_text()), "val_acc": result.best.val_acc,
+                   "test_acc": result.test_acc}
         counts = result.counts()
         results.append(MethodResult(method, summary, mean_train_speed(run_dir), result.best.params,
                                     f"{counts['complete']}/{len(result.rows)}"))

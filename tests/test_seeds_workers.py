@@ -3,6 +3,7 @@ runs (run-folder locks, ``--gpus``)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import statistics
@@ -10,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from rich.console import Console
 
 from insvp_cli.compare import compare_runs
 from insvp_cli.errors import UsageError
@@ -25,7 +27,7 @@ register_table(TableDef(TABLE, "seeds and workers", "method", ("InsVP",), ("0-2"
     Cell("InsVP", column, "insvp", RunSpec(f"digits{''.join(map(str, classes))}/insvp", None,
                                            (*tiny_run("insvp", 1), f"data.classes={list(classes)}")))
     for column, classes in (("0-2", (0, 1, 2)), ("3-5", (3, 4, 5))))))
-QUIET = type("Quiet", (), {"rule": staticmethod(lambda *a, **k: None), "print": staticmethod(lambda *a, **k: None)})()
+QUIET = Console(file=io.StringIO())
 
 
 def test_spread_formats_mean_std_and_count():
@@ -97,3 +99,21 @@ def test_gpus_starts_one_worker_per_device_and_they_share_the_runs(tmp_path):
 def test_bad_gpu_lists_are_usage_errors(text):
     with pytest.raises(UsageError, match="--gpus"):
         parse_gpus(text)
+
+
+def test_a_sweep_with_seeds_selects_on_the_mean_of_every_seed(tmp_path):
+    from insvp_cli.sweep import TRIALS, plan_sweep, run_sweep
+
+    sets = tiny_run("linear", 1, classes="[0, 1]", lr=None)
+    result = run_sweep(plan_sweep(None, sets, tmp_path / "s", grids=["train.lr=[0.003, 0.03]"], seeds=2), QUIET)
+    trials = tmp_path / "s" / TRIALS
+    means = {}
+    for row in result.rows:
+        accs = [json.loads((trials / name / "summary.json").read_text())["val_acc"]
+                for name in (row.run_dir, f"{row.run_dir}-seed1")]
+        assert "seed: 1" in (trials / f"{row.run_dir}-seed1" / "config.yaml").read_text()
+        assert row.val_acc == pytest.approx(statistics.fmean(accs))
+        means[row.run_dir] = row.val_acc
+    assert result.best.val_acc == max(means.values())
+    with pytest.raises(UsageError, match="--seeds"):
+        plan_sweep(None, sets, tmp_path / "t", seeds=0)

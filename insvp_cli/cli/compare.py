@@ -34,17 +34,14 @@ def compare(
                                                         "grid), run or reused, its selected trial tested.")] = False,
     seeds: Annotated[int, typer.Option(min=1, help="Train each method with this many seeds (train.seed, +1, ...; "
                                                    "OUT/METHOD, OUT/METHOD-seed1, ...): accuracies as mean ± std "
-                                                   "(N).")] = 1,
+                                                   "(N). With --sweep: every trial trains them and the sweep "
+                                                   "selects on the mean.")] = 1,
 ) -> None:
     """Train several methods on the same recipe (same seed, data, schedule) and compare them (paper Table 1)."""
     from ..compare import compare_runs
-    from ..errors import UsageError
 
     names = split_names(methods, "--methods", ",".join(COMPARED_BY_DEFAULT))
     out = out if out is not None else Path("runs/compare-tuned" if sweep else "runs/compare")
-    if sweep and seeds > 1:
-        raise UsageError("--seeds with --sweep: a sweep selects one trial; compare seeds of untuned runs, or pass "
-                         "the chosen values as --set with --seeds")
     results = compare_runs(recipes(recipe), names, out, overrides or [], console=None, sweep=sweep, seeds=seeds)
     title = f"{', '.join(names)} on {' + '.join(recipe) if recipe else 'the defaults'}"
     if seeds > 1:

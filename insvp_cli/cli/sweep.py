@@ -42,6 +42,8 @@ def sweep(
                                                      "postgresql://user@host/db (default: OUT/study.journal).")] = None,
     study: Annotated[str | None, typer.Option(metavar="NAME", show_default=False,
                                               help="Study name in the storage (default: the --out path).")] = None,
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds per trial (trial-NNNN, trial-NNNN-seed1, ...): select on "
+                                                   "the mean of their best validation accuracies.")] = 1,
 ) -> None:
     """Search hyper-parameters on the validation split, as the works InsVP compares with did.
 
@@ -54,7 +56,7 @@ def sweep(
     from ..sweep import plan_sweep, run_sweep
 
     plan = plan_sweep(recipes(recipe), overrides or [], out, grid or [], ranges or [], sampler.value, trials, prune,
-                      storage, study)
+                      storage, study, seeds)
     unit = "point" if plan.sampler == "grid" else "trial"
     console.print(f"sweep {plan.base.method.name} on {plan.base.data.name}: {plan.size} {unit}"
                   f"{'s' if plan.size != 1 else ''} of "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ class Sweep:
         search_overrides: the dataset's search splits (VTAB-1k: ``data.vtab_protocol=tune``).
         final_overrides: the dataset's final run (VTAB-1k: ``data.vtab_protocol=final``); empty: none.
         base: the trials' config before the swept values.
+        seeds: seeds per trial; its objective is the mean of their best validation accuracies (``--seeds N``).
     """
 
     out: Path
@@ -60,6 +61,7 @@ class Sweep:
     search_overrides: tuple[str, ...]
     final_overrides: tuple[str, ...]
     base: Config
+    seeds: int = 1
 
     @property
     def size(self) -> int:
@@ -72,8 +74,10 @@ class Sweep:
     def trial_overrides(self, params: dict[str, Any]) -> list[str]:
         return [*self.overrides, *self.search_overrides, *TRIAL_OVERRIDES, *self.param_overrides(params)]
 
-    def trial_config(self, params: dict[str, Any]) -> Config:
-        return resolve_config(self.recipes, self.trial_overrides(params))
+    def trial_config(self, params: dict[str, Any], seed: int = 0) -> Config:
+        """A trial's config; ``seed`` k > 0: its k-th extra seed (``train.seed`` raised by k)."""
+        cfg = resolve_config(self.recipes, self.trial_overrides(params))
+        return cfg if seed == 0 else replace(cfg, train=replace(cfg.train, seed=cfg.train.seed + seed))
 
     def final_config(self, params: dict[str, Any]) -> Config:
         """The final run's config: the user's settings and the chosen values, on the dataset's final splits, with
@@ -86,7 +90,7 @@ class Sweep:
         (but where the files are and how fast they are read: workers on several machines may differ there)."""
         settings = {k: v for k, v in flatten(self.base.to_dict()).items() if k not in LOCATION_KEYS}
         return json.loads(json.dumps({"space": [d.to_json() for d in self.space], "sampler": self.sampler,
-                                      "settings": settings}))
+                                      "settings": settings, **({"seeds": self.seeds} if self.seeds > 1 else {})}))
 
     def storage_label(self) -> str:
         return self.storage or str(self.out / JOURNAL)
@@ -95,11 +99,12 @@ class Sweep:
 def plan_sweep(recipes: Recipe | Sequence[Recipe] | None, overrides: Sequence[str], out: Path,
                grids: Sequence[str] = (), ranges: Sequence[str] = (), sampler: str = "grid",
                trials: int | None = None, prune: bool = False, storage: str | None = None,
-               study: str | None = None) -> Sweep:
+               study: str | None = None, seeds: int = 1) -> Sweep:
     """Resolve and check a sweep: recipes, ``--set``, the search space, the sampler. Nothing is written.
 
     The search space of the selected method: the recipes' ``sweep:`` sections < ``--grid`` < ``--range`` (key by
-    key); if none of them names a key, :func:`default_space`.
+    key); if none of them names a key, :func:`default_space`. With ``seeds`` above 1 every trial trains that many
+    seeds (``trials/trial-NNNN``, ``trial-NNNN-seed1``, ...) and the selection is on their mean.
 
     Raises:
         UsageError: a bad recipe, override, grid, range or sampler setting (one line naming it).
@@ -133,7 +138,9 @@ def plan_sweep(recipes: Recipe | Sequence[Recipe] | None, overrides: Sequence[st
             raise UsageError("--trials: a grid runs every point once; --trials is for --sampler tpe")
     elif trials is None or trials < 1:
         raise UsageError("--sampler tpe needs --trials N (N >= 1): how many trials the study runs")
+    if seeds < 1:
+        raise UsageError(f"--seeds: {seeds}; a trial trains at least one seed")
     return Sweep(Path(out), trees, names, overrides, space, sampler, trials, prune, storage,
                  study or Path(out).as_posix(), tuple(dataset.search_overrides), tuple(dataset.final_overrides),
-                 resolve_config(trees, fixed_sets))
+                 resolve_config(trees, fixed_sets), seeds)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import statistics
 import time
 import uuid
 from pathlib import Path
@@ -15,6 +16,7 @@ from filelock import FileLock
 from ..errors import UsageError, first_sentence
 from ..resolve import flatten, format_override
 from ..rundir import SUMMARY, is_run, load_run_config, read_metrics, setting_differences
+from ..seeds import seed_dirs
 from ..training import evaluate_checkpoint, fit, run_or_reuse
 from .locks import _recover
 from .outputs import read_result, write_files
@@ -158,7 +160,14 @@ class _Objective:
             _progress_line(self.console, self.sweep, self.rows, first, params, resumed=first != trial.number)
             summary = self._train(trial, params, self.sweep.out / TRIALS / run_name)
             trial.set_user_attr("best_epoch", summary["best_epoch"])
-            return summary["val_acc"]
+            if self.sweep.seeds == 1:
+                return summary["val_acc"]
+            # the other seeds, unpruned: the objective is the mean of every seed's best validation accuracy
+            extra = seed_dirs(self.sweep.out / TRIALS / run_name, self.sweep.seeds)[1:]
+            accs = [summary["val_acc"], *(self._seed(params, k, run_dir)["val_acc"]
+                                          for k, run_dir in enumerate(extra, start=1))]
+            trial.set_user_attr("seed_val_accs", accs)
+            return statistics.fmean(accs)
         except optuna.TrialPruned as exc:
             self._say(f"trial {first} {exc}")
             raise
@@ -178,6 +187,12 @@ class _Objective:
         from rich.console import Console
 
         (self.console or Console(stderr=True)).print(line, highlight=False, markup=False, soft_wrap=True)
+
+    def _seed(self, params: dict[str, Any], k: int, run_dir: Path) -> dict[str, Any]:
+        """The summary of extra seed ``k`` of a trial: read if it finished, else trained now (never tested)."""
+        if (run_dir / SUMMARY).is_file():
+            return json.loads((run_dir / SUMMARY).read_text())
+        return fit(self.sweep.trial_config(params, k), run_dir, console=self.console, final_test=False)
 
     def _train(self, trial, params: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         import optuna
@@ -244,11 +259,13 @@ def finish(sweep: Sweep, study, console=None) -> SweepResult:
 
 
 def _best_test_acc(sweep: Sweep, best: TrialRow) -> float:
-    """The selected trial's ``best.pt`` on the test split: evaluated once, then read from ``sweep.json``."""
+    """The selected trial's ``best.pt`` on the test split (the mean over its seeds): evaluated once, then read from
+    ``sweep.json``."""
     kept = read_result(sweep.out)
     if kept is not None and kept.get("best", {}).get("run_dir") == best.run_dir and "test_acc" in kept["best"]:
         return kept["best"]["test_acc"]
-    return evaluate_checkpoint(sweep.out / TRIALS / best.run_dir / "best.pt", "test")["acc"]
+    runs = seed_dirs(sweep.out / TRIALS / best.run_dir, sweep.seeds)
+    return statistics.fmean(evaluate_checkpoint(run / "best.pt", "test")["acc"] for run in runs)
 
 
 def _final_run(sweep: Sweep, best: TrialRow, console) -> dict[str, Any]:
