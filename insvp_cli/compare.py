@@ -20,7 +20,6 @@ from typing import Any
 
 from .io import atomic_write_text
 from .render import csv_table, markdown_table, short_value
-from .requirements import bind_requirements
 from .resolve import Recipe, resolve_config
 from .rundir import SUMMARY, read_metrics
 from .seeds import Spread, seed_dirs, seed_override
@@ -87,14 +86,14 @@ def compare_runs(recipe: Recipe | Sequence[Recipe] | None, methods: list[str], o
         results = _compare_sweeps(recipe, methods, out, overrides, console, seeds)
     else:
         # fail fast: a bad value or a need the data does not meet stops the comparison before anything trains
-        configs = {m: bind_requirements(resolve_config(recipe, [*overrides, f"method.name={m}"])) for m in methods}
+        configs = {m: resolve_config(recipe, [*overrides, f"method.name={m}"], bind=True) for m in methods}
         results = []
         for method, cfg in configs.items():
             dirs = seed_dirs(out / method, seeds)
             summaries = [run_or_reuse(cfg, dirs[0], console)]
-            summaries += [run_or_reuse(bind_requirements(resolve_config(
-                recipe, [*overrides, f"method.name={method}", seed_override(cfg.train.seed, k)])), run_dir, console)
-                for k, run_dir in enumerate(dirs[1:], start=1)]
+            summaries += [run_or_reuse(resolve_config(
+                recipe, [*overrides, f"method.name={method}", seed_override(cfg.train.seed, k)], bind=True), run_dir,
+                console) for k, run_dir in enumerate(dirs[1:], start=1)]
             results.append(MethodResult(method, summaries[0], mean_train_speed(dirs[0]),
                                         seeds=summaries if seeds > 1 else []))
     headers = TUNED_HEADERS if sweep else HEADERS

@@ -16,7 +16,7 @@ from .errors import ConfigError
 from .methods import METHODS
 from .methods.base import Method
 from .methods.build import build_backbone, build_model
-from .requirements import MissingNeed, bind_requirements
+from .requirements import MissingNeed
 from .resolve import Recipe, parse_override, resolve_config
 
 
@@ -147,13 +147,13 @@ def compare_methods(
     def config_for(name: str) -> Config:
         # the resolver applies the recipe's per-method deltas and drops its other method's keys
         own = [text for key, text in method_sets.items() if key in fields[name]]
-        return resolve_config(recipe, [*shared, f"method.name={name}", *own])
+        return resolve_config(recipe, [*shared, f"method.name={name}", *own], bind=True)
 
     templates: dict[bool, nn.Module] = {}
     reports = []
     for name in names:
         try:
-            cfg = bind_requirements(config_for(name))
+            cfg = config_for(name)
         except MissingNeed as exc:
             if on_skip is not None:
                 on_skip(str(exc))

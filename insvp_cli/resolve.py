@@ -18,6 +18,7 @@ import yaml
 from .config import DEFAULT_METHOD, Config, DataConfig, build_dataclass
 from .errors import ConfigError, UsageError
 from .methods import METHODS
+from .requirements import bind_requirements
 
 RECIPES = Path(__file__).resolve().parent / "recipes"
 
@@ -122,7 +123,8 @@ def recipe_list(recipe: Recipe | Sequence[Recipe] | None) -> list[Recipe]:
     return [recipe] if isinstance(recipe, (str, Path, dict)) else list(recipe)
 
 
-def resolve_config(recipe: Recipe | Sequence[Recipe] | None = None, overrides: Sequence[str] = ()) -> Config:
+def resolve_config(recipe: Recipe | Sequence[Recipe] | None = None, overrides: Sequence[str] = (), *,
+                   bind: bool = False) -> Config:
     """Defaults < recipes (paths, shipped names or mappings, in order) < ``--set`` overrides.
 
     Later recipes override earlier ones key by key (``insvp train --recipe R --recipe best.yaml``). The
@@ -141,9 +143,16 @@ def resolve_config(recipe: Recipe | Sequence[Recipe] | None = None, overrides: S
         recipe: a recipe (path of a YAML file, shipped recipe name, or an already-loaded mapping, e.g. from
             a checkpoint), a list of them (later ones win), or None.
         overrides: ``a.b=value`` strings; values are parsed as YAML (``true``, ``0.1``, ``[7, 9, 3]``).
+        bind: also fill in the values that follow from the data the run will read
+            (:func:`~insvp_cli.requirements.bind_requirements`: TransHP's coarse classes from the hierarchy file),
+            as a run folder stores its config; this reads the data's hierarchy, so a config rebuilt from a
+            checkpoint, or planned without its data, is resolved without it.
 
     Returns:
         The validated :class:`~insvp_cli.config.Config`.
+
+    Raises:
+        MissingNeed: with ``bind``, the method needs something the data does not provide.
     """
     layers = [_copy(r) if isinstance(r, dict) else load_recipe(r) for r in recipe_list(recipe)]
     override_tree = overrides_tree(overrides)
@@ -188,7 +197,8 @@ def resolve_config(recipe: Recipe | Sequence[Recipe] | None = None, overrides: S
         method_tree.update(layer)
     method_tree["name"] = name
     tree["method"] = build_dataclass(config_cls, method_tree, "method")
-    return build_dataclass(Config, tree, "")
+    cfg = build_dataclass(Config, tree, "")
+    return bind_requirements(cfg) if bind else cfg
 
 
 def _group(tree: dict[str, Any], key: str) -> dict[str, Any]:

@@ -100,3 +100,12 @@ def test_later_recipes_override_earlier_ones(tmp_path):
     cfg = resolve_config([first, second])
     assert (cfg.method.name, cfg.method.num_tokens, cfg.method.deep, cfg.train.lr) == ("vpt", 3, False, 0.5)
     assert resolve_config([first, second], ["method.name=insvp"]).method.prompt_len == 4
+
+
+def test_resolve_binds_what_follows_from_the_data_when_asked():
+    from insvp_cli.requirements import MissingNeed
+
+    assert resolve_config(None, ["method.name=transhp", "data.name=cifar100"]).method.coarse_classes is None
+    assert resolve_config(None, ["method.name=transhp", "data.name=cifar100"], bind=True).method.coarse_classes == 20
+    with pytest.raises(MissingNeed, match="hierarchy"):
+        resolve_config(None, ["method.name=transhp", "data.name=mnist5k"], bind=True)

@@ -51,7 +51,6 @@ def params(
         count_parameters,
         shape_only,
     )
-    from ..requirements import bind_requirements
     from ..resolve import resolve_config
 
     if plot is not None:
@@ -71,7 +70,7 @@ def params(
         sets.insert(0, f"method.name={method}")
     if backbone:
         sets.insert(0, f"backbone.name={backbone}")
-    cfg = bind_requirements(resolve_config(recipes(recipe), [*sets, "backbone.weights=none"]))
+    cfg = resolve_config(recipes(recipe), [*sets, "backbone.weights=none"], bind=True)
     report = count_parameters(shape_only(cfg, num_classes), cfg.method.name, cfg.backbone.name)
     if fmt is Format.table:
         console.print(param_table(report))

@@ -12,7 +12,6 @@ from typing import Any
 from ..config import Config
 from ..data import DATASETS
 from ..errors import UsageError
-from ..requirements import bind_requirements
 from ..resolve import Recipe, flatten, format_override, load_recipe, parse_override, recipe_list, resolve_config
 from ..rundir import LOCATION_KEYS
 from .space import Dimension, build_space, default_space, parse_grid, parse_range, section_space
@@ -82,8 +81,8 @@ class Sweep:
     def final_config(self, params: dict[str, Any]) -> Config:
         """The final run's config: the user's settings and the chosen values, on the dataset's final splits, with
         the values that follow from the data filled in (as its run folder stores them)."""
-        return bind_requirements(
-            resolve_config(self.recipes, [*self.overrides, *self.param_overrides(params), *self.final_overrides]))
+        return resolve_config(self.recipes, [*self.overrides, *self.param_overrides(params), *self.final_overrides],
+                              bind=True)
 
     def identity(self) -> dict[str, Any]:
         """What an existing study must have been made with: the search space, the sampler and the settings
@@ -115,7 +114,7 @@ def plan_sweep(recipes: Recipe | Sequence[Recipe] | None, overrides: Sequence[st
     trees = [r if isinstance(r, dict) else load_recipe(r) for r in recipe_list(recipes)]
     overrides = tuple(overrides)
     # the user's settings alone: errors name their key first; a need the data does not meet stops here too
-    chosen = bind_requirements(resolve_config(trees, overrides))
+    chosen = resolve_config(trees, overrides, bind=True)
     dataset = DATASETS.get(chosen.data.name)
     raw = section_space(trees, chosen.method.name, names)
     raw.update(parse_grid(text) for text in grids)
