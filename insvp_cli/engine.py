@@ -140,6 +140,11 @@ def train_one_epoch(
 ) -> dict[str, float]:
     """One pass over ``loader``; returns the mean loss, images seen (all ranks), seconds and throughput.
 
+    ``model(images, with_aux=True)`` gives the logits and the auxiliary outputs of the forward (a
+    :class:`~insvp_cli.methods.base.Method`, or a DDP / ``torch.compile`` wrapper of one), and ``criterion(logits,
+    targets, **aux)`` the loss: the method's ``loss`` with its criterion bound, or a plain loss for methods
+    without auxiliary outputs.
+
     Raises:
         TrainingDiverged: on a NaN or infinite loss (before the optimizer step, so weights stay finite).
     """
@@ -156,7 +161,8 @@ def train_one_epoch(
                 continue
             images, targets = mixup(images, targets)
         with precision.autocast():
-            loss = criterion(model(images), targets)
+            logits, aux = model(images, with_aux=True)
+            loss = criterion(logits, targets, **aux)
         if any_rank(not torch.isfinite(loss).item(), dist_info, device):
             raise TrainingDiverged(f"the loss became {loss.item()} at step {step + 1} of the epoch")
         optimizer.zero_grad(set_to_none=True)

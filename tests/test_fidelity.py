@@ -239,10 +239,10 @@ def test_transhp_smooths_the_coarse_labels_as_the_fine_ones():
     model.prepare(training_data([], coarse=[3, 3, 7, 0, 7]))
     fine, targets = torch.nn.CrossEntropyLoss(label_smoothing=0.1), torch.tensor([2, 3])
     with torch.no_grad():
-        logits = model(images(model, 2))
-        coarse_logits = model._coarse_logits[0]
+        logits, aux = model(images(model, 2), with_aux=True)
+        coarse_logits = aux["coarse_logits"][0]
         expected = fine(logits, targets) + F.cross_entropy(coarse_logits, torch.tensor([7, 0]), label_smoothing=0.1)
-        torch.testing.assert_close(model.loss(logits, targets, fine), expected)
+        torch.testing.assert_close(model.loss(logits, targets, fine, **aux), expected)
 
 
 def test_transhp_current_revision_prompts_every_block_but_the_last():
@@ -252,15 +252,15 @@ def test_transhp_current_revision_prompts_every_block_but_the_last():
     lengths = []
     hooks = [b.register_forward_pre_hook(lambda _m, a: lengths.append(a[0].shape[1])) for b in model.backbone.blocks]
     with torch.no_grad():
-        logits = model(images(model, 2))
+        logits, aux = model(images(model, 2), with_aux=True)
     for hook in hooks:
         hook.remove()
     assert lengths == [5 + 20, 5 + 20, 5 + 20, 5]
-    assert tuple(model.transhp.prototypes.shape) == (3, 20, 192) and model._coarse_logits.shape == (3, 2, 20)
-    coarse = model._coarse_logits
+    coarse = aux["coarse_logits"]
+    assert tuple(model.transhp.prototypes.shape) == (3, 20, 192) and coarse.shape == (3, 2, 20)
     fine = torch.nn.CrossEntropyLoss()
     expected = fine(logits, torch.tensor([2, 3])) + sum(F.cross_entropy(c, torch.tensor([7, 0])) for c in coarse) / 3
-    torch.testing.assert_close(model.loss(logits, torch.tensor([2, 3]), fine), expected)
+    torch.testing.assert_close(model.loss(logits, torch.tensor([2, 3]), fine, **aux), expected)
 
 
 def test_damvp_clusters_the_training_images_as_training_sees_them():

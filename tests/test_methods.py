@@ -51,7 +51,8 @@ def test_only_trainable_parameters_learn(method):
     for _ in range(2):
         opt.zero_grad()
         # the method's own loss: auxiliary terms (TransHP's coarse loss) train parameters of their own
-        model.loss(model(_images(model)), torch.arange(3), torch.nn.CrossEntropyLoss()).backward()
+        logits, aux = model(_images(model), with_aux=True)
+        model.loss(logits, torch.arange(3), torch.nn.CrossEntropyLoss(), **aux).backward()
         # both directions: every trainable parameter gets a gradient, and no frozen one does
         with_grad = {name for name, p in model.named_parameters() if p.grad is not None}
         assert with_grad == trainable, (sorted(trainable - with_grad)[:4], sorted(with_grad - trainable)[:4])

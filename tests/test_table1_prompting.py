@@ -89,6 +89,12 @@ def test_exactly_these_train_and_the_backbone_stays_frozen(method, sets, names):
     assert not model.backbone_trains and not model.backbone.training
 
 
+def _loss(model, x, y, criterion):
+    """The method's training loss of one forward (auxiliary outputs included)."""
+    logits, aux = model(x, with_aux=True)
+    return model.loss(logits, y, criterion, **aux)
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_a_step_lowers_the_loss_on_a_fixed_batch(method):
     model = tiny_model(method, *(("method.mapping=frequency",) if method == "autovp" else ()), **CIFAR)
@@ -96,11 +102,11 @@ def test_a_step_lowers_the_loss_on_a_fixed_batch(method):
     criterion = nn.CrossEntropyLoss()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2, weight_decay=0.0)
     model.eval()  # no dropout: the same function before and after
-    loss = model.loss(model(x), y, criterion)
+    loss = _loss(model, x, y, criterion)
     loss.backward()
     opt.step()
     with torch.no_grad():
-        after = model.loss(model(x), y, criterion).item()
+        after = _loss(model, x, y, criterion).item()
     assert after < loss.item() - 1e-5, (method, loss.item(), after)
 
 
@@ -312,10 +318,12 @@ def test_transhp_prompts_enter_one_block_and_give_coarse_logits():
     x = images(model, 3)
     with torch.no_grad():
         assert model(x).shape == (3, K)
+        logits, aux = model(x, with_aux=True)
     for hook in hooks:
         hook.remove()
-    assert lengths == [5, 5, 5 + 20, 5]  # class token + 4 patches; + 20 superclass prompts in block 2
-    assert model._coarse_logits.shape == (1, 3, 20)
+    assert lengths == [5, 5, 5 + 20, 5] * 2  # class token + 4 patches; + 20 superclass prompts in block 2
+    assert aux["coarse_logits"].shape == (1, 3, 20) and torch.equal(logits, model(x))
+    assert not hasattr(model, "_coarse_logits")  # nothing of a forward is kept on the model
     with pytest.raises(ConfigError, match="method.block: 4 is not a block"):
         tiny_model("transhp", "method.block=4", vit="p32_d192_64px", **CIFAR)
 
@@ -328,14 +336,13 @@ def test_transhp_coarse_loss_maps_soft_targets_through_the_hierarchy():
     fine = nn.CrossEntropyLoss()
     soft = torch.tensor([[0.5, 0.3, 0.2, 0.0, 0.0], [0.0, 0.0, 0.0, 0.6, 0.4]])
     with torch.no_grad():
-        logits = model(x)
-        coarse = torch.log_softmax(model._coarse_logits[0], -1)
-        loss = model.loss(logits, soft, fine)
+        logits, aux = model(x, with_aux=True)
+        coarse = torch.log_softmax(aux["coarse_logits"][0], -1)
+        loss = model.loss(logits, soft, fine, **aux)
         expected = fine(logits, soft) - 0.5 * ((0.8 * coarse[0, 3] + 0.2 * coarse[0, 7])
                                                + (0.6 * coarse[1, 0] + 0.4 * coarse[1, 7])) / 2
         assert torch.allclose(loss, expected)
-        model(x)
-        hard = model.loss(logits, torch.tensor([2, 3]), fine)
+        hard = model.loss(logits, torch.tensor([2, 3]), fine, **aux)
         assert torch.allclose(hard, fine(logits, torch.tensor([2, 3])) - 0.5 * (coarse[0, 7] + coarse[1, 0]) / 2)
 
 

@@ -22,7 +22,10 @@ hook                      what it gives                                         
                           next restart, and selects the best epoch anew
 ``decays(name, p)``       whether a trainable tensor gets weight decay           not 1-D tensors (biases, norms)
                                                                                  nor ``no_weight_decay()`` names
-``loss(logits, y, c)``    the training loss (auxiliary terms)                    ``c(logits, y)``
+``loss(logits, y, c,``    the training loss (auxiliary terms), given the         ``c(logits, y)``
+``**aux)``                auxiliary outputs of the same forward
+``features_with_aux(x)``  features and auxiliary outputs for ``loss``            ``forward_features``, none
+``logits(features)``      features -> logits                                     the head
 ========================  =====================================================  ===============================
 
 The classification head follows ``cfg.head_init`` and ``cfg.head_norm`` (:func:`make_head`), so every
@@ -131,9 +134,22 @@ class Method(nn.Module):
         prompts = self.image_prompts(x)
         return pool(self.backbone, self.backbone.forward_features(x if prompts is None else prompts.prompted))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised images ``(B, 3, H, W)`` -> logits ``(B, num_classes)``."""
-        return self.head(self.forward_features(x))
+    def features_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Features ``(B, D)`` and the auxiliary outputs of the same forward that :meth:`loss` needs (TransHP's
+        coarse logits); default: :meth:`forward_features` and none."""
+        return self.forward_features(x), {}
+
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Features ``(B, D)`` -> logits ``(B, num_classes)``: the head by default."""
+        return self.head(features)
+
+    def forward(self, x: torch.Tensor, with_aux: bool = False):
+        """Normalised images ``(B, 3, H, W)`` -> logits ``(B, num_classes)``; with ``with_aux`` (the training loop),
+        ``(logits, aux)`` with the auxiliary outputs for :meth:`loss`. Through ``forward``, so that DDP and
+        ``torch.compile`` wrappers see the whole computation."""
+        features, aux = self.features_with_aux(x)
+        logits = self.logits(features)
+        return (logits, aux) if with_aux else logits
 
     def trainable_patterns(self) -> tuple[str, ...]:
         """``fnmatch`` patterns of the parameter names that train (default: the method's prefix and the head)."""
@@ -204,8 +220,10 @@ class Method(nn.Module):
         """
         return ()
 
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor, criterion: nn.Module) -> torch.Tensor:
-        """The training loss of the batch whose forward gave ``logits`` (targets may be soft, from Mixup)."""
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, criterion: nn.Module, **aux: torch.Tensor
+             ) -> torch.Tensor:
+        """The training loss of the batch whose forward gave ``logits`` and ``aux`` (``forward(x, with_aux=True)``;
+        targets may be soft, from Mixup)."""
         return criterion(logits, targets)
 
     # ---- mechanics shared by all methods ----------------------------------------------------------

@@ -198,8 +198,9 @@ class LabelMappedMethod(Method):
         """Normalised images ``(B, 3, H, W)`` -> the source model's logits ``(B, S)`` on the prompted images."""
         return self.parts.source(self.backbone, self.forward_features(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.source_logits(x)
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Features of the prompted images -> the source model's logits -> the target classes (the mapping)."""
+        logits = self.parts.source(self.backbone, features)
         return self.head(logits) if self.parts.mapping is None else self.parts.mapping(logits)
 
     def prepare(self, data: TrainingData) -> None:

@@ -87,7 +87,8 @@ class LION(Method):
         features = super().forward_features(x)  # of the prompted images
         return features + self.lion.features_out(self.lion.features(features))
 
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor, criterion: nn.Module) -> torch.Tensor:
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, criterion: nn.Module, **aux: torch.Tensor
+             ) -> torch.Tensor:
         """The task loss plus the robust-training penalty: ``prune_weight`` times the L1 norm of the
         implicit-layer weights below ``prune_threshold`` in magnitude."""
         loss = criterion(logits, targets)

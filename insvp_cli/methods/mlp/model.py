@@ -45,5 +45,5 @@ class MLP(Method):
         self.mlp = HiddenLayers(backbone.num_features, cfg)
         self.head = make_head(self.mlp.out_features, num_classes, cfg)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.mlp(self.forward_features(x)))
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(self.mlp(features))

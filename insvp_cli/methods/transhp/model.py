@@ -55,7 +55,6 @@ class TransHP(Method):
             self.prompt_blocks = (block,)
         sets = None if cfg.revision == "first" else len(self.prompt_blocks)
         self.transhp = CoarsePrompts(cfg.coarse_classes, backbone.embed_dim, num_classes, sets)
-        self._coarse_logits: torch.Tensor | None = None
 
     def prepare(self, data: TrainingData) -> None:
         if data.coarse_labels is None:
@@ -63,8 +62,11 @@ class TransHP(Method):
         self.transhp.coarse_of.copy_(torch.tensor(data.coarse_labels, dtype=torch.int64))
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Features ``(B, D)``; the coarse logits ``(n, B, K_c)`` of the ``n`` prompted blocks of the same forward are
-        kept for :meth:`loss`."""
+        return self.features_with_aux(x)[0]
+
+    def features_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Features ``(B, D)`` and ``coarse_logits`` ``(n, B, K_c)``, those of the ``n`` prompted blocks, for
+        :meth:`loss`."""
         tokens = embed_tokens(self.backbone, x)
         prototypes, vectors = self.transhp.sets()
         coarse_logits = []
@@ -79,18 +81,18 @@ class TransHP(Method):
             tokens = out[:, :count]
             # each prompt's output dotted with its own vector: (B, K_c, D) -> (B, K_c)
             coarse_logits.append((out[:, count:] * vectors[k].to(out.dtype)).sum(dim=-1))
-        self._coarse_logits = torch.stack(coarse_logits)
-        return pool(self.backbone, self.backbone.norm(tokens))
+        return pool(self.backbone, self.backbone.norm(tokens)), {"coarse_logits": torch.stack(coarse_logits)}
 
-    def loss(self, logits: torch.Tensor, targets: torch.Tensor, criterion: nn.Module) -> torch.Tensor:
-        """The fine loss plus ``coarse_weight`` times the cross-entropy of the coarse logits of the same forward
-        (their mean over the prompted blocks).
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor, criterion: nn.Module, **aux: torch.Tensor
+             ) -> torch.Tensor:
+        """The fine loss plus ``coarse_weight`` times the cross-entropy of the forward's ``coarse_logits`` (their mean
+        over the prompted blocks).
 
         Hard targets ``(B,)`` and soft ones ``(B, K)`` (Mixup) alike become coarse targets ``(B, K_c)`` through the
         class -> coarse matrix. The coarse level gets the criterion's label smoothing as the fine level does (the
         authors' code smooths the labels of every level); Mixup's soft targets carry their smoothing already.
         """
-        coarse_logits, self._coarse_logits = self._coarse_logits, None
+        coarse_logits = aux["coarse_logits"]
         parents = F.one_hot(self.transhp.coarse_of, self.cfg.coarse_classes).float()  # (K, K_c)
         # hard: each target's row; soft: (B, K) @ (K, K_c) -> (B, K_c)
         coarse_targets = parents[targets] if targets.ndim == 1 else targets.float() @ parents
