@@ -27,7 +27,6 @@ from typing import Any
 SHARED_LRS = (0.0005, 0.001, 0.002, 0.005)
 VPT_WEIGHT_DECAYS = (0.0, 0.0001, 0.001, 0.01)
 
-Grid = Mapping[str, Sequence[Any]]
 
 
 def scaled_lrs(base_lrs: Sequence[float], batch_size: int) -> list[float]:

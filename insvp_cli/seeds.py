@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .rundir import SUMMARY
+
 SEED_SUFFIX = "-seed"
 
 
@@ -29,16 +31,17 @@ def seed_override(base_seed: int, k: int) -> str:
     return f"train.seed={base_seed + k}"
 
 
-def finished_seeds(run_dir: Path, summary: str = "summary.json") -> list[Path]:
+def finished_seeds(run_dir: Path) -> list[Path]:
     """``run_dir`` and its ``-seed<k>`` siblings that hold a finished run, in seed order."""
     pattern = re.compile(re.escape(run_dir.name) + re.escape(SEED_SUFFIX) + r"(\d+)")
     siblings = sorted((int(m.group(1)), p) for p in run_dir.parent.glob(f"{run_dir.name}{SEED_SUFFIX}*")
                       if (m := pattern.fullmatch(p.name)))
-    return [p for p in (run_dir, *(p for _, p in siblings)) if (p / summary).is_file()]
+    return [p for p in (run_dir, *(p for _, p in siblings)) if (p / SUMMARY).is_file()]
 
 
-def test_accuracies(runs: Sequence[Path]) -> list[float]:
-    return [float(json.loads((run / "summary.json").read_text())["test_acc"]) for run in runs]
+def seed_test_accuracies(runs: Sequence[Path]) -> list[float]:
+    """The test accuracy in each run's ``summary.json``."""
+    return [float(json.loads((run / SUMMARY).read_text())["test_acc"]) for run in runs]
 
 
 @dataclass(frozen=True)

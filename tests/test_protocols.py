@@ -108,9 +108,11 @@ def test_yoo_published_protocol_is_sgd_with_ten_warm_up_epochs():
     cfg = published("yoo")
     assert (cfg.train.optimizer, cfg.train.momentum, cfg.train.lr) == ("sgd", 0.9, 0.1)
     assert math.isclose(cfg.train.warmup_fraction * cfg.train.epochs, 10) and cfg.method.head_init == "vpt"
+    assert cfg.train.weight_decay == 0  # no grid published: its own values
+    assert cfg.method.default_grid(64) == {"train.lr": [0.1], "train.weight_decay": [0.0]}
 
 
-@pytest.mark.parametrize("method", ["e2vpt", "sidetune", "vpt", "yoo", "linear", "bias"])
+@pytest.mark.parametrize("method", ["e2vpt", "sidetune", "vpt", "linear", "bias"])
 def test_vpts_solver_decays_everything_but_the_head_bias(method):
     sets = ("method.protocol=published", *OFFLINE.get(method, ()))
     assert decayed(method, *sets) == trainable(method, *sets) - {"head.bias"}

@@ -19,8 +19,7 @@ from pathlib import Path
 from ..errors import UsageError
 from ..names import PAPER_TABLES
 from ..render import Value, csv_table, latex_table, markdown_table
-from ..rundir import SUMMARY
-from ..seeds import Spread, finished_seeds, test_accuracies
+from ..seeds import Spread, finished_seeds, seed_test_accuracies
 from .tables import TABLES, TUNED_SUFFIX, TableDef
 
 MISSING = "—"  # a run that is missing or unfinished
@@ -61,11 +60,11 @@ def read_results(table: TableDef, runs_dir: Path) -> dict[str, tuple[float, bool
     results = {}
     for run in table.runs():
         tuned = finished_test_acc(runs_dir / f"{run.name}{TUNED_SUFFIX}")
-        seeds = finished_seeds(runs_dir / run.name, SUMMARY)
+        seeds = finished_seeds(runs_dir / run.name)
         if tuned is not None:
             results[run.name] = (tuned, True, None)
         elif seeds:
-            spread = Spread.of(test_accuracies(seeds))
+            spread = Spread.of(seed_test_accuracies(seeds))
             results[run.name] = (spread.mean, False, spread if spread.n > 1 else None)
     return results
 

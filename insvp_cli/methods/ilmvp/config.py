@@ -18,9 +18,9 @@ class ILMVPConfig(LabelMappingConfig):
     name: str = "ilmvp"
     paper_rows: ClassVar[Mapping[str, tuple[str, ...]]] = {"ILM-VP": ()}
     # Adam on the frame only, no weight decay, the learning rate / 10 at half and at 72 % of 200 epochs, no warm-up;
-    # its loaders neither augment nor mix
+    # its loaders neither augment nor mix; batch 128 (64 for DTD and Pets)
     published: ClassVar[Protocol] = Protocol(
-        source="OPTML-Group/ILM-VP: experiments/cnn/ilm_vp.py (argument defaults, optimizer, scheduler)",
+        source="OPTML-Group/ILM-VP: experiments/cnn/ilm_vp.py (argument defaults, optimizer, scheduler), data/",
         train={"optimizer": "adam", "lr": 0.01, "weight_decay": 0.0, "epochs": 200, **ILM_STEPS, **NO_MIXING},
-        data={"augment": False},
+        data={"augment": False, "batch_size": 128},
     )

@@ -22,11 +22,11 @@ class VPConfig(MethodConfig):
     name: str = "vp"
     paper_rows: ClassVar[Mapping[str, tuple[str, ...]]] = {"VP": ()}
     # SGD at learning rate 40 (momentum 0.9, no weight decay), cosine per step after a warm-up of 1,000 steps (about
-    # 0.5 % of a CIFAR run at batch 256: the fraction here), 1,000 epochs, batch 256
+    # 0.25 % of a CIFAR run at batch 128: the fraction here), 1,000 epochs, batch 128 for vision models (256 for CLIP)
     published: ClassVar[Protocol] = Protocol(
-        source="hjbahng/visual_prompting: main_clip.py (argument defaults)",
+        source="hjbahng/visual_prompting: main.py and main_clip.py (argument defaults)",
         train={"optimizer": "sgd", "momentum": 0.9, "lr": 40.0, "weight_decay": 0.0, "schedule": "cosine",
-               "min_lr": 0.0, "epochs": 1000, "warmup_fraction": 0.005, **NO_MIXING},
-        data={"batch_size": 256},
+               "min_lr": 0.0, "epochs": 1000, "warmup_fraction": 0.0025, **NO_MIXING},
+        data={"batch_size": 128},
     )
     pad: int | None = bounded(None, ge=1)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from ...config import MethodConfig, bounded
-from ...protocol import VPT_DECAY, VPT_PROMPT_LRS, VPT_SGD, VPT_WEIGHT_DECAYS, Protocol
+from ...protocol import VPT_DECAY, VPT_SGD, Protocol
 
 
 @dataclass
@@ -25,11 +25,12 @@ class YooConfig(MethodConfig):
 
     name: str = "yoo"
     paper_rows: ClassVar[Mapping[str, tuple[str, ...]]] = {"Yoo et al": ()}
-    # built on VPT's code: its SGD solver, with the learning rate and warm-up the paper gives
+    # built on VPT's code: its SGD solver without weight decay, lr 0.1 (its example command: batch 64, not scaled), 10
+    # warm-up epochs of 100; no grid is published
     published: ClassVar[Protocol] = Protocol(
-        source="ryongithub/GatedPromptTuning (VPT's solver); paper §5: SGD, momentum 0.9, lr 0.1, 10 warm-up epochs",
-        train={**VPT_SGD, "lr": 0.1, "weight_decay": 0.0001}, method=VPT_DECAY, base_lrs=VPT_PROMPT_LRS,
-        weight_decays=VPT_WEIGHT_DECAYS,
+        source="ryongithub/GatedPromptTuning (VPT's solver, its example command); paper: SGD, momentum 0.9, lr 0.1, "
+               "10 warm-up epochs",
+        train={**VPT_SGD, "lr": 0.1, "weight_decay": 0.0}, method=VPT_DECAY,
     )
     num_tokens: int = bounded(100, ge=1)
     gate_init: float = 5.0
