@@ -31,10 +31,12 @@ hook                      what it gives                                         
 The classification head follows ``cfg.head_init`` and ``cfg.head_norm`` (:func:`make_head`), so every
 method can start its head as the work it stands for did.
 
-Methods that change what happens inside a block re-compose timm's plain pre-norm ``Block`` from its
-sub-modules (:func:`require_plain_blocks` checks that they can): adapter and AdaptFormer through
-:class:`RecomposedBlocks`, inserting a :class:`Bottleneck`; E2VPT, whose visual prompts also enter
-between the blocks, through ``blocks_with_prompts(..., run_block=...)``.
+Blocks run one way: :func:`~insvp_cli.backbone.vit.blocks_with_prompts` (prompt tokens inserted after the prefix
+tokens, dropped before the final norm), with ``run_block(j, block, tokens)`` for a method that changes what
+happens in or around a block: adapter and AdaptFormer (:class:`RecomposedBlocks`, re-composing timm's plain
+pre-norm ``Block`` from its sub-modules to insert a :class:`Bottleneck`; :func:`require_plain_blocks` checks that
+they can), E2VPT (key-value prompts in the attention), Yoo et al (gates and temperatures) and TransHP (its
+prototypes through chosen blocks).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from timm.models.vision_transformer import Block
 from torch import nn
 
 from ..backbone.swin import is_swin
-from ..backbone.vit import embed_tokens, pool
+from ..backbone.vit import blocks_with_prompts, embed_tokens, pool
 from ..config import MethodConfig
 from ..errors import UsageError
 
@@ -282,10 +284,8 @@ class RecomposedBlocks(Method):
         raise NotImplementedError
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = embed_tokens(self.backbone, x)
-        for j, block in enumerate(self.backbone.blocks):
-            x = self.block(j, block, x)
-        return pool(self.backbone, self.backbone.norm(x))
+        return pool(self.backbone, blocks_with_prompts(self.backbone, embed_tokens(self.backbone, x),
+                                                       run_block=self.block))
 
 
 def require_plain_blocks(backbone: nn.Module, method: str) -> None:

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...backbone.vit import embed_tokens, pool
+from ...backbone.vit import blocks_with_prompts, embed_tokens, pool
 from ...errors import ConfigError, UsageError
 from ..base import Method, TrainingData
 from .config import TransHPConfig
@@ -67,21 +67,22 @@ class TransHP(Method):
     def features_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Features ``(B, D)`` and ``coarse_logits`` ``(n, B, K_c)``, those of the ``n`` prompted blocks, for
         :meth:`loss`."""
-        tokens = embed_tokens(self.backbone, x)
         prototypes, vectors = self.transhp.sets()
         coarse_logits = []
-        for j, block in enumerate(self.backbone.blocks):
+
+        def run_block(j: int, block: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
             if j not in self.prompt_blocks:
-                tokens = block(tokens)
-                continue
+                return block(tokens)
             k = self.prompt_blocks.index(j)
             count = tokens.shape[1]
             # (B, T, D) + (B, K_c, D) -> (B, T + K_c, D), through the block, and back to (B, T, D)
             out = block(torch.cat([tokens, prototypes[k].expand(x.shape[0], -1, -1).to(tokens.dtype)], dim=1))
-            tokens = out[:, :count]
             # each prompt's output dotted with its own vector: (B, K_c, D) -> (B, K_c)
             coarse_logits.append((out[:, count:] * vectors[k].to(out.dtype)).sum(dim=-1))
-        return pool(self.backbone, self.backbone.norm(tokens)), {"coarse_logits": torch.stack(coarse_logits)}
+            return out[:, :count]
+
+        tokens = blocks_with_prompts(self.backbone, embed_tokens(self.backbone, x), run_block=run_block)
+        return pool(self.backbone, tokens), {"coarse_logits": torch.stack(coarse_logits)}
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor, criterion: nn.Module, **aux: torch.Tensor
              ) -> torch.Tensor:

@@ -7,7 +7,7 @@ from timm.models.vision_transformer import Attention
 from torch import nn
 
 from ...backbone.vit import attention as vit_attention
-from ...backbone.vit import block_with_attention, embed_tokens, patch_size, pool
+from ...backbone.vit import block_with_attention, blocks_with_prompts, embed_tokens, patch_size, pool
 from ...errors import UsageError
 from ..base import Method, require_plain_blocks, xavier_prompt
 from .config import YooConfig
@@ -72,19 +72,19 @@ class Yoo(Method):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         temperatures = None if self.yoo.temperature is None else self.temperatures()
-        tokens = embed_tokens(self.backbone, x)
-        start, length = self.backbone.num_prefix_tokens, self.cfg.num_tokens
-        end = start + length
-        prompts = self.yoo.drop(self.yoo.tokens.expand(x.shape[0], -1, -1)).to(tokens.dtype)
-        # (B, prefix + N, D) -> (B, prefix + P + N, D)
-        tokens = torch.cat([tokens[:, :start], prompts, tokens[:, start:]], dim=1)
-        for j, block in enumerate(self.backbone.blocks):
+        start = self.backbone.num_prefix_tokens
+        end = start + self.cfg.num_tokens
+
+        def run_block(j: int, block: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
             prompts_in = tokens[:, start:end]
             tokens = block(tokens) if temperatures is None else tempered_block(block, tokens, temperatures[j])
-            if j < len(self.yoo.gate_logits):
+            if j < len(self.yoo.gate_logits):  # the gated update of the prompts' outputs
                 gate = torch.sigmoid(self.yoo.gate_logits[j]).to(tokens.dtype)
                 mixed = gate * tokens[:, start:end] + (1 - gate) * prompts_in
                 tokens = torch.cat([tokens[:, :start], mixed, tokens[:, end:]], dim=1)
-        # (B, prefix + P + N, D) -> (B, prefix + N, D)
-        tokens = torch.cat([tokens[:, :start], tokens[:, end:]], dim=1)
-        return pool(self.backbone, self.backbone.norm(tokens))
+            return tokens
+
+        # VPT-shallow prompts after the prefix tokens, through every block, dropped before the final norm
+        prompts = self.yoo.drop(self.yoo.tokens.expand(x.shape[0], -1, -1))
+        return pool(self.backbone, blocks_with_prompts(self.backbone, embed_tokens(self.backbone, x), [prompts],
+                                                       run_block=run_block))
