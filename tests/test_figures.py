@@ -206,16 +206,18 @@ def test_bad_image_paths_are_usage_errors_naming_them(cli, runs, tmp_path):
     not_image = tmp_path / "notes.png"
     not_image.write_text("not a picture")
     (tmp_path / "empty").mkdir()
+    (tmp_path / "texts").mkdir()
+    (tmp_path / "texts" / "a.txt").write_text("no image here")
     cases = {
         str(tmp_path / "missing.png"): "does not exist",
         str(not_image): "is not a readable image",
-        str(tmp_path / "empty"): "holds no images",
-        str(tmp_path / "nothing-*.jpg"): "no image matches",
+        str(tmp_path / "empty"): "no files found",
+        str(tmp_path / "texts"): "holds no images",
+        str(tmp_path / "nothing-*.jpg"): "matches no file",
     }
     for path, message in cases.items():
         code, output = cli("gradcam", runs / "insvp", path, "--out", tmp_path / "out")
         assert code == 2, (path, output)
-        assert "error: image" in output or "error: no image" in output
         assert message in output and path in output
     with pytest.raises(UsageError, match="missing.png does not exist"):
         collect_images([tmp_path / "missing.png"])
@@ -332,3 +334,14 @@ def test_params_plot_draws_every_finished_run(cli, runs, tmp_path):
     assert cli("params", "--plot", runs, "--out", tmp_path / "fig5.pdf")[0] == 2
     assert cli("params", "--out", tmp_path / "fig5.png")[0] == 2
     assert cli("params", "--plot", runs, "--compare")[0] == 2
+
+
+def test_gradcam_finds_images_as_predict_finds_its_inputs(tmp_path):
+    from insvp_cli.inference import InputFiles
+
+    for rel in ("b/2.png", "a/1.jpg", "a/notes.txt", "top.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    found = collect_images([tmp_path, tmp_path / "top.png"])  # a folder (recursively), then a file named again
+    assert found == [Path(p) for p in InputFiles.find([tmp_path]) if not p.endswith(".txt")]
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["a/1.jpg", "b/2.png", "top.png"]

@@ -16,7 +16,6 @@ image tokens only.
 
 from __future__ import annotations
 
-import glob
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,30 +40,22 @@ IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif
 
 
 def collect_images(specs: Sequence[str | Path]) -> list[Path]:
-    """Image files from files, folders (their images, sorted, not recursive) and glob patterns, in order.
+    """The image files of ``specs``, found as ``insvp predict`` finds its inputs
+    (:meth:`~insvp_cli.inference.InputFiles.find`: files, folders recursively, glob patterns), in order and each
+    once; in folders and patterns only image files (:data:`IMAGE_SUFFIXES`) count, a file named directly always.
 
     Raises:
-        UsageError: a path that does not exist, a folder without images or a pattern that matches none;
-            the message names it.
+        UsageError: a path that does not exist, or a folder or pattern without images; the message names it.
     """
+    from ..inference import InputFiles
+
     found: list[Path] = []
-    for spec in specs:
-        text = str(spec)
-        path = Path(text)
-        if path.is_dir():
-            matches = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            if not matches:
-                raise UsageError(f"image folder {path} holds no images ({' '.join(IMAGE_SUFFIXES)})")
-        elif path.is_file():
-            matches = [path]
-        elif any(c in text for c in "*?["):
-            matches = sorted(Path(p) for p in glob.glob(text, recursive=True)
-                             if Path(p).is_file() and Path(p).suffix.lower() in IMAGE_SUFFIXES)
-            if not matches:
-                raise UsageError(f"no image matches {text}")
-        else:
-            raise UsageError(f"image {path} does not exist")
-        found.extend(matches)
+    for spec in map(str, specs):  # one at a time, so that an error names its input
+        files = [Path(p) for p in InputFiles.find([spec])]
+        images = files if Path(spec).is_file() else [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+        if not images:
+            raise UsageError(f"{spec} holds no images ({' '.join(IMAGE_SUFFIXES)})")
+        found.extend(images)
     return list(dict.fromkeys(found))  # a file named twice is drawn once
 
 
