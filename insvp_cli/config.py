@@ -253,7 +253,7 @@ class MethodConfig:
     def default_grid(self, batch_size: int) -> dict[str, list[Any]]:
         """``insvp sweep``'s search space when none is given: the published protocol's grid under ``published``,
         else the shared protocol's (:func:`~insvp_cli.protocol.shared_grid`)."""
-        return self.published.grid(batch_size) if self.protocol == "published" else shared_grid(batch_size)
+        return self.published.grid(batch_size) if self.protocol == "published" else shared_grid()
 
     def embeddings(self) -> tuple[str, ...]:
         """What ``Method.embed`` can return for this config, for figures: ``features`` always, plus the

@@ -35,8 +35,8 @@ def scaled_lrs(base_lrs: Sequence[float], batch_size: int) -> list[float]:
     return [float(f"{lr * batch_size / 256:.6g}") for lr in base_lrs]
 
 
-def shared_grid(batch_size: int) -> dict[str, list[Any]]:
-    """The shared protocol's default grid: :data:`SHARED_LRS` x :data:`VPT_WEIGHT_DECAYS` (any batch size)."""
+def shared_grid() -> dict[str, list[Any]]:
+    """The shared protocol's default grid: :data:`SHARED_LRS` x :data:`VPT_WEIGHT_DECAYS` (for any batch size)."""
     return {"train.lr": list(SHARED_LRS), "train.weight_decay": list(VPT_WEIGHT_DECAYS)}
 
 
@@ -51,9 +51,7 @@ class Protocol:
         data: ``data.*`` keys (augmentation).
         method: the method's own keys (head initialisation, which tensors decay, dropout, stages).
         base_lrs: the authors' learning-rate grid for a batch of 256 images, scaled to the run's batch
-            (:func:`scaled_lrs`) for ``insvp sweep``'s default space; empty: ``lrs`` as given.
-        lrs: the authors' learning-rate grid as given (no scaling); with ``base_lrs`` empty and this empty,
-            ``train.lr`` alone.
+            (:func:`scaled_lrs`) for ``insvp sweep``'s default space; empty: ``train.lr`` alone.
         weight_decays: the authors' weight-decay grid; empty: ``train.weight_decay`` alone.
     """
 
@@ -62,14 +60,13 @@ class Protocol:
     data: Mapping[str, Any] = field(default_factory=dict)
     method: Mapping[str, Any] = field(default_factory=dict)
     base_lrs: tuple[float, ...] = ()
-    lrs: tuple[float, ...] = ()
     weight_decays: tuple[float, ...] = ()
 
     def grid(self, batch_size: int) -> dict[str, list[Any]]:
         """The default search space of ``insvp sweep`` under this protocol, for a batch of ``batch_size``: the
         authors' grids, else this protocol's single value, else the shared grid's."""
-        shared = shared_grid(batch_size)
-        lrs = scaled_lrs(self.base_lrs, batch_size) if self.base_lrs else list(self.lrs)
+        shared = shared_grid()
+        lrs = scaled_lrs(self.base_lrs, batch_size)
         return {
             "train.lr": lrs or ([self.train["lr"]] if "lr" in self.train else shared["train.lr"]),
             "train.weight_decay": list(self.weight_decays) or (

@@ -30,4 +30,4 @@ class FullConfig(MethodConfig):
         the batch as VPT scales them): the shared grid's are for a frozen backbone and too large for every weight."""
         if self.protocol == "published":
             return super().default_grid(batch_size)
-        return {**shared_grid(batch_size), "train.lr": scaled_lrs(VPT_FULL_LRS, batch_size)}
+        return {**shared_grid(), "train.lr": scaled_lrs(VPT_FULL_LRS, batch_size)}
