@@ -5,7 +5,8 @@ in one run on the same backbone, batch and random data:
 
 1. The prompters' convolutions (``G_g``'s and ``G_s``'s of both presets) at their input sizes, direct
    (``conv2d``) against FFT (``insvp_cli.methods.insvp.fftconv``), forward and backward: the measurement behind
-   ``conv_impl: auto``.
+   ``conv_impl: auto``; then the frozen patch embedding's gradient to the image, ``conv2d``'s backward against
+   the one matrix product that runs on CPU (``insvp_cli.backbone.patch_embed``).
 2. One training step of InsVP (``paper``, and ``release`` with ``G_s`` once per forward) and of prompts only
    (the common prompt alone, VPT-deep-like, at the same ``L_p``), cut into its parts: SimAM, ``G_l``, ``G_g``,
    ``G_s``, the feature prompts and the backbone (the prompted image through the frozen ViT with its prompts, down
@@ -31,6 +32,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from _models import ONLY_COMMON, build_method, method_config
+from torch import nn
 
 from insvp_cli.methods.insvp.fftconv import PromptConv2d
 from insvp_cli.methods.insvp.layers import simam
@@ -105,6 +107,19 @@ def conv_table(opts: argparse.Namespace, device: torch.device) -> list[str]:
         lines.append(f"{name:<26} {cin:>3} {cout:>3} {side:>4} {'yes' if grad_in else 'no':>3} {times['NCHW']:>7.4f} "
                      f"{times['ch-last']:>7.4f} {times['fft']:>7.4f} {auto:>8} {times['NCHW'] / times['auto']:>12.2f}x")
     return lines
+
+
+def patch_embedding_line(model, opts: argparse.Namespace, device: torch.device) -> str:
+    """Forward + backward seconds of the frozen patch embedding with the gradient to the image, as ``conv2d``'s own
+    backward against one matrix product (:class:`insvp_cli.backbone.patch_embed.PatchConv2d`, what runs on CPU)."""
+    proj = model.backbone.patch_embed.proj
+    x = torch.randn(opts.batch, 3, opts.img_size, opts.img_size, device=device, requires_grad=True)
+    grad = torch.randn_like(proj(x))
+    plain = sum(forward_backward(lambda t: nn.Conv2d.forward(proj, t), [x], grad, device, opts.repeats))
+    used = sum(forward_backward(proj, [x], grad, device, opts.repeats))
+    k = "x".join(map(str, proj.kernel_size))
+    return (f"patch embedding {k} (frozen), forward + gradient to the image: conv2d {plain:.4f} s, as it runs here "
+            f"({type(proj).__name__}) {used:.4f} s ({plain / used:.2f}x)")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -187,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, overrides in MODELS:
         cfg = method_config(opts.backbone, *overrides, "method.dropout=0", f"backbone.img_size={opts.img_size}")
         model = build_method(cfg, num_classes=10).to(device).train()
+        if name == MODELS[0][0] and not opts.skip_convs:
+            print(patch_embedding_line(model, opts, device))
         times = step_parts(model, x, y, device, opts.repeats)
         whole = times.pop("whole step (timed as one)")[0]
         total = sum(f + b for f, b in times.values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from safetensors.torch import save_file
 
 from insvp_cli.backbone import create_backbone, data_config
+from insvp_cli.backbone.patch_embed import PatchConv2d
 from insvp_cli.backbone.weights import from_moco_v3
 from insvp_cli.config import BackboneConfig
 from insvp_cli.errors import UsageError
@@ -195,3 +197,44 @@ def test_npz_in_another_layout_is_a_usage_error(tmp_path):
     np.savez(path, weights=np.zeros(3, np.float32))
     with pytest.raises(UsageError, match="not a Google ViT .npz checkpoint"):
         create_backbone(_cfg(str(path)))
+
+
+def _input_grad(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x = x.clone().requires_grad_()
+    out = model(x)
+    (grad,) = torch.autograd.grad(out, x, torch.linspace(-1, 1, out.numel()).view_as(out))
+    return out, grad
+
+
+@pytest.mark.parametrize("name", ["vit_tiny_patch16_224", "swin_tiny_patch4_window7_224"])
+def test_the_patch_embedding_computes_the_input_gradient_as_one_product(name):
+    kwargs = KW if name.startswith("vit") else dict(embed_dim=24, depths=(1, 1), num_heads=(1, 2), window_size=4)
+    model = create_backbone(BackboneConfig(name=name, weights="none", img_size=32, kwargs=kwargs))
+    assert isinstance(model.patch_embed.proj, PatchConv2d)
+    timm_model = timm.create_model(name, img_size=32, num_classes=0, **kwargs)
+    assert model.state_dict().keys() == timm_model.state_dict().keys()
+    x = torch.randn(2, 3, 32, 32)
+    out, grad = _input_grad(model, x)
+    model.patch_embed.proj.__class__ = torch.nn.Conv2d  # timm's own convolution and its backward
+    plain_out, plain_grad = _input_grad(model, x)
+    assert torch.equal(out, plain_out)  # the same forward
+    torch.testing.assert_close(grad, plain_grad, rtol=1e-4, atol=1e-6)
+
+
+def test_the_patch_embedding_product_covers_odd_sizes_autocast_and_trainable_weights():
+    conv = torch.nn.Conv2d(3, 16, 8, stride=8)
+    conv.requires_grad_(False)
+    fast = copy.deepcopy(conv)
+    fast.__class__ = PatchConv2d
+    x = torch.randn(2, 3, 30, 27, requires_grad=True)  # rows and columns beyond the last whole patch
+    g = torch.randn(2, 16, 3, 3)
+    (want,) = torch.autograd.grad(conv(x), x, g)
+    (got,) = torch.autograd.grad(fast(x), x, g)
+    torch.testing.assert_close(got, want)
+    assert not got[..., 24:, :].any() and not got[..., 24:].any()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        (low,) = torch.autograd.grad(fast(x).float().sum(), x)
+    assert low.dtype == torch.float32
+    fast.requires_grad_(True)  # trainable weights: nn.Conv2d's own backward, weight gradients included
+    fast(x).sum().backward()
+    assert fast.weight.grad is not None and fast.bias.grad is not None

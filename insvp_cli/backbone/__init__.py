@@ -18,6 +18,7 @@ from torch import nn
 
 from ..config import BackboneConfig
 from ..errors import UsageError, first_sentence
+from .patch_embed import use_patch_conv
 from .weights import _attach_classifier, load_local_weights, resolve_weights_path
 
 
@@ -61,6 +62,7 @@ def create_backbone(cfg: BackboneConfig, keep_classifier: bool = False) -> nn.Mo
         if keep_classifier and classifier:
             _attach_classifier(model, classifier)
     freeze(model)
+    use_patch_conv(model)
     return model
 
 
