@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from insvp_cli.methods.build import build_model
-from insvp_cli.methods.insvp.fftconv import PromptConv2d, fft_conv2d, prefers_fft
+from insvp_cli.methods.insvp.fftconv import PromptConv2d, fft_conv2d, fft_size, prefers_fft
 from tests.conftest import tiny_config, tiny_overrides
 from tests.test_export import PARAMS, _assert_exported_like_pytorch, _checkpoint
 
@@ -39,6 +39,36 @@ def test_fft_convolution_equals_conv2d_in_outputs_and_gradients(cin, cout, k, d,
     for got, want in zip(torch.autograd.grad(fft, (x, weight, bias), grad),
                          torch.autograd.grad(direct, (x, weight, bias), grad), strict=True):
         _close(got, want)
+
+
+@pytest.mark.parametrize("impl", ["direct", "fft", "auto"])
+@pytest.mark.parametrize(("k", "d", "crop"), [(7, 1, (8, 8)), (9, 1, (2, 2)), (5, 2, (1, 6)), (3, 1, (1, 1))])
+def test_a_cropped_convolution_computes_the_kept_outputs_of_the_whole_one(impl, k, d, crop):
+    # G_s's 7x7 cropped by 8 (wider than its padding) and 9x9 by 2 (narrower), a dilated kernel, crop = padding
+    conv = PromptConv2d(3, 4, k, padding=d * (k // 2), dilation=d, impl=impl)
+    x = torch.randn(2, 3, 30, 27, requires_grad=True)
+    (ch, cw), whole = crop, conv(x)
+    expected = whole[..., ch : whole.shape[-2] - ch, cw : whole.shape[-1] - cw]
+    cropped = conv.cropped(x, crop)
+    assert cropped.shape == expected.shape
+    _close(cropped, expected)
+    grad = torch.randn_like(expected)
+    params = (x, conv.weight, conv.bias)
+    for got, want in zip(torch.autograd.grad(cropped, params, grad), torch.autograd.grad(expected, params, grad),
+                         strict=True):
+        _close(got, want)
+
+
+def test_the_fft_size_is_the_smallest_fast_one_at_least_the_input():
+    def fast(m: int) -> bool:
+        while m % 2 == 0:
+            m //= 2
+        return m in (1, 3, 5, 15)
+
+    for n in range(1, 600):
+        size = fft_size(n)
+        assert size >= n and fast(size) and not any(fast(m) for m in range(n, size)), n
+    assert (fft_size(248), fft_size(234)) == (256, 240)  # the release's 25x25 and 11x11 at 224 px
 
 
 def test_fft_convolution_keeps_the_input_dtype_under_autocast():

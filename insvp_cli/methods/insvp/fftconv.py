@@ -39,6 +39,21 @@ def _exporting() -> bool:
     return torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
 
 
+def fft_size(n: int) -> int:
+    """The smallest size ``>= n`` whose FFT is fast: ``2^a``, ``3 * 2^a``, ``5 * 2^a`` or ``15 * 2^a``.
+
+    pocketfft (CPU) and cuFFT are fastest on powers of two and nearly so with one factor 3 or 5; a size with a large
+    prime factor is slower (the release's 25x25 convolution at 224 px, batch 4, one CPU thread: its padded 248 = 8 * 31
+    took 1.6x the time of 256, forward and backward)."""
+    best = 1 << max(n - 1, 0).bit_length()
+    for odd in (3, 5, 15):
+        size = odd
+        while size < n:
+            size *= 2
+        best = min(best, size)
+    return best
+
+
 def fft_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: tuple[int, int],
                dilation: tuple[int, int]) -> torch.Tensor:
     """``F.conv2d(x, weight, bias, padding=padding, dilation=dilation)`` (stride 1, zero padding) through the FFT.
@@ -62,11 +77,14 @@ def fft_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
             dilated[..., ::dh, ::dw] = weight
             weight = dilated
         x = F.pad(x, (pw, pw, ph, ph))  # (B, C_in, H + 2 p_h, W + 2 p_w)
-        size = x.shape[-2:]
-        # a circular correlation of the padded input's size: its first H_out x W_out outputs never wrap around
-        spectrum = torch.einsum("bihw,oihw->bohw", torch.fft.rfft2(x, s=size),
-                                torch.fft.rfft2(weight, s=size).conj())  # (B, C_out, H', W' // 2 + 1)
-        out_h, out_w = size[0] - weight.shape[-2] + 1, size[1] - weight.shape[-1] + 1
+        out_h, out_w = x.shape[-2] - weight.shape[-2] + 1, x.shape[-1] - weight.shape[-1] + 1
+        # a circular correlation at least the padded input's size: its first H_out x W_out outputs never wrap
+        # around; a size whose FFT is fast (at 224 px the release's 248 -> 256 and 234 -> 240)
+        size = (fft_size(x.shape[-2]), fft_size(x.shape[-1]))
+        xf, wf = torch.fft.rfft2(x, s=size), torch.fft.rfft2(weight, s=size).conj()
+        # the channel sum, one input channel at a time: (B, 1, H', W'') * (C_out, H', W'') summed over C_in keeps
+        # (B, C_out, H', W'') in memory, where one broadcast product would hold (B, C_out, C_in, H', W'')
+        spectrum = sum(xf[:, i, None] * wf[None, :, i] for i in range(in_ch))  # (B, C_out, H', W' // 2 + 1)
         out = torch.fft.irfft2(spectrum, s=size)[..., :out_h, :out_w]  # (B, C_out, H_out, W_out)
         if bias is not None:
             out = out + bias.float().view(1, -1, 1, 1)
@@ -103,17 +121,31 @@ class PromptConv2d(nn.Conv2d):
             return "fft"
         return "channels-last" if device.type == "cpu" else "direct"
 
-    def direct(self, x: torch.Tensor) -> torch.Tensor:
-        return super()._conv_forward(x, self.weight, self.bias)
+    def direct(self, x: torch.Tensor, padding: tuple[int, int] | None = None) -> torch.Tensor:
+        return F.conv2d(x, self.weight, self.bias, 1, self.padding if padding is None else padding, self.dilation)
 
-    def channels_last(self, x: torch.Tensor) -> torch.Tensor:
-        return self.direct(x.contiguous(memory_format=torch.channels_last))
+    def channels_last(self, x: torch.Tensor, padding: tuple[int, int] | None = None) -> torch.Tensor:
+        return self.direct(x.contiguous(memory_format=torch.channels_last), padding)
 
-    def fft(self, x: torch.Tensor) -> torch.Tensor:
-        return fft_conv2d(x, self.weight, self.bias, self.padding, self.dilation)
+    def fft(self, x: torch.Tensor, padding: tuple[int, int] | None = None) -> torch.Tensor:
+        return fft_conv2d(x, self.weight, self.bias, self.padding if padding is None else padding, self.dilation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return {"fft": self.fft, "channels-last": self.channels_last, "direct": self.direct}[self.choice(x.device)](x)
+        return self._run(x, self.padding)
+
+    def cropped(self, x: torch.Tensor, crop: tuple[int, int]) -> torch.Tensor:
+        """``self(x)[..., c_h:-c_h, c_w:-c_w]`` for ``crop = (c_h, c_w)``, computing only the outputs kept: the
+        padding loses what the crop removes, and where the crop is wider than the padding, the input loses the
+        rows and columns only the removed outputs see."""
+        (ph, pw), (ch, cw) = self.padding, crop
+        sh, sw = max(ch - ph, 0), max(cw - pw, 0)  # input rows and columns no kept output sees
+        if sh or sw:
+            x = x[..., sh : x.shape[-2] - sh, sw : x.shape[-1] - sw]
+        return self._run(x, (max(ph - ch, 0), max(pw - cw, 0)))
+
+    def _run(self, x: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
+        run = {"fft": self.fft, "channels-last": self.channels_last, "direct": self.direct}[self.choice(x.device)]
+        return run(x, padding)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, impl={self.impl}"

@@ -15,8 +15,8 @@ from .fftconv import PromptConv2d
 # pool to 16x16; three channels of 16x16 make one 768-wide token.
 _REF_SIZE = 224
 _REF_CROP1 = 8
-_MID_GRID = 52
-_CROP2 = 2
+MID_GRID = 52
+CROP2 = 2
 _REF_GRID = 16
 _CHANNELS_PER_TOKEN = 3
 
@@ -120,13 +120,12 @@ class SpecificPrompter(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
-        x = F.leaky_relu(self.conv1(x))  # (B, L, H, W)
-        ch, cw = self.crop
-        x = x[..., ch : x.shape[-2] - ch, cw : x.shape[-1] - cw]
+        # the release crops each convolution's output; only the outputs kept are computed. LeakyReLU in place: a
+        # convolution's backward does not need its output, so one map of the largest size is kept, not two
+        x = F.leaky_relu(self.conv1.cropped(x, self.crop), inplace=True)  # (B, L, H - 2 crop_h, W - 2 crop_w)
         # at 224: (B, L, 208, 208) -> (B, L, 52, 52), identical to the release's MaxPool(4)
-        x = self.drop(F.adaptive_max_pool2d(x, _MID_GRID))
-        x = F.leaky_relu(self.conv2(x))  # (B, 3L, 52, 52)
-        x = x[..., _CROP2 : _MID_GRID - _CROP2, _CROP2 : _MID_GRID - _CROP2]  # (B, 3L, 48, 48)
+        x = self.drop(F.adaptive_max_pool2d(x, MID_GRID))
+        x = F.leaky_relu(self.conv2.cropped(x, (CROP2, CROP2)), inplace=True)  # (B, 3L, 48, 48)
         # at D = 768: (B, 3L, 48, 48) -> (B, 3L, 16, 16), identical to the release's MaxPool(3)
         x = self.drop(F.adaptive_max_pool2d(x, self.grid))
         x = self.conv3(x)  # (B, 3L, s, s)
