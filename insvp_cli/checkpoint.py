@@ -22,6 +22,7 @@ from torch import nn
 from .config import Config
 from .errors import UsageError, first_sentence
 from .resolve import resolve_config
+from .rundir import checkpoint_file
 
 # of checkpoints and resume.pt alike. 1: checkpoints without classes_named; 2: resume.pt, and checkpoints with it
 FORMAT_VERSION = 2
@@ -66,11 +67,7 @@ def make_checkpoint(model: nn.Module, cfg: Config, classes: list[str], metrics: 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint safely and check its format; errors name the file and what is wrong."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "best.pt"
-    if not path.is_file():
-        raise UsageError(f"checkpoint {path} does not exist (a run folder holds best.pt and last.pt)")
+    path = checkpoint_file(path)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated files, pickled code and non-torch files fail in many ways

@@ -218,3 +218,17 @@ class RunLock:
 def default_run_dir(cfg: Config) -> Path:
     name = cfg.run_name or f"{cfg.data.name}-{cfg.method.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     return Path(cfg.output_dir) / name
+
+
+def checkpoint_file(path: str | Path) -> Path:
+    """The checkpoint ``path`` names: the file itself, or a run folder's ``best.pt``.
+
+    Raises:
+        UsageError: no such file. Cheap: the command line checks it before it imports torch.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.pt"
+    if not path.is_file():
+        raise UsageError(f"checkpoint {path} does not exist (a run folder holds best.pt and last.pt)")
+    return path

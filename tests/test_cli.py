@@ -44,14 +44,20 @@ def test_a_corrupt_checkpoint_is_one_line_and_exit_2(tmp_path):
     one_line_error(proc.stderr, proc.returncode, 2, f"checkpoint {bad} is not a readable insvp checkpoint")
 
 
-def test_help_usage_errors_and_version_import_no_torch():
+def test_help_usage_errors_missing_files_and_version_import_no_torch():
     code = ("import sys; from insvp_cli.cli import run; "
             "codes = [run(['--help']), run(['train', '--help']), run(['train', '--bogus']), "
-            "run(['train', '--set', 'train.lr=-1']), run(['--version'])]; "
+            "run(['train', '--set', 'train.lr=-1']), run(['--version'])] + "
+            "[run([c, 'missing.pt', 'x.png']) for c in ('predict', 'gradcam')] + "
+            "[run([c, 'missing.pt']) for c in ('evaluate', 'export')] + [run(['plot', 'not-a-run'])]; "
             "print(codes, 'torch' in sys.modules, 'timm' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.stdout.strip().splitlines()[-1] == "[0, 0, 2, 2, 0] False False", proc.stdout + proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last == "[0, 0, 2, 2, 0, 2, 2, 2, 2, 2] False False", proc.stdout + proc.stderr
     assert "Usage: insvp train [OPTIONS]" in proc.stdout and "train.lr: -1.0 is not > 0" in proc.stderr
+    # a missing checkpoint or run folder fails at once, before torch
+    assert proc.stderr.count("checkpoint missing.pt does not exist") == 4
+    assert "not-a-run is not a run folder" in proc.stderr
 
 
 def test_help_lists_the_commands_in_panels_with_plain_metavars(cli):
@@ -116,27 +122,30 @@ def test_unwrap_keeps_paragraphs_and_list_items():
     assert unwrap(text) == "First line goes on.\n\nSecond paragraph.\n\n- item one continues\n- item two"
 
 
-def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(cli, monkeypatch):
+def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(cli, monkeypatch, tmp_path):
     import insvp_cli.training
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("float division by zero")
 
     monkeypatch.setattr(insvp_cli.training, "evaluate_checkpoint", broken)
-    code, output = cli("evaluate", "x.pt")
+    checkpoint = tmp_path / "x.pt"
+    checkpoint.touch()  # a file is there; what evaluates it breaks
+    code, output = cli("evaluate", checkpoint)
     one_line_error(output, code, 1, "unexpected ZeroDivisionError: float division by zero", "--debug")
-    code, output = cli("--debug", "evaluate", "x.pt")
+    code, output = cli("--debug", "evaluate", checkpoint)
     assert code == 1 and "Traceback" in output
 
 
-def test_file_system_errors_name_the_path(cli, monkeypatch):
+def test_file_system_errors_name_the_path(cli, monkeypatch, tmp_path):
     import insvp_cli.training
 
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device", "runs/x/last.pt")
 
     monkeypatch.setattr(insvp_cli.training, "evaluate_checkpoint", full)
-    code, output = cli("evaluate", "x.pt")
+    (tmp_path / "x.pt").touch()
+    code, output = cli("evaluate", tmp_path / "x.pt")
     one_line_error(output, code, 1, "No space left on device (runs/x/last.pt)")
 
 

@@ -10,8 +10,17 @@ import typer
 
 from ..names import PAPER_TABLES
 
+
+def _existing_checkpoint(path: Path) -> Path:
+    """A missing checkpoint is a usage error before the command imports torch (the loader checks it again)."""
+    from ..rundir import checkpoint_file
+
+    checkpoint_file(path)
+    return path
+
+
 CheckpointArg = Annotated[Path, typer.Argument(help="A checkpoint (best.pt / last.pt) or a run folder.",
-                                               metavar="CKPT", show_default=False)]
+                                               metavar="CKPT", show_default=False, callback=_existing_checkpoint)]
 RecipeOpt = Annotated[
     list[str] | None,
     typer.Option("--recipe", "-r", metavar="NAME|PATH", show_default=False,

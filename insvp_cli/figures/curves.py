@@ -11,12 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
-
 from ..errors import UsageError
 from ..rundir import is_run, read_metrics
-from .common import save_figure
 
 
 def run_label(run: Path, runs: Sequence[Path]) -> str:
@@ -39,6 +35,12 @@ def plot_curves(runs: Sequence[Path], out: Path) -> Path:
         if not rows:
             raise UsageError(f"{run} has no finished epoch yet (metrics.jsonl is empty or absent)")
         curves[run_label(run, runs)] = rows
+    # matplotlib (and torch, through .common) only once the folders are known to be runs: a wrong path fails at once
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    from .common import save_figure
+
     fig = Figure(figsize=(15, 4.2), layout="constrained")
     loss, acc, lr = fig.subplots(1, 3)
     for i, (label, rows) in enumerate(curves.items()):
