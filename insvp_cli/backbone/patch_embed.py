@@ -4,7 +4,7 @@ VP, ILM-VP, AutoVP, DAM-VP and InsVP train prompts on the image, so every traini
 the frozen backbone down to the pixels. The last step of that backward, through the patch embedding (a
 convolution whose kernel is its stride: ``16 x 16`` patches at ViT-B/16), is one matrix product per patch; oneDNN's
 backward-data of that convolution took three times as long as the product on one CPU thread (ViT-S/16, 224 px,
-batch 4, forward and backward: 0.034 s against 0.011 s; ``benchmarks/profile_insvp.py`` measures it).
+batch 4, forward and backward: 0.032 s against 0.010 s; ``benchmarks/profile_insvp.py`` measures it).
 """
 
 from __future__ import annotations
