@@ -171,7 +171,12 @@ def test_second_trainer_is_refused_and_ctrl_c_exits_130_with_the_resume_hint(tmp
     run = tmp_path / "run"
     args = ["train", *sets(tiny_run("linear", 500)), "--out", str(run)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    first = subprocess.Popen([str(INSVP), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # the trainer starts as from a shell, with Ctrl-C at its default: a test process may hold SIGINT ignored or
+    # blocked (libraries do so around the processes they start), and a child inherits both through exec
+    shell_like = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                  "signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT]); os.execv(sys.argv[1], sys.argv[1:])")
+    first = subprocess.Popen([sys.executable, "-c", shell_like, str(INSVP), *args], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)
     try:
         _wait_for(lambda: (run / "metrics.jsonl").is_file(), "the first epoch")
         config = (run / "config.yaml").read_bytes()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -39,16 +40,17 @@ TABLE_METAVAR = "|".join(PAPER_TABLES)
 def table_name(value: str) -> str:
     """A table's name: one of the paper's (the choices the help shows) or another registered with ``register_table``.
 
-    Only names outside the paper's import the registry (and torch with it): the help and the paper's names never do.
+    The registry (and torch with it) is never imported for this: a table outside the paper's exists only if code
+    that ran before (a plugin, ``sitecustomize``) registered it, which imported the registry already; an unknown
+    name therefore fails at once.
 
     Raises:
         typer.BadParameter: an unknown name (the parser's usage error, exit code 2, listing the valid ones).
     """
     if value in PAPER_TABLES:
         return value
-    from ..reproduce.tables import TABLES
-
-    if value in TABLES.names():
+    registry = sys.modules.get("insvp_cli.reproduce.tables")
+    if registry is not None and value in registry.TABLES.names():
         return value
     raise typer.BadParameter(f"{value!r} is not one of {', '.join(PAPER_TABLES)}")
 
