@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -85,18 +86,23 @@ class _TensorBoard:
 class _MLflow:
     def __init__(self, run_dir: Path, params: Mapping[str, Any]):
         import mlflow
+        from mlflow.entities import Param
 
         store = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(run_dir / 'mlflow.db').resolve()}"
         self.client = mlflow.MlflowClient(store)
         experiment = self.client.get_experiment_by_name("insvp")
         experiment_id = experiment.experiment_id if experiment else self.client.create_experiment("insvp")
         self.run_id = self.client.create_run(experiment_id, run_name=run_dir.name).info.run_id
-        for key, value in params.items():
-            self.client.log_param(self.run_id, key, str(value)[:500])
+        # one write per batch, not per key (MLflow takes at most 100 parameters a batch)
+        values = [Param(key, str(value)[:500]) for key, value in params.items()]
+        for start in range(0, len(values), 100):
+            self.client.log_batch(self.run_id, params=values[start : start + 100])
 
     def log(self, numbers: dict[str, float], step: int) -> None:
-        for key, value in numbers.items():
-            self.client.log_metric(self.run_id, key, value, step=step)
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, v, now, step) for k, v in numbers.items()])
 
     def close(self) -> None:
         self.client.set_terminated(self.run_id)
