@@ -83,7 +83,8 @@ def forward_backward(fn: Callable[..., torch.Tensor], inputs: list[torch.Tensor]
 
 def conv_table(opts: argparse.Namespace, device: torch.device) -> list[str]:
     """Forward + backward seconds of each prompter convolution: ``conv2d`` as given (NCHW), ``conv2d`` on
-    channels-last tensors, and the FFT; the last column is what ``conv_impl: auto`` runs."""
+    channels-last tensors, the same with the input's gradient by kernel columns (``cols``; as ``ch-last`` where the
+    input needs no gradient), and the FFT; the last column is what ``conv_impl: auto`` runs."""
     size, b = opts.img_size, opts.batch
     mid = 52 * size // 224  # G_s's second convolution runs on the 52x52 pooled map at 224 px
     # (layer, in, out, kernel, dilation, side, whether the input needs a gradient in training)
@@ -94,18 +95,20 @@ def conv_table(opts: argparse.Namespace, device: torch.device) -> list[str]:
               ("release G_s conv1 7x7", 3, 16, 7, 1, size, True), ("release G_s conv2 9x9", 16, 48, 9, 1, mid, True),
               ("CUB G_s conv1 9x9", 3, 16, 9, 1, size, True), ("CUB G_s conv2 5x5", 16, 48, 5, 1, mid, True)]
     lines = [f"{'convolution (fwd + bwd s)':<26} {'in':>3} {'out':>3} {'px':>4} {'dx':>3} {'NCHW':>7} "
-             f"{'ch-last':>7} {'fft':>7} {'auto':>8} {'auto speed-up':>13}", "-" * 93]
+             f"{'ch-last':>7} {'cols':>7} {'fft':>7} {'auto':>13} {'auto speed-up':>13}", "-" * 106]
     for name, cin, cout, k, d, side, grad_in in layers:
         x = torch.randn(b, cin, side, side, device=device, requires_grad=grad_in)
         conv = PromptConv2d(cin, cout, k, padding=d * (k // 2), dilation=d).to(device)
         grad = torch.randn(b, cout, side, side, device=device)
         params = list(conv.parameters())
         times = {}
-        for impl, fn in (("NCHW", conv.direct), ("ch-last", conv.channels_last), ("fft", conv.fft), ("auto", conv)):
+        for impl, fn in (("NCHW", conv.direct), ("ch-last", conv.channels_last), ("cols", conv.columns),
+                         ("fft", conv.fft), ("auto", conv)):
             times[impl] = sum(forward_backward(fn, [x], grad, device, opts.repeats, params))
-        auto = conv.choice(device)
+        auto = conv.choice(device, grad_in)
         lines.append(f"{name:<26} {cin:>3} {cout:>3} {side:>4} {'yes' if grad_in else 'no':>3} {times['NCHW']:>7.4f} "
-                     f"{times['ch-last']:>7.4f} {times['fft']:>7.4f} {auto:>8} {times['NCHW'] / times['auto']:>12.2f}x")
+                     f"{times['ch-last']:>7.4f} {times['cols']:>7.4f} {times['fft']:>7.4f} {auto:>13} "
+                     f"{times['NCHW'] / times['auto']:>12.2f}x")
     return lines
 
 

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from insvp_cli.methods.build import build_model
+from insvp_cli.methods.insvp.colgrad import conv2d_column_grad
 from insvp_cli.methods.insvp.fftconv import PromptConv2d, fft_conv2d, fft_size, prefers_fft
 from tests.conftest import tiny_config, tiny_overrides
 from tests.test_export import PARAMS, _assert_exported_like_pytorch, _checkpoint
@@ -44,10 +45,11 @@ def test_fft_convolution_equals_conv2d_in_outputs_and_gradients(cin, cout, k, d,
 @pytest.mark.parametrize("impl", ["direct", "fft", "auto"])
 @pytest.mark.parametrize(("k", "d", "crop"), [(7, 1, (8, 8)), (9, 1, (2, 2)), (5, 2, (1, 6)), (3, 1, (1, 1))])
 def test_a_cropped_convolution_computes_the_kept_outputs_of_the_whole_one(impl, k, d, crop):
-    # G_s's 7x7 cropped by 8 (wider than its padding) and 9x9 by 2 (narrower), a dilated kernel, crop = padding
-    conv = PromptConv2d(3, 4, k, padding=d * (k // 2), dilation=d, impl=impl)
+    # G_s's 7x7 cropped by 8 (wider than its padding) and 9x9 by 2 (narrower), a dilated kernel, crop = padding;
+    # 3 -> 8 channels: on CPU auto runs the input gradient by kernel columns
+    conv = PromptConv2d(3, 8, k, padding=d * (k // 2), dilation=d, impl=impl)
     x = torch.randn(2, 3, 30, 27, requires_grad=True)
-    (ch, cw), whole = crop, conv(x)
+    (ch, cw), whole = crop, F.conv2d(x, conv.weight, conv.bias, padding=conv.padding, dilation=conv.dilation)
     expected = whole[..., ch : whole.shape[-2] - ch, cw : whole.shape[-1] - cw]
     cropped = conv.cropped(x, crop)
     assert cropped.shape == expected.shape
@@ -69,6 +71,50 @@ def test_the_fft_size_is_the_smallest_fast_one_at_least_the_input():
         size = fft_size(n)
         assert size >= n and fast(size) and not any(fast(m) for m in range(n, size)), n
     assert (fft_size(248), fft_size(234)) == (256, 240)  # the release's 25x25 and 11x11 at 224 px
+
+
+# (in, out, kernel, dilation, padding, height, width): G_s's 7x7 cropped (no padding) and whole, the paper's dilated
+# 5x5, a kernel wider than tall, padding wider than the kernel reaches, odd sizes
+COLUMN_CASES = [(3, 16, (7, 7), (1, 1), (0, 0), 30, 29), (3, 16, (7, 7), (1, 1), (3, 3), 24, 24),
+                (3, 6, (5, 5), (2, 2), (4, 4), 25, 31), (2, 8, (3, 5), (1, 2), (1, 4), 17, 20),
+                (1, 4, (1, 3), (1, 1), (2, 0), 9, 10)]
+
+
+@pytest.mark.parametrize(("cin", "cout", "k", "d", "p", "h", "w"), COLUMN_CASES)
+@pytest.mark.parametrize("bias", [True, False])
+def test_the_input_gradient_by_kernel_columns_equals_conv2d(cin, cout, k, d, p, h, w, bias):
+    x = torch.randn(3, cin, h, w).contiguous(memory_format=torch.channels_last).requires_grad_()
+    weight = (torch.randn(cout, cin, *k) / k[0]).requires_grad_()
+    b = torch.randn(cout, requires_grad=True) if bias else None
+    direct = F.conv2d(x, weight, b, padding=p, dilation=d)
+    out = conv2d_column_grad(x, weight, b, p, d)
+    assert torch.equal(out, direct)  # the same forward, bit for bit
+    grad = torch.randn_like(direct)
+    wrt = [t for t in (x, weight, b) if t is not None]
+    for got, want in zip(torch.autograd.grad(out, wrt, grad), torch.autograd.grad(direct, wrt, grad), strict=True):
+        assert got.shape == want.shape
+        _close(got, want)
+    # only what needs a gradient gets one: the frozen weights' case, and an input that needs none
+    (dx,) = torch.autograd.grad(conv2d_column_grad(x, weight.detach(), None, p, d), x, grad)
+    _close(dx, torch.autograd.grad(F.conv2d(x, weight.detach(), None, padding=p, dilation=d), x, grad)[0])
+    (dw,) = torch.autograd.grad(conv2d_column_grad(x.detach(), weight, None, p, d), weight, grad)
+    _close(dw, torch.autograd.grad(F.conv2d(x.detach(), weight, None, padding=p, dilation=d), weight, grad)[0])
+
+
+def test_auto_takes_the_input_gradient_by_columns_for_an_image_input_that_needs_one():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    g_s = PromptConv2d(3, 16, 7, padding=3)  # the release's G_s conv1
+    assert g_s.choice(cpu, input_grad=True) == "columns" and g_s.choice(cpu) == "channels-last"
+    assert g_s.choice(cuda, input_grad=True) == "direct"
+    assert PromptConv2d(3, 16, 7, padding=3, impl="direct").choice(cpu, input_grad=True) == "direct"
+    assert PromptConv2d(3, 4, 7, padding=3).choice(cpu, input_grad=True) == "channels-last"  # too few outputs
+    assert PromptConv2d(16, 48, 9, padding=4).choice(cpu, input_grad=True) == "channels-last"  # too many inputs
+    x = torch.randn(2, 3, 20, 20)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast: conv2d as autocast runs it
+        out = g_s(x.requires_grad_())
+    assert out.dtype == torch.bfloat16
+    out.float().sum().backward()
+    assert x.grad is not None and g_s.weight.grad is not None
 
 
 def test_fft_convolution_keeps_the_input_dtype_under_autocast():

@@ -8,8 +8,9 @@ ten times faster on a CPU (``benchmarks/profile_insvp.py``). Both compute the sa
 ``F.conv2d`` computes), equal to float32 rounding.
 
 :class:`PromptConv2d` is an ``nn.Conv2d`` (same parameters, same state-dict keys, so checkpoints do not change)
-whose ``impl`` chooses: ``direct`` (``F.conv2d``), ``fft`` or ``auto`` (:func:`prefers_fft`). While a model is
-exported (ONNX, ``torch.export``) it always runs directly: exporters know ``Conv`` but not complex tensors.
+whose ``impl`` chooses: ``direct`` (``F.conv2d``), ``fft`` or ``auto`` (:func:`prefers_fft`; on CPU also
+channels-last tensors and, for a convolution of the image that needs its gradient, :mod:`.colgrad`). While a model
+is exported (ONNX, ``torch.export``) it always runs directly: exporters know ``Conv`` but not complex tensors.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
+
+from .colgrad import conv2d_column_grad, prefers_columns
 
 CONV_IMPLS = ("auto", "direct", "fft")
 # auto's rule on CPU, from benchmarks/profile_insvp.py's convolution table (224 px, batch 4, one thread, forward and
@@ -76,31 +80,71 @@ def fft_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
             dilated = weight.new_zeros(out_ch, in_ch, dh * (kh - 1) + 1, dw * (kw - 1) + 1)
             dilated[..., ::dh, ::dw] = weight
             weight = dilated
-        x = F.pad(x, (pw, pw, ph, ph))  # (B, C_in, H + 2 p_h, W + 2 p_w)
-        out_h, out_w = x.shape[-2] - weight.shape[-2] + 1, x.shape[-1] - weight.shape[-1] + 1
-        # a circular correlation at least the padded input's size: its first H_out x W_out outputs never wrap
-        # around; a size whose FFT is fast (at 224 px the release's 248 -> 256 and 234 -> 240)
-        size = (fft_size(x.shape[-2]), fft_size(x.shape[-1]))
-        xf = torch.fft.rfft2(x, s=size)
-        # the kernel's spectrum as rfft2 computes it, but transforming only its k_h rows before padding them: the
-        # rows of zeros cost nothing (2-3x faster, forward and backward, for the release's 11x11 and 25x25)
-        wf = torch.fft.fft(torch.fft.rfft(weight, n=size[1], dim=-1), n=size[0], dim=-2).conj()
-        # the channel sum, one input channel at a time: (B, 1, H', W'') * (C_out, H', W'') summed over C_in keeps
-        # (B, C_out, H', W'') in memory, where one broadcast product would hold (B, C_out, C_in, H', W'')
-        spectrum = sum(xf[:, i, None] * wf[None, :, i] for i in range(in_ch))  # (B, C_out, H', W' // 2 + 1)
+        (h, w), (kh, kw) = x.shape[-2:], weight.shape[-2:]
+        out_h, out_w = h + 2 * ph - kh + 1, w + 2 * pw - kw + 1
+        # a circular correlation of the unpadded input with the kernel's taps at offsets -p .. k - 1 - p: output i
+        # sums inputs i - p .. i - p + k - 1, where those below 0 wrap around to the zeros past the input. So a
+        # size of H + p (at least k and H_out) never wraps data into a kept output, where padding the input on both
+        # sides needs H + 2 p; the next size whose FFT is fast (at 224 px the release's 25x25 236 -> 240, not 256)
+        size = (fft_size(max(h + ph, kh, out_h)), fft_size(max(w + pw, kw, out_w)))
+        xf = torch.fft.rfft2(x, s=size)  # (B, C_in, H', W' // 2 + 1)
+        # the kernel's spectrum: each axis's taps placed circularly (tap j at j - p), its k_h rows transformed before
+        # the rows of zeros are added (those cost nothing: 2-3x faster, forward and backward, for the release's
+        # 11x11 and 25x25)
+        wf = torch.fft.rfft(_circular(weight, size[1], pw, dim=-1), dim=-1)
+        wf = torch.fft.fft(_circular(wf, size[0], ph, dim=-2), dim=-2).conj()
+        spectrum = _ChannelSum.apply(xf, wf)  # (B, C_out, H', W' // 2 + 1)
         out = torch.fft.irfft2(spectrum, s=size)[..., :out_h, :out_w]  # (B, C_out, H_out, W_out)
         if bias is not None:
             out = out + bias.float().view(1, -1, 1, 1)
         return out.to(dtype)
 
 
+def _channel_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``out[p, q] = sum_k a[p, k] * b[q, k]`` over the spectra's frequencies: ``(P, K, ...)``, ``(Q, K, ...)`` ->
+    ``(P, Q, ...)``, one ``k`` at a time into one buffer, where one broadcast product would hold ``(P, Q, K, ...)``."""
+    out = a[:, 0, None] * b[None, :, 0]
+    for k in range(1, a.shape[1]):
+        out.addcmul_(a[:, k, None], b[None, :, k])
+    return out
+
+
+class _ChannelSum(torch.autograd.Function):
+    """``(B, C_in, ...)`` input spectra times ``(C_out, C_in, ...)`` kernel spectra, summed over ``C_in``.
+
+    Its backward is two more channel sums (PyTorch's convention for complex gradients: ``y = a b`` gives ``a`` the
+    gradient ``g conj(b)``); autograd through the loop of products would scatter every input channel's gradient
+    into a zeroed tensor of all of them, which took three times as long for the release's 25x25 convolution."""
+
+    @staticmethod
+    def forward(ctx, xf, wf):
+        ctx.save_for_backward(xf, wf)
+        return _channel_sum(xf, wf)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        xf, wf = ctx.saved_tensors
+        need_x, need_w = ctx.needs_input_grad
+        dx = _channel_sum(grad, wf.conj().transpose(0, 1)) if need_x else None  # sum over C_out
+        dw = _channel_sum(grad.transpose(0, 1), xf.conj().transpose(0, 1)) if need_w else None  # sum over B
+        return dx, dw
+
+
+def _circular(taps: torch.Tensor, size: int, shift: int, dim: int) -> torch.Tensor:
+    """``taps`` along ``dim`` zero-padded to ``size`` and rolled by ``-shift``: tap ``j`` at ``(j - shift) % size``."""
+    pad = [0, 0] * (taps.dim() - 1 - dim % taps.dim()) + [0, size - taps.shape[dim]]
+    return torch.roll(F.pad(taps, pad), -shift, dims=dim)
+
+
 class PromptConv2d(nn.Conv2d):
     """``nn.Conv2d`` with stride 1 and zero padding that runs as ``impl`` says.
 
     ``direct``: ``conv2d`` as ``nn.Conv2d`` runs it. ``fft``: :func:`fft_conv2d`. ``auto``: per call, by kernel,
-    channels and device (:meth:`choice`): the FFT where :func:`prefers_fft`, else on CPU ``conv2d`` on channels-last
-    tensors (oneDNN's backward for few-channel 224 px maps runs up to twice as fast in that layout:
-    ``benchmarks/profile_insvp.py``), else (CUDA) ``conv2d`` as given.
+    channels, device and whether the input needs a gradient (:meth:`choice`): the FFT where :func:`prefers_fft`,
+    else on CPU ``conv2d`` on channels-last tensors (oneDNN's backward for few-channel 224 px maps runs up to twice
+    as fast in that layout: ``benchmarks/profile_insvp.py``), with the gradient to an image input computed by kernel
+    columns where :func:`~insvp_cli.methods.insvp.colgrad.prefers_columns`, else (CUDA) ``conv2d`` as given.
 
     Args:
         *args, **kwargs: those of ``nn.Conv2d`` (stride, groups and padding modes other than zeros are refused).
@@ -115,20 +159,29 @@ class PromptConv2d(nn.Conv2d):
             raise ValueError("PromptConv2d takes stride 1, one group and numeric zero padding")
         self.impl = impl
 
-    def choice(self, device: torch.device) -> str:
-        """What a forward on ``device`` runs now: ``fft``, ``channels-last`` or ``direct`` (always ``direct`` while
+    def choice(self, device: torch.device, input_grad: bool = False) -> str:
+        """What a forward on ``device`` runs now: ``fft``, ``channels-last``, ``columns`` (channels-last, the input's
+        gradient by kernel columns; only when the input needs one) or ``direct`` (always ``direct`` while
         exporting)."""
         if self.impl == "direct" or _exporting():
             return "direct"
         if self.impl == "fft" or prefers_fft(self, device):
             return "fft"
-        return "channels-last" if device.type == "cpu" else "direct"
+        if device.type != "cpu":
+            return "direct"
+        if input_grad and prefers_columns(self.in_channels, self.out_channels, device):
+            return "columns"
+        return "channels-last"
 
     def direct(self, x: torch.Tensor, padding: tuple[int, int] | None = None) -> torch.Tensor:
         return F.conv2d(x, self.weight, self.bias, 1, self.padding if padding is None else padding, self.dilation)
 
     def channels_last(self, x: torch.Tensor, padding: tuple[int, int] | None = None) -> torch.Tensor:
         return self.direct(x.contiguous(memory_format=torch.channels_last), padding)
+
+    def columns(self, x: torch.Tensor, padding: tuple[int, int] | None = None) -> torch.Tensor:
+        return conv2d_column_grad(x.contiguous(memory_format=torch.channels_last), self.weight, self.bias,
+                                  self.padding if padding is None else padding, self.dilation)
 
     def fft(self, x: torch.Tensor, padding: tuple[int, int] | None = None) -> torch.Tensor:
         return fft_conv2d(x, self.weight, self.bias, self.padding if padding is None else padding, self.dilation)
@@ -147,8 +200,9 @@ class PromptConv2d(nn.Conv2d):
         return self._run(x, (max(ph - ch, 0), max(pw - cw, 0)))
 
     def _run(self, x: torch.Tensor, padding: tuple[int, int]) -> torch.Tensor:
-        run = {"fft": self.fft, "channels-last": self.channels_last, "direct": self.direct}[self.choice(x.device)]
-        return run(x, padding)
+        impl = self.choice(x.device, x.requires_grad and torch.is_grad_enabled())
+        run = {"fft": self.fft, "channels-last": self.channels_last, "columns": self.columns, "direct": self.direct}
+        return run[impl](x, padding)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, impl={self.impl}"
