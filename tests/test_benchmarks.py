@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import re
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -47,8 +50,10 @@ def test_gpu_script_on_a_cpu_machine_says_so_runs_the_smoke_and_exits_0(tmp_path
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present: the script would run the real benchmark")
     report = tmp_path / "report.txt"
+    # the script runs `python` and `insvp` from PATH, as in the shell of a user whose environment is active
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu.sh"), str(report)], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=600)
+                          cwd=tmp_path, timeout=600, env={**os.environ, "PATH": path})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = report.read_text()
     assert "no CUDA device: the CPU smoke of every step follows" in text

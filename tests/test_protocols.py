@@ -17,7 +17,7 @@ from insvp_cli.methods import METHODS
 from insvp_cli.methods.build import build_model
 from insvp_cli.resolve import resolve_config
 from insvp_cli.training import fit
-from tests.conftest import REPO, tiny_config, tiny_overrides, tiny_run
+from tests.conftest import INSVP, REPO, tiny_config, tiny_overrides, tiny_run
 
 DOC = REPO / "docs" / "protocols.md"
 # side-tuning's AlexNet without its ImageNet download, at AlexNet's smallest sensible input
@@ -180,7 +180,7 @@ def test_multistep_schedule_multiplies_by_gamma_at_each_milestone():
 
 
 def test_milestones_out_of_order_are_a_config_error():
-    result = subprocess.run(["insvp", "train", "--set", "train.milestones=[0.7, 0.5]", "--set", "train.epochs=1"],
+    result = subprocess.run([INSVP, "train", "--set", "train.milestones=[0.7, 0.5]", "--set", "train.epochs=1"],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "train.milestones" in result.stderr and "Traceback" not in result.stderr
 

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -40,10 +39,8 @@ from insvp_cli.sweep import (
     select_best,
     ties,
 )
-from tests.conftest import one_line_error, tiny_overrides, tiny_run
+from tests.conftest import INSVP, REPO, one_line_error, tiny_overrides, tiny_run
 
-REPO = Path(__file__).resolve().parents[1]
-INSVP = Path(sys.executable).parent / "insvp"  # the installed console script
 QUIET = Console(file=io.StringIO())
 runner = CliRunner()
 

@@ -13,7 +13,7 @@ import pytest
 from insvp_cli.resolve import resolve_config
 from insvp_cli.rundir import read_metrics
 from insvp_cli.training import fit
-from tests.conftest import tiny_run
+from tests.conftest import INSVP, tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def two_runs(tmp_path_factory) -> list[Path]:
 
 def test_plot_draws_the_curves_of_several_runs(two_runs, tmp_path):
     out = tmp_path / "curves.png"
-    proc = subprocess.run(["insvp", "plot", *map(str, two_runs), "--out", str(out)], capture_output=True, text=True)
+    proc = subprocess.run([INSVP, "plot", *map(str, two_runs), "--out", str(out)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"written: {out}" in proc.stdout
 
@@ -36,7 +36,7 @@ def test_plot_draws_the_curves_of_several_runs(two_runs, tmp_path):
     (lambda tmp: (tmp / "config.yaml").write_text("{}") and tmp, "has no finished epoch yet"),
 ])
 def test_plot_of_what_is_not_a_trained_run_exits_2(make, message, tmp_path):
-    proc = subprocess.run(["insvp", "plot", str(make(tmp_path))], capture_output=True, text=True)
+    proc = subprocess.run([INSVP, "plot", str(make(tmp_path))], capture_output=True, text=True)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
 
 
@@ -72,7 +72,7 @@ def test_a_missing_logger_extra_is_one_line_and_exit_2(tmp_path):
     # the package looks uninstalled: an import of it fails as it would without the extra
     (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['tensorboard'] = None\n")
     sets = [x for s in tiny_run("linear", 1, "train.loggers=[tensorboard]") for x in ("--set", s)]
-    proc = subprocess.run(["insvp", "train", *sets, "--out", str(tmp_path / "run")], capture_output=True, text=True,
+    proc = subprocess.run([INSVP, "train", *sets, "--out", str(tmp_path / "run")], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(tmp_path)})
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip() == ('error: train.loggers: tensorboard needs the tensorboard package: '
