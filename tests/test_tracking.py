@@ -26,9 +26,13 @@ def two_runs(tmp_path_factory) -> list[Path]:
 
 def test_plot_draws_the_curves_of_several_runs(two_runs, tmp_path):
     out = tmp_path / "curves.png"
-    proc = subprocess.run([INSVP, "plot", *map(str, two_runs), "--out", str(out)], capture_output=True, text=True)
+    # PYTHONPROFILEIMPORTTIME lists every module the command imports on stderr: metrics are drawn without torch
+    proc = subprocess.run([INSVP, "plot", *map(str, two_runs), "--out", str(out)], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
     assert proc.returncode == 0, proc.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"written: {out}" in proc.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+    assert "matplotlib" in imported and "torch" not in imported
 
 
 @pytest.mark.parametrize(("make", "message"), [

@@ -1,4 +1,4 @@
-"""What every figure needs: a trained model with its transform and classes, and one way to save a figure."""
+"""What the figures of a checkpoint need: its trained model, with the transform and classes that go with it."""
 
 from __future__ import annotations
 
@@ -8,15 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from PIL import Image
 from torch import nn
 
 from ..backbone import data_config
 from ..config import Config
 from ..restore import eval_transform, load_checkpoint
-
-DPI = 100  # small PNGs that still show every pixel of a 32 px input when drawn at 2 in
 
 
 @dataclass
@@ -69,8 +66,3 @@ def denormalise(x: torch.Tensor, mean: np.ndarray, std: np.ndarray) -> np.ndarra
     image = x.detach().float().cpu().permute(1, 2, 0).numpy()
     return np.clip(image * std + mean, 0.0, 1.0)
 
-
-def save_figure(fig: Figure, path: Path, dpi: int = DPI) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path

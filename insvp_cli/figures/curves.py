@@ -35,11 +35,11 @@ def plot_curves(runs: Sequence[Path], out: Path) -> Path:
         if not rows:
             raise UsageError(f"{run} has no finished epoch yet (metrics.jsonl is empty or absent)")
         curves[run_label(run, runs)] = rows
-    # matplotlib (and torch, through .common) only once the folders are known to be runs: a wrong path fails at once
+    # matplotlib only once the folders are known to be runs: a wrong path fails at once
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    from .common import save_figure
+    from . import save_figure
 
     fig = Figure(figsize=(15, 4.2), layout="constrained")
     loss, acc, lr = fig.subplots(1, 3)

@@ -29,7 +29,8 @@ from torch import nn
 from ..backbone.swin import is_swin
 from ..data.base import IMAGE_READ_ERRORS
 from ..errors import UsageError
-from .common import TrainedModel, denormalise, save_figure
+from . import save_figure
+from .common import TrainedModel, denormalise
 
 CAM_METHODS = ("gradcam", "gradcam++", "scorecam", "eigencam")
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")

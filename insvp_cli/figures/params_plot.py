@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from ..errors import UsageError
 from ..rundir import SUMMARY
-from .common import save_figure
+from . import save_figure
 
 REQUIRED = ("trainable_params_without_head", "trainable_params", "test_acc", "method", "dataset")
 MARKERS = "osD^vP*XhP<>"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 
-from .common import save_figure
+from . import save_figure
 
 if TYPE_CHECKING:
     from ..sweep.rows import SweepResult, TrialRow

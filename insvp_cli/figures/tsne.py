@@ -24,7 +24,8 @@ from ..data.loaders import ImageLoader
 from ..errors import UsageError
 from ..resolve import RECIPES
 from ..rundir import SUMMARY
-from .common import TrainedModel, save_figure
+from . import save_figure
+from .common import TrainedModel
 
 EMBEDDINGS = ("features", "specific-prompt")
 SYMBOLS = {"features": "final features", "specific-prompt": "specific prompt p_s"}
