@@ -12,10 +12,11 @@ the head, the same for every registered method. Two formats:
 Both are traced by ``torch.export`` with a dynamic batch axis. ONNX goes through PyTorch's
 ``torch.export``-based ONNX exporter (``dynamo=True``), which translates every method except for one
 operator: ``adaptive_max_pool2d`` (``G_s``) when the input size is not a multiple of the output size,
-e.g. 30 -> 52 on a 32 px model. :func:`adaptive_max_pool2d` rewrites it as a gather and a max before
-the translation, with identical values. PyTorch's older TorchScript-based exporter (``dynamo=False``)
-fails on the same operator for every size once the batch axis is dynamic, and ``torch.jit.trace`` is
-deprecated in torch 2.14, so TorchScript is not offered.
+e.g. 30 -> 52 on a 32 px model. While tracing for ONNX, :class:`_PortablePooling` computes it by
+:func:`adaptive_max_pool2d`, a gather and a max with identical values, so the graph never holds it.
+PyTorch's older TorchScript-based exporter (``dynamo=False``) fails on the same operator for every size
+once the batch axis is dynamic, and ``torch.jit.trace`` is deprecated in torch 2.14, so TorchScript is
+not offered.
 
 Next to the model: ``labels.json`` (class names by label) and ``preprocess.json`` (the evaluation
 transform as data: resize, centre crop, interpolation, mean, std; see
@@ -39,6 +40,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.nn.modules.utils import _pair
+from torch.overrides import TorchFunctionMode
 
 from .backbone import data_config
 from .data.transforms import input_size, preprocess_spec
@@ -174,8 +177,9 @@ def _require_onnx() -> None:
 def _trace(model: torch.nn.Module, example: torch.Tensor, method: str, fmt: str) -> torch.export.ExportedProgram:
     """``torch.export`` with a dynamic batch axis; a model that cannot be traced is a usage error."""
     batch = torch.export.Dim(BATCH_AXIS, min=1, max=2**20)
+    portable = _PortablePooling() if fmt == "onnx" else contextlib.nullcontext()
     try:
-        with _quiet():
+        with _quiet(), portable:
             return torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
     except Exception as exc:  # torch.export fails in many ways (graph breaks, data-dependent shapes, guards)
         raise UsageError(f"method {method} cannot be exported to {fmt}: torch.export failed "
@@ -195,9 +199,6 @@ def _write_onnx(program: torch.export.ExportedProgram, example: torch.Tensor, pa
     import onnx_ir as ir
     import onnxruntime as ort
 
-    pool = torch.ops.aten.adaptive_max_pool2d.default
-    if any(node.target == pool for node in program.graph.nodes):  # G_s; decomposing costs seconds, so only then
-        program = program.run_decompositions({pool: adaptive_max_pool2d})
     try:
         with _quiet():
             onnx_program = torch.onnx.export(program, (example,), input_names=[INPUT_NAME],
@@ -227,6 +228,24 @@ def _publish(staging: Path, out: Path) -> None:
         return
     for path in staging.iterdir():
         os.replace(path, out / path.name)
+
+
+class _PortablePooling(TorchFunctionMode):
+    """``F.adaptive_max_pool2d`` computed by :func:`adaptive_max_pool2d` while ``torch.export`` traces for ONNX.
+
+    The traced graph then holds its gather and max, which the ONNX exporter translates directly: one tracing
+    pass, where decomposing the operator out of a traced graph would trace the whole model again (an InsVP
+    export 20 % faster).
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is F.adaptive_max_pool2d or func is F.adaptive_max_pool2d_with_indices:
+            x, size = args[0], kwargs.get("output_size", args[1] if len(args) > 1 else None)
+            values, indices = adaptive_max_pool2d(x, _pair(size))
+            indexed = func is F.adaptive_max_pool2d_with_indices or kwargs.get("return_indices", False)
+            return (values, indices) if indexed else values
+        return func(*args, **kwargs)
 
 
 def adaptive_max_pool2d(x: torch.Tensor, output_size: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
