@@ -25,12 +25,12 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's insvp_cli, not an installed one
 
-from insvp_cli.config import Config  # noqa: E402
+from insvp_cli.config.schema import Config  # noqa: E402
 from insvp_cli.methods.base import Method  # noqa: E402
 from insvp_cli.methods.build import build_model  # noqa: E402
 from insvp_cli.methods.insvp.layers import CROP2, MID_GRID, SpecificPrompter  # noqa: E402
 from insvp_cli.methods.insvp.model import InsVP  # noqa: E402
-from insvp_cli.resolve import resolve_config  # noqa: E402
+from insvp_cli.resolve.layers import resolve_config  # noqa: E402
 
 NUM_CLASSES = 47  # DTD, as in the parameter counts of the README; the head's cost is negligible either way
 ONLY_COMMON = ("method.patch_prompter=false", "method.global_prompter=false", "method.specific_prompter=false")

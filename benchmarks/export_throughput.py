@@ -45,16 +45,16 @@ import onnxruntime as ort
 import torch
 from _models import NUM_CLASSES, method_config
 
-from insvp_cli.checkpoint import make_checkpoint
-from insvp_cli.config import Config
-from insvp_cli.data import load_splits
-from insvp_cli.export import export_model
-from insvp_cli.inference import predict
-from insvp_cli.io import atomic_save
+from insvp_cli.common.atomic import atomic_save
+from insvp_cli.config.schema import Config
+from insvp_cli.data.splits import load_splits
 from insvp_cli.methods.build import build_model
-from insvp_cli.resolve import resolve_config
-from insvp_cli.restore import load_model
-from insvp_cli.training import evaluate_checkpoint
+from insvp_cli.resolve.layers import resolve_config
+from insvp_cli.runs.checkpoint import make_checkpoint
+from insvp_cli.runs.trained import load_model
+from insvp_cli.use.evaluate import evaluate_checkpoint
+from insvp_cli.use.export import export_model
+from insvp_cli.use.predict import predict
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "recipes" / "quickstart.yaml"

@@ -60,7 +60,8 @@ import torch
 from _models import ONLY_COMMON, build_method, method_config, published_from
 
 from insvp_cli.backbone import create_backbone
-from insvp_cli.engine import Precision, build_criterion, build_optimizer, build_scheduler, evaluate, train_one_epoch
+from insvp_cli.runtime.precision import Precision
+from insvp_cli.train.engine import build_criterion, build_optimizer, build_scheduler, evaluate, train_one_epoch
 
 BASELINE = "insvp-paper"
 # (numerator, denominator, metric, bound): issue-tracked targets, checked at the end of the report
@@ -300,7 +301,7 @@ def measure(opts: Options) -> list[Result]:
     # A fresh process per row: its own memory high-water mark and no state shared with other rows. The fork
     # server imports torch, timm and insvp_cli once, so each row starts in a second rather than in ten.
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(["torch", "timm", "insvp_cli.engine", "insvp_cli.methods", "insvp_cli.backbone"])
+    ctx.set_forkserver_preload(["torch", "timm", "insvp_cli.train.engine", "insvp_cli.methods", "insvp_cli.backbone"])
     workers = [Worker(ctx, row, opts) for row in opts.rows]
     results = {w.row.key: Result(w.row) for w in workers}
     try:

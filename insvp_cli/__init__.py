@@ -17,14 +17,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .inference import predict
-    from .restore import load_model, load_transform
+    from .runs.trained import load_model, load_transform
+    from .use.predict import predict
 
 __version__ = "0.2.0"
 __all__ = ["load_model", "load_transform", "predict", "__version__"]
 
 # public name -> the module that defines it
-_LAZY = {"load_model": "restore", "load_transform": "restore", "predict": "inference"}
+_LAZY = {"load_model": "runs.trained", "load_transform": "runs.trained", "predict": "use.predict"}
 
 
 def __getattr__(name: str) -> Any:

@@ -44,7 +44,7 @@ def one_line_error(text: str, code_seen: int, code: int, *needles: str) -> None:
 @pytest.fixture
 def cli(capsys):
     """The command line in this process: ``(exit code, stdout + stderr)`` of ``insvp ARGS``."""
-    from insvp_cli.cli import run
+    from insvp_cli.cli.app import run
 
     def invoke(*args) -> tuple[int, str]:
         capsys.readouterr()  # what the test printed before is not the command's output
@@ -109,8 +109,8 @@ def tiny_model(method: str, *sets: str, vit: str = "p8_d48_32px", classes: int =
     """A tiny random-init model of ``method`` with ``classes`` outputs (no data read). ``dataset``: its name only,
     with the method's needs bound to it (``cifar100`` gives TransHP its 20 superclasses)."""
     from insvp_cli.methods.build import build_model
-    from insvp_cli.requirements import bind_requirements
-    from insvp_cli.resolve import resolve_config
+    from insvp_cli.resolve.layers import resolve_config
+    from insvp_cli.resolve.needs import bind_requirements
 
     cfg = resolve_config(None, [*tiny_overrides(vit, method), *([f"data.name={dataset}"] if dataset else []), *sets])
     return build_model(bind_requirements(cfg) if dataset else cfg, classes)
@@ -119,8 +119,8 @@ def tiny_model(method: str, *sets: str, vit: str = "p8_d48_32px", classes: int =
 def tiny_config(overrides: list[str]):
     """The resolved config of ``overrides`` with every method's data needs met: CIFAR-100 (named only, no files
     read) has a built-in coarse-label hierarchy for TransHP."""
-    from insvp_cli.requirements import bind_requirements
-    from insvp_cli.resolve import resolve_config
+    from insvp_cli.resolve.layers import resolve_config
+    from insvp_cli.resolve.needs import bind_requirements
 
     return bind_requirements(resolve_config(None, ["data.name=cifar100", *overrides]))
 
@@ -158,9 +158,9 @@ class DigitRun:
 @pytest.fixture(scope="session")
 def digit_run(tmp_path_factory) -> DigitRun:
     """The quickstart recipe (the shipped backbone, InsVP ``paper``) trained for 1 epoch on 100 digits 5-9."""
-    from insvp_cli.data import load_splits
-    from insvp_cli.resolve import resolve_config
-    from insvp_cli.training import fit
+    from insvp_cli.data.splits import load_splits
+    from insvp_cli.resolve.layers import resolve_config
+    from insvp_cli.train.loop import fit
 
     tmp = tmp_path_factory.mktemp("digits")
     root = tmp / "digits"

@@ -14,8 +14,8 @@ from safetensors.torch import save_file
 from insvp_cli.backbone import create_backbone, data_config
 from insvp_cli.backbone.patch_embed import PatchConv2d
 from insvp_cli.backbone.weights import from_moco_v3
-from insvp_cli.config import BackboneConfig
-from insvp_cli.errors import UsageError
+from insvp_cli.common.errors import UsageError
+from insvp_cli.config.schema import BackboneConfig
 
 KW = dict(patch_size=8, embed_dim=48, depth=2, num_heads=2)
 

@@ -14,12 +14,13 @@ from typer.testing import CliRunner
 from insvp_cli.backbone import create_backbone
 from insvp_cli.backbone.vit import pool
 from insvp_cli.cli import app
-from insvp_cli.config import BackboneConfig
-from insvp_cli.errors import ConfigError, UsageError
+from insvp_cli.common.errors import ConfigError, UsageError
+from insvp_cli.config.schema import BackboneConfig
+from insvp_cli.experiments.params import compare_methods
 from insvp_cli.methods import METHODS
 from insvp_cli.methods.build import build_model
-from insvp_cli.params import compare_methods, count_parameters, shape_only
-from insvp_cli.resolve import resolve_config
+from insvp_cli.methods.params import count_parameters, shape_only
+from insvp_cli.resolve.layers import resolve_config
 from tests.conftest import TINY_VITS, tiny_model, tiny_overrides
 
 VIT_B = "vit_base_patch16_224"

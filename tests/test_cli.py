@@ -123,12 +123,12 @@ def test_unwrap_keeps_paragraphs_and_list_items():
 
 
 def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(cli, monkeypatch, tmp_path):
-    import insvp_cli.training
+    import insvp_cli.use.evaluate
 
     def broken(*args, **kwargs):
         raise ZeroDivisionError("float division by zero")
 
-    monkeypatch.setattr(insvp_cli.training, "evaluate_checkpoint", broken)
+    monkeypatch.setattr(insvp_cli.use.evaluate, "evaluate_checkpoint", broken)
     checkpoint = tmp_path / "x.pt"
     checkpoint.touch()  # a file is there; what evaluates it breaks
     code, output = cli("evaluate", checkpoint)
@@ -138,12 +138,12 @@ def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(cli, monke
 
 
 def test_file_system_errors_name_the_path(cli, monkeypatch, tmp_path):
-    import insvp_cli.training
+    import insvp_cli.use.evaluate
 
     def full(*args, **kwargs):
         raise OSError(28, "No space left on device", "runs/x/last.pt")
 
-    monkeypatch.setattr(insvp_cli.training, "evaluate_checkpoint", full)
+    monkeypatch.setattr(insvp_cli.use.evaluate, "evaluate_checkpoint", full)
     (tmp_path / "x.pt").touch()
     code, output = cli("evaluate", tmp_path / "x.pt")
     one_line_error(output, code, 1, "No space left on device (runs/x/last.pt)")

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from insvp_cli.backbone.weights import resolve_weights_path
 from insvp_cli.cli import app
-from insvp_cli.quickstart import ASSET, pretrain_backbone, quickstart
+from insvp_cli.experiments.quickstart import ASSET, pretrain_backbone, quickstart
 from tests.conftest import tiny_run
 
 runner = CliRunner()

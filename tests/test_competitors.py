@@ -13,19 +13,19 @@ from torchvision.models import alexnet
 
 from insvp_cli.backbone import create_backbone
 from insvp_cli.backbone.vit import blocks_with_prompts, embed_tokens, pool
-from insvp_cli.checkpoint import make_checkpoint, read_checkpoint
-from insvp_cli.config import BackboneConfig
-from insvp_cli.engine import build_scheduler
-from insvp_cli.errors import ConfigError, RunInterrupted, UsageError
-from insvp_cli.io import atomic_save
+from insvp_cli.common.atomic import atomic_save
+from insvp_cli.common.errors import ConfigError, RunInterrupted, UsageError
+from insvp_cli.config.schema import BackboneConfig
+from insvp_cli.experiments.reproduce.tables import TABLES
 from insvp_cli.methods.base import TrainingData
 from insvp_cli.methods.build import build_model
 from insvp_cli.methods.e2vpt.model import attention_with_kv, prune_masks
-from insvp_cli.params import count_parameters
-from insvp_cli.reproduce import TABLES
-from insvp_cli.resolve import resolve_config
-from insvp_cli.restore import restore_model
-from insvp_cli.training import fit
+from insvp_cli.methods.params import count_parameters
+from insvp_cli.resolve.layers import resolve_config
+from insvp_cli.runs.checkpoint import make_checkpoint, read_checkpoint
+from insvp_cli.runs.trained import restore_model
+from insvp_cli.train.engine import build_scheduler
+from insvp_cli.train.loop import fit
 from tests.conftest import one_line_error, tiny_model, tiny_overrides, tiny_run
 
 VIT_B = "vit_base_patch16_224"

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from insvp_cli.config import Config
-from insvp_cli.errors import ConfigError, UsageError
-from insvp_cli.resolve import resolve_config
+from insvp_cli.common.errors import ConfigError, UsageError
+from insvp_cli.config.schema import Config
+from insvp_cli.resolve.layers import resolve_config
 
 RECIPE_DIR = Path(__file__).resolve().parents[1] / "recipes"
 RECIPES = sorted(RECIPE_DIR.rglob("*.yaml"))
@@ -103,7 +103,7 @@ def test_later_recipes_override_earlier_ones(tmp_path):
 
 
 def test_resolve_binds_what_follows_from_the_data_when_asked():
-    from insvp_cli.requirements import MissingNeed
+    from insvp_cli.resolve.needs import MissingNeed
 
     assert resolve_config(None, ["method.name=transhp", "data.name=cifar100"]).method.coarse_classes is None
     assert resolve_config(None, ["method.name=transhp", "data.name=cifar100"], bind=True).method.coarse_classes == 20

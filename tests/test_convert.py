@@ -11,11 +11,11 @@ from typer.testing import CliRunner
 
 import insvp_cli
 from insvp_cli.cli import app
-from insvp_cli.errors import UsageError
+from insvp_cli.common.errors import UsageError
 from insvp_cli.methods.build import build_model
-from insvp_cli.methods.insvp.convert import RELEASE_TO_OURS, convert_official, ours_to_release, rename
 from insvp_cli.methods.insvp.layers import simam
-from insvp_cli.resolve import resolve_config
+from insvp_cli.resolve.layers import resolve_config
+from insvp_cli.use.convert import RELEASE_TO_OURS, convert_official, ours_to_release, rename
 from tests.conftest import tiny_overrides
 
 runner = CliRunner()

@@ -12,8 +12,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from insvp_cli.cli import app
-from insvp_cli.data import dataset_names
-from insvp_cli.errors import UsageError
+from insvp_cli.common.errors import UsageError
+from insvp_cli.data.registry import DATASETS
 from tests.conftest import one_line_error
 
 runner = CliRunner()
@@ -98,7 +98,7 @@ def test_usage_errors_raise_for_the_entry_point_to_turn_into_exit_2(tmp_path):
 def test_data_list_names_every_dataset():
     result = runner.invoke(app, ["data", "list"], terminal_width=200)
     assert result.exit_code == 0, result.output
-    assert all(name in result.output for name in dataset_names())
+    assert all(name in result.output for name in DATASETS.names())
 
 
 def test_exit_codes_of_the_entry_point(cli):

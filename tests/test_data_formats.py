@@ -30,9 +30,10 @@ from fabricate import (
     make_vtab,
 )
 
-from insvp_cli.config import DataConfig
-from insvp_cli.data import DATASETS, build_splits, dataset_names, load_splits
-from insvp_cli.errors import UsageError
+from insvp_cli.common.errors import UsageError
+from insvp_cli.config.schema import DataConfig
+from insvp_cli.data.registry import DATASETS
+from insvp_cli.data.splits import build_splits, load_splits
 
 TINY = {"input_size": (3, 16, 16), "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25), "interpolation": "bilinear",
         "crop_pct": 0.9}
@@ -83,10 +84,10 @@ def fabricated(request, tmp_path, no_md5):
 
 
 def test_every_registered_dataset_has_a_fabricated_copy():
-    assert sorted(FABRICATORS) == dataset_names()
+    assert sorted(FABRICATORS) == DATASETS.names()
 
 
-@pytest.mark.parametrize("name", dataset_names())
+@pytest.mark.parametrize("name", DATASETS.names())
 def test_reads_the_real_layout(name, fabricated):
     cfg, expected = fabricated
     splits = load_splits(cfg)
@@ -97,7 +98,7 @@ def test_reads_the_real_layout(name, fabricated):
     assert len(set(splits.classes)) == len(splits.classes)
 
 
-@pytest.mark.parametrize("name", dataset_names())
+@pytest.mark.parametrize("name", DATASETS.names())
 def test_splits_never_overlap(name, fabricated):
     cfg, _ = fabricated
     splits = load_splits(cfg)
@@ -110,7 +111,7 @@ def test_splits_never_overlap(name, fabricated):
         assert not set(splits.train.indices) & set(splits.val.indices)
 
 
-@pytest.mark.parametrize("name", dataset_names())
+@pytest.mark.parametrize("name", DATASETS.names())
 def test_split_is_deterministic_under_a_seed(name, fabricated):
     cfg, _ = fabricated
     first, again = load_splits(cfg), load_splits(cfg)
@@ -121,7 +122,7 @@ def test_split_is_deterministic_under_a_seed(name, fabricated):
         assert not np.array_equal(first.val.indices, other.val.indices)
 
 
-@pytest.mark.parametrize("name", dataset_names())
+@pytest.mark.parametrize("name", DATASETS.names())
 def test_yields_normalised_rgb_tensors(name, fabricated):
     cfg, _ = fabricated
     splits = build_splits(cfg, TINY)

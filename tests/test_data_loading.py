@@ -11,17 +11,13 @@ from PIL import Image
 from torch.utils.data import DistributedSampler
 from torchvision import transforms as T
 
-from insvp_cli.config import DataConfig
-from insvp_cli.data import (
-    BadImageError,
-    build_loaders,
-    build_splits,
-    build_transforms,
-    load_splits,
-    pop_bad_images,
-)
+from insvp_cli.common.errors import UsageError
+from insvp_cli.config.schema import DataConfig
+from insvp_cli.data.base import BadImageError
 from insvp_cli.data.digits import TEST_FRACTION
-from insvp_cli.errors import UsageError
+from insvp_cli.data.loaders import build_loaders, pop_bad_images
+from insvp_cli.data.splits import build_splits, load_splits
+from insvp_cli.data.transforms import build_transforms
 
 DATA_CFG = {"input_size": (3, 16, 16), "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25),
             "interpolation": "bicubic", "crop_pct": 0.9}

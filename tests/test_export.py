@@ -17,12 +17,13 @@ import torch
 import torch.nn.functional as F
 
 import insvp_cli
-from insvp_cli.checkpoint import make_checkpoint
-from insvp_cli.errors import UsageError
-from insvp_cli.export import FORMATS, MODEL_FILES, TOLERANCE, adaptive_max_pool2d, export_model, logit_difference
-from insvp_cli.io import atomic_save
+from insvp_cli.common.atomic import atomic_save
+from insvp_cli.common.errors import UsageError
 from insvp_cli.methods import METHODS
 from insvp_cli.methods.build import build_model
+from insvp_cli.methods.insvp.pooling import adaptive_max_pool2d
+from insvp_cli.runs.checkpoint import make_checkpoint
+from insvp_cli.use.export import FORMATS, MODEL_FILES, TOLERANCE, export_model, logit_difference
 from tests.conftest import REPO, tiny_config, tiny_overrides, tiny_swin_overrides
 
 needs_onnx = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None,
@@ -140,7 +141,7 @@ def test_a_mismatch_exits_1_and_leaves_the_earlier_export(tmp_path, monkeypatch,
 
 
 def test_a_model_torch_export_cannot_trace_exits_2(tmp_path, monkeypatch, cli):
-    import insvp_cli.restore as restore
+    import insvp_cli.runs.trained as restore
 
     real_restore = restore.restore_model
 
@@ -161,7 +162,7 @@ def test_a_model_torch_export_cannot_trace_exits_2(tmp_path, monkeypatch, cli):
 
 @needs_onnx
 def test_a_model_over_2_gib_is_refused_for_onnx(tmp_path, monkeypatch):
-    import insvp_cli.export as export
+    import insvp_cli.use.export as export
 
     monkeypatch.setattr(export, "ONNX_MAX_BYTES", 1024)
     checkpoint = _checkpoint(tmp_path, tiny_overrides("p8_d48_32px", "linear"))

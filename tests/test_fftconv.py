@@ -167,7 +167,7 @@ def test_release_prompters_give_the_same_logits_with_either_implementation(impl)
 
 @pytest.mark.parametrize("fmt", PARAMS)
 def test_an_fft_model_exports_with_direct_convolutions(fmt, tmp_path):
-    from insvp_cli.export import TOLERANCE, export_model
+    from insvp_cli.use.export import TOLERANCE, export_model
 
     checkpoint = _checkpoint(tmp_path, [*tiny_overrides("p8_d48_32px", "insvp"), "method.preset=release",
                                         "method.conv_impl=fft"])

@@ -11,13 +11,13 @@ import torch.nn.functional as F
 from typer.testing import CliRunner
 
 from insvp_cli.cli import app
-from insvp_cli.engine import build_optimizer
+from insvp_cli.experiments.reproduce.tables import TABLES
 from insvp_cli.methods.base import TrainingData
 from insvp_cli.methods.build import build_model
 from insvp_cli.methods.e2vpt.model import prune_masks
-from insvp_cli.reproduce import TABLES
-from insvp_cli.resolve import resolve_config
-from insvp_cli.training import fit
+from insvp_cli.resolve.layers import resolve_config
+from insvp_cli.train.engine import build_optimizer
+from insvp_cli.train.loop import fit
 from tests.conftest import tiny_model, tiny_overrides, tiny_run, tiny_swin_overrides
 from tests.test_table1_prompting import images, training_data
 

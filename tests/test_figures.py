@@ -17,9 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
-from insvp_cli.data import load_splits
-from insvp_cli.errors import UsageError
-from insvp_cli.figures.common import load_trained
+from insvp_cli.common.errors import UsageError
+from insvp_cli.data.splits import load_splits
 from insvp_cli.figures.gradcam import (
     CAM_METHODS,
     PatchTokens,
@@ -32,8 +31,9 @@ from insvp_cli.figures.gradcam import (
 from insvp_cli.figures.params_plot import collect_runs
 from insvp_cli.figures.tsne import find_run, perplexity_for, plot_tsne, tsne_2d
 from insvp_cli.methods.build import build_model
-from insvp_cli.resolve import resolve_config
-from insvp_cli.training import fit
+from insvp_cli.resolve.layers import resolve_config
+from insvp_cli.runs.trained import load_trained
+from insvp_cli.train.loop import fit
 from tests.conftest import tiny_overrides, tiny_run, tiny_swin_overrides
 
 CLASSES = ["0", "1", "2"]
@@ -337,7 +337,7 @@ def test_params_plot_draws_every_finished_run(cli, runs, tmp_path):
 
 
 def test_gradcam_finds_images_as_predict_finds_its_inputs(tmp_path):
-    from insvp_cli.inference import InputFiles
+    from insvp_cli.use.predict import InputFiles
 
     for rel in ("b/2.png", "a/1.jpg", "a/notes.txt", "top.png"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,8 @@ from torch import nn
 from insvp_cli.backbone.vit import blocks_with_prompts, embed_tokens, pool
 from insvp_cli.methods.build import build_model
 from insvp_cli.methods.insvp.layers import PatchPrompter, SpecificPrompter, simam
-from insvp_cli.params import shape_only
-from insvp_cli.resolve import resolve_config
+from insvp_cli.methods.params import shape_only
+from insvp_cli.resolve.layers import resolve_config
 from tests.conftest import TINY_VITS, tiny_overrides
 
 ALL_OFF = ["method.patch_prompter=false", "method.global_prompter=false", "method.common_prompt=false",

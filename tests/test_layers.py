@@ -78,9 +78,9 @@ def test_cycles_are_found():
 
 def test_no_import_cycle_in_the_package():
     graph = import_graph()
-    assert len(graph) > 50 and "insvp_cli.start" in graph["insvp_cli.cli.train"]
-    assert "insvp_cli.figures.sweep_plot" in graph["insvp_cli.sweep.outputs"]  # a lazy import
-    assert "insvp_cli.sweep.rows" in graph["insvp_cli.figures.sweep_plot"]  # a type-only import
+    assert len(graph) > 50 and "insvp_cli.train.new_or_resume" in graph["insvp_cli.cli.train"]
+    assert "insvp_cli.figures.sweep_plot" in graph["insvp_cli.experiments.sweep.outputs"]  # a lazy import
+    assert "insvp_cli.experiments.sweep.rows" in graph["insvp_cli.figures.sweep_plot"]  # a type-only import
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
 
 
@@ -92,16 +92,16 @@ def test_no_module_is_over_450_lines():
 
 def test_bottom_layers_do_not_depend_on_upper_ones():
     graph = import_graph()
-    assert graph["insvp_cli.protocol"] == set()  # training protocols: plain data beside the configs
-    assert graph["insvp_cli.config"] <= {"insvp_cli.errors", "insvp_cli.protocol"}
-    assert not any(m.startswith("insvp_cli.methods") for m in graph["insvp_cli.config"])
+    assert graph["insvp_cli.config.protocols"] == set()  # training protocols: plain data beside the configs
+    assert graph["insvp_cli.config.schema"] <= {"insvp_cli.common.errors", "insvp_cli.config.protocols"}
+    assert not any(m.startswith("insvp_cli.methods") for m in graph["insvp_cli.config.schema"])
     configs = {m for m in graph if m.startswith("insvp_cli.methods.") and m.endswith("config")}
     for module in configs:  # method configs import configs only: no torch, no model
-        assert graph[module] <= {"insvp_cli.config", "insvp_cli.errors", "insvp_cli.protocol", *configs}, module
+        assert graph[module] <= {"insvp_cli.config.schema", "insvp_cli.common.errors", "insvp_cli.config.protocols", *configs}, module
 
 
 def test_resolving_a_config_imports_no_torch():
-    code = ("import sys; from insvp_cli.methods import METHODS; from insvp_cli.resolve import resolve_config; "
+    code = ("import sys; from insvp_cli.methods import METHODS; from insvp_cli.resolve.layers import resolve_config; "
             "[resolve_config(None, [f'method.name={m}']) for m in METHODS.names()]; "
             "print(sorted(m for m in ('torch', 'timm', 'numpy') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

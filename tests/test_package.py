@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from insvp_cli.resolve import RECIPES, find_recipe, shipped_recipes
+from insvp_cli.resolve.recipes import RECIPES, find_recipe, shipped_recipes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ def test_an_installed_wheel_runs_from_any_folder(wheel, tmp_path):
                            str(wheel)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     env = {**os.environ, "PYTHONPATH": str(site), "HF_HUB_OFFLINE": "1"}
-    code = ("import insvp_cli; from insvp_cli.resolve import resolve_config; from insvp_cli.backbone import "
+    code = ("import insvp_cli; from insvp_cli.resolve.layers import resolve_config; from insvp_cli.backbone import "
             "resolve_weights_path; cfg = resolve_config('quickstart'); "
             "print(insvp_cli.__file__, resolve_weights_path('asset:quickstart-vit-mnist04.safetensors').is_file())")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=tmp_path)

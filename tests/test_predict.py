@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 import insvp_cli
 from insvp_cli.cli import app
-from insvp_cli.errors import UsageError
-from insvp_cli.inference import InputFiles
+from insvp_cli.common.errors import UsageError
+from insvp_cli.use.predict import InputFiles
 from tests.conftest import REPO, insvp
 
 runner = CliRunner()
@@ -81,7 +81,7 @@ def test_jsonl_output_and_top_k_capped_at_the_classes(digit_run, tmp_path):
 
 
 def test_output_is_atomic_when_the_run_fails(digit_run, tmp_path, monkeypatch):
-    import insvp_cli.restore as restore
+    import insvp_cli.runs.trained as restore
 
     real_restore = restore.restore_model
 
@@ -181,7 +181,7 @@ def test_import_insvp_cli_does_not_import_torch():
     code = "import sys, insvp_cli; assert 'torch' not in sys.modules, 'torch imported'"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
-    from insvp_cli.inference import predict
+    from insvp_cli.use.predict import predict
 
     assert insvp_cli.predict is predict and "predict" in dir(insvp_cli)
 

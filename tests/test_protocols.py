@@ -1,4 +1,4 @@
-"""Training protocols (insvp_cli.protocol): every method's published protocol, the table of docs/protocols.md, the
+"""Training protocols (config.protocols): every method's published protocol, the table of docs/protocols.md, the
 optimizers and schedules they need, and the layering of protocol, recipe and ``--set``."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import pytest
 import torch
 import yaml
 
-from insvp_cli.config import TrainConfig
-from insvp_cli.engine import build_optimizer, build_scheduler
+from insvp_cli.config.schema import TrainConfig
 from insvp_cli.methods import METHODS
 from insvp_cli.methods.build import build_model
-from insvp_cli.resolve import resolve_config
-from insvp_cli.training import fit
+from insvp_cli.resolve.layers import resolve_config
+from insvp_cli.train.engine import build_optimizer, build_scheduler
+from insvp_cli.train.loop import fit
 from tests.conftest import INSVP, REPO, tiny_config, tiny_overrides, tiny_run
 
 DOC = REPO / "docs" / "protocols.md"

@@ -13,29 +13,23 @@ import pytest
 from typer.testing import CliRunner
 
 from insvp_cli.cli import app
-from insvp_cli.errors import UsageError
-from insvp_cli.render import latex_table, markdown_table
-from insvp_cli.reproduce import (
-    PAPER_TABLES,
-    PUBLISHED,
+from insvp_cli.common.errors import UsageError
+from insvp_cli.common.tables import latex_table, markdown_table
+from insvp_cli.experiments.reproduce.paper_tables import PAPER_TABLES, PUBLISHED, PublishedTable
+from insvp_cli.experiments.reproduce.report import MISSING, build_report, render
+from insvp_cli.experiments.reproduce.runner import dry_run_lines, plan_table, run_plan
+from insvp_cli.experiments.reproduce.sizes import train_images
+from insvp_cli.experiments.reproduce.tables import (
+    HTA_FOLDERS,
     TABLES,
     Aggregate,
     Cell,
-    PublishedTable,
     RunSpec,
     TableDef,
-    build_report,
-    plan_table,
     register_table,
-    render,
-    run_plan,
 )
-from insvp_cli.reproduce.report import MISSING
-from insvp_cli.reproduce.runner import dry_run_lines
-from insvp_cli.reproduce.sizes import train_images
-from insvp_cli.reproduce.tables import HTA_FOLDERS
-from insvp_cli.requirements import MissingNeed, bind_requirements
-from insvp_cli.resolve import resolve_config
+from insvp_cli.resolve.layers import resolve_config
+from insvp_cli.resolve.needs import MissingNeed, bind_requirements
 from tests.conftest import insvp, tiny_run
 
 REPO = Path(__file__).resolve().parents[1]

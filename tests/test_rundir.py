@@ -8,14 +8,15 @@ import shutil
 import pytest
 import torch
 
-import insvp_cli.training as training
-from insvp_cli.checkpoint import CHECKPOINT_DEFAULTS, CHECKPOINT_KEYS, FORMAT_VERSION, RESUME_KEYS, read_checkpoint
-from insvp_cli.errors import ConfigError, RunInterrupted, TrainingDiverged, UsageError
-from insvp_cli.io import atomic_write_text
+import insvp_cli.train.loop as training
+from insvp_cli.common.atomic import atomic_write_text
+from insvp_cli.common.errors import ConfigError, RunInterrupted, TrainingDiverged, UsageError
 from insvp_cli.methods.build import build_model
-from insvp_cli.resolve import resolve_config
-from insvp_cli.rundir import RunLock, resume_config
-from insvp_cli.training import fit
+from insvp_cli.resolve.layers import resolve_config
+from insvp_cli.runs.checkpoint import CHECKPOINT_DEFAULTS, CHECKPOINT_KEYS, FORMAT_VERSION, RESUME_KEYS, read_checkpoint
+from insvp_cli.runs.folder import resume_config
+from insvp_cli.runs.lock import RunLock
+from insvp_cli.train.loop import fit
 from tests.conftest import one_line_error, tiny_run
 
 

@@ -13,12 +13,15 @@ import sys
 import pytest
 from rich.console import Console
 
-from insvp_cli.compare import compare_runs
-from insvp_cli.errors import UsageError
-from insvp_cli.reproduce import Cell, RunSpec, TableDef, build_report, plan_table, register_table, run_plan
-from insvp_cli.reproduce.workers import parse_gpus
-from insvp_cli.rundir import RunLock
-from insvp_cli.seeds import Spread, finished_seeds, seed_dirs
+from insvp_cli.common.errors import UsageError
+from insvp_cli.common.tables import Spread
+from insvp_cli.experiments.compare import compare_runs
+from insvp_cli.experiments.queue import finished_seeds, seed_dirs
+from insvp_cli.experiments.reproduce.report import build_report
+from insvp_cli.experiments.reproduce.runner import plan_table, run_plan
+from insvp_cli.experiments.reproduce.tables import Cell, RunSpec, TableDef, register_table
+from insvp_cli.experiments.reproduce.workers import parse_gpus
+from insvp_cli.runs.lock import RunLock
 from tests.conftest import tiny_run
 
 # two tiny runs on the digits, for workers and seeds
@@ -102,7 +105,8 @@ def test_bad_gpu_lists_are_usage_errors(text):
 
 
 def test_a_sweep_with_seeds_selects_on_the_mean_of_every_seed(tmp_path):
-    from insvp_cli.sweep import TRIALS, plan_sweep, run_sweep
+    from insvp_cli.experiments.sweep.plan import TRIALS, plan_sweep
+    from insvp_cli.experiments.sweep.study import run_sweep
 
     sets = tiny_run("linear", 1, classes="[0, 1]", lr=None)
     result = run_sweep(plan_sweep(None, sets, tmp_path / "s", grids=["train.lr=[0.003, 0.03]"], seeds=2), QUIET)

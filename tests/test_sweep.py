@@ -20,25 +20,22 @@ from fabricate import make_vtab
 from rich.console import Console
 from typer.testing import CliRunner
 
-import insvp_cli.sweep.plan as sweep_plan
-import insvp_cli.sweep.study as sweep_study
-import insvp_cli.training as training
+import insvp_cli.experiments.sweep.plan as sweep_plan
+import insvp_cli.experiments.sweep.study as sweep_study
+import insvp_cli.train.loop as training
 from insvp_cli.cli import app
-from insvp_cli.cli import run as run_cli
-from insvp_cli.errors import UsageError
-from insvp_cli.reproduce import Cell, RunSpec, TableDef, build_report, plan_table, register_table
-from insvp_cli.reproduce.runner import tune_dry_run_lines, tune_plan
-from insvp_cli.resolve import resolve_config
-from insvp_cli.sweep import (
-    JOURNAL,
-    TrialRow,
-    default_space,
-    plan_sweep,
-    read_result,
-    run_sweep,
-    select_best,
-    ties,
-)
+from insvp_cli.cli.app import run as run_cli
+from insvp_cli.common.errors import UsageError
+from insvp_cli.experiments.reproduce.report import build_report
+from insvp_cli.experiments.reproduce.runner import plan_table, tune_dry_run_lines, tune_plan
+from insvp_cli.experiments.reproduce.tables import Cell, RunSpec, TableDef, register_table
+from insvp_cli.experiments.sweep.outputs import read_result
+from insvp_cli.experiments.sweep.plan import JOURNAL, plan_sweep
+from insvp_cli.experiments.sweep.rows import TrialRow, select_best, ties
+from insvp_cli.experiments.sweep.space import default_space
+from insvp_cli.experiments.sweep.study import run_sweep
+from insvp_cli.resolve.layers import resolve_config
+from insvp_cli.use.evaluate import evaluate_checkpoint
 from tests.conftest import INSVP, REPO, one_line_error, tiny_overrides, tiny_run
 
 QUIET = Console(file=io.StringIO())
@@ -145,7 +142,7 @@ def test_trials_never_see_the_test_split_and_the_choice_is_tested_once(tmp_path,
         assert yaml.safe_load((run / "config.yaml").read_text())["train"]["test_every_epoch"] is False
     best = result.best
     assert best is not None and result.complete and result.final is None
-    assert result.best_test_acc == training.evaluate_checkpoint(out / "trials" / best.run_dir / "best.pt")["acc"]
+    assert result.best_test_acc == evaluate_checkpoint(out / "trials" / best.run_dir / "best.pt")["acc"]
     assert {p.name for p in out.iterdir()} >= {"sweep.md", "sweep.csv", "sweep.json", "sweep.png", "best.yaml",
                                                 JOURNAL, "trials"}
     assert "selected: trial" in (out / "sweep.md").read_text()

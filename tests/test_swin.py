@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from insvp_cli.backbone.swin import block_with_prompts, swin_features_with_prompts
 from insvp_cli.cli import app
-from insvp_cli.errors import UsageError
+from insvp_cli.common.errors import UsageError
 from insvp_cli.methods.build import build_model
-from insvp_cli.resolve import resolve_config
+from insvp_cli.resolve.layers import resolve_config
 from tests.conftest import TINY_SWINS, tiny_swin_overrides
 
 NUM_CLASSES = 5

@@ -18,19 +18,20 @@ from torch import nn
 
 import insvp_cli
 from insvp_cli.backbone import create_backbone
-from insvp_cli.checkpoint import make_checkpoint, read_checkpoint
-from insvp_cli.config import BackboneConfig
-from insvp_cli.errors import ConfigError, UsageError
-from insvp_cli.hierarchy import BUILTIN, hierarchy_file, read_hierarchy
+from insvp_cli.common.errors import ConfigError, UsageError
+from insvp_cli.config.schema import BackboneConfig
+from insvp_cli.data.hierarchy import BUILTIN, hierarchy_file, read_hierarchy
+from insvp_cli.experiments.sweep.plan import plan_sweep
 from insvp_cli.methods.base import TrainingData
 from insvp_cli.methods.build import build_model
 from insvp_cli.methods.label_mapping import frequency_mapping
-from insvp_cli.params import count_parameters
-from insvp_cli.requirements import MissingNeed, bind_requirements
-from insvp_cli.resolve import resolve_config
-from insvp_cli.restore import restore_model
-from insvp_cli.sweep import plan_sweep
-from insvp_cli.training import evaluate_checkpoint, fit
+from insvp_cli.methods.params import count_parameters
+from insvp_cli.resolve.layers import resolve_config
+from insvp_cli.resolve.needs import MissingNeed, bind_requirements
+from insvp_cli.runs.checkpoint import make_checkpoint, read_checkpoint
+from insvp_cli.runs.trained import restore_model
+from insvp_cli.train.loop import fit
+from insvp_cli.use.evaluate import evaluate_checkpoint
 from tests.conftest import TINY_VITS, insvp, one_line_error, tiny_model, tiny_overrides
 
 METHODS = ("ilmvp", "autovp", "yoo", "transhp", "lion")

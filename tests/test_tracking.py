@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from insvp_cli.resolve import resolve_config
-from insvp_cli.rundir import read_metrics
-from insvp_cli.training import fit
+from insvp_cli.resolve.layers import resolve_config
+from insvp_cli.runs.metrics import read_metrics
+from insvp_cli.train.loop import fit
 from tests.conftest import INSVP, tiny_run
 
 

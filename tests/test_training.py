@@ -13,12 +13,13 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 import insvp_cli
-from insvp_cli.checkpoint import FORMAT_VERSION, read_checkpoint
 from insvp_cli.cli import app
-from insvp_cli.errors import RunInterrupted, TrainingDiverged
-from insvp_cli.reproduce import Cell, RunSpec, TableDef, plan_table, run_plan
-from insvp_cli.resolve import resolve_config
-from insvp_cli.training import fit
+from insvp_cli.common.errors import RunInterrupted, TrainingDiverged
+from insvp_cli.experiments.reproduce.runner import plan_table, run_plan
+from insvp_cli.experiments.reproduce.tables import Cell, RunSpec, TableDef
+from insvp_cli.resolve.layers import resolve_config
+from insvp_cli.runs.checkpoint import FORMAT_VERSION, read_checkpoint
+from insvp_cli.train.loop import fit
 from tests.conftest import one_line_error, tiny_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,7 +68,7 @@ def test_evaluate_reproduces_the_logged_accuracy_and_api(tmp_path):
 
 
 def test_diverged_training_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    import insvp_cli.training as training
+    import insvp_cli.train.loop as training
 
     epochs = {"n": 0}
     real_epoch, real_criterion = training.train_one_epoch, training.build_criterion
@@ -158,9 +159,9 @@ def test_corrupt_and_foreign_checkpoints(tmp_path, cli):
 
 
 def test_vit_b_checkpoint_holds_trainable_weights_only(tmp_path):
-    from insvp_cli.checkpoint import make_checkpoint
-    from insvp_cli.io import atomic_save
+    from insvp_cli.common.atomic import atomic_save
     from insvp_cli.methods.build import build_model
+    from insvp_cli.runs.checkpoint import make_checkpoint
 
     cfg = resolve_config("recipes/cub.yaml", ["backbone.weights=none"])
     model = build_model(cfg, 200)

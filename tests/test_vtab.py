@@ -8,11 +8,11 @@ import pytest
 import torch
 from fabricate import VTAB_SIZES, make_vtab
 
-from insvp_cli.config import DataConfig
-from insvp_cli.data import build_splits, load_splits
+from insvp_cli.common.errors import UsageError
+from insvp_cli.config.schema import DataConfig
+from insvp_cli.data.splits import build_splits, load_splits
 from insvp_cli.data.vtab import VTAB_GROUPS, VTAB_TASKS
-from insvp_cli.errors import UsageError
-from insvp_cli.resolve import resolve_config
+from insvp_cli.resolve.layers import resolve_config
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes" / "vtab"
 TINY = {"input_size": (3, 16, 16), "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25), "interpolation": "bilinear"}

@@ -16,8 +16,8 @@ import timm
 import torch
 from torch import nn
 
-from ..config import BackboneConfig
-from ..errors import UsageError, first_sentence
+from ..common.errors import UsageError, first_sentence
+from ..config.schema import BackboneConfig
 from .patch_embed import use_patch_conv
 from .weights import _attach_classifier, load_local_weights, resolve_weights_path
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..errors import UsageError
+from ..common.errors import UsageError
 from . import swin
 from .vit import blocks_with_prompts, embed_tokens, patch_size, pool
 

@@ -8,14 +8,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import UsageError, first_sentence
+from ..common.errors import UsageError, first_sentence
 
 LOCAL_WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".pth.tar", ".npz")
 _STATE_DICT_WRAPPERS = ("state_dict", "model", "module")
 MOCO_V3_PREFIX = "module.base_encoder."
 # the parts of MoCo v3's pre-training model that are not the backbone: projector, momentum encoder, predictor
 _MOCO_V3_DROPPED = (f"{MOCO_V3_PREFIX}head.", "module.momentum_encoder.", "module.predictor.")
-
 
 
 def resolve_weights_path(weights: str) -> Path:

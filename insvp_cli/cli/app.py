@@ -29,7 +29,7 @@ from rich.markup import escape
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from .. import __version__
-from ..errors import RunInterrupted, TrainingDiverged, UsageError
+from ..common.errors import RunInterrupted, TrainingDiverged, UsageError
 
 # help panels, in the order the commands are listed
 TRAIN, PAPER, INSPECT, TOOLS = "Train and use a model", "Reproduce the paper", "Inspect", "Tools"

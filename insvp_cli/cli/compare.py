@@ -13,8 +13,8 @@ from .options import RecipeOpt, SetOpt, recipes, split_names
 
 
 def _print(results, title: str, out: Path, tuned: bool = False) -> None:
-    from ..compare import HEADERS, TUNED_HEADERS
-    from ..render import rich_table
+    from ..common.tables import rich_table
+    from ..experiments.compare import HEADERS, TUNED_HEADERS
 
     console.print(rich_table(TUNED_HEADERS if tuned else HEADERS, [r.row() for r in results], title, digits=2))
     console.print(f"written: {out / 'comparison.md'}, {out / 'comparison.csv'}", highlight=False)
@@ -38,7 +38,7 @@ def compare(
                                                    "selects on the mean.")] = 1,
 ) -> None:
     """Train several methods on the same recipe (same seed, data, schedule) and compare them (paper Table 1)."""
-    from ..compare import compare_runs
+    from ..experiments.compare import compare_runs
 
     names = split_names(methods, "--methods", ",".join(COMPARED_BY_DEFAULT))
     out = out if out is not None else Path("runs/compare-tuned" if sweep else "runs/compare")
@@ -62,7 +62,7 @@ def quickstart(
     overrides: SetOpt = None,
 ) -> None:
     """Offline demo on real MNIST digits: a frozen ViT pretrained on 0-4, InsVP vs linear probe on 5-9."""
-    from ..quickstart import quickstart as run
+    from ..experiments.quickstart import quickstart as run
 
     results = run(out, pretrain=pretrain, overrides=overrides or [])
     _print(results, "digits 5-9 (MNIST-5k), frozen ViT pretrained on digits 0-4", out)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import UsageError
+from ..common.errors import UsageError
 from .app import TOOLS, app, console, err_console
 from .options import SetOpt
 
@@ -22,7 +22,7 @@ def convert_official_command(
     overrides: SetOpt = None,
 ) -> None:
     """Convert the release's state dict; `insvp evaluate OUT` and insvp_cli.load_model then use it like our runs."""
-    from ..methods.insvp.convert import convert_official
+    from ..use.convert import convert_official
 
     if (out / "best.pt").exists():
         raise UsageError(f"--out {out} already holds best.pt; choose another folder")
@@ -34,7 +34,7 @@ def convert_official_command(
 @app.command("recipes", rich_help_panel=TOOLS)
 def list_recipes() -> None:
     """List the recipes shipped with insvp (use them as --recipe NAME)."""
-    from ..resolve import RECIPES, shipped_recipes
+    from ..resolve.recipes import RECIPES, shipped_recipes
 
     for name in shipped_recipes():
         typer.echo(name)

@@ -26,7 +26,7 @@ def list_datasets() -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from ..data import DATASETS
+    from ..data.registry import DATASETS
 
     table = Table(title="datasets")
     table.add_column("name")
@@ -57,9 +57,9 @@ def check(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..data import load_splits
     from ..data.check import check_dataset, count_files
-    from ..resolve import resolve_config
+    from ..data.splits import load_splits
+    from ..resolve.layers import resolve_config
 
     cfg = resolve_config(recipes(recipe), list(overrides or [])).data
     changes = {"name": name}

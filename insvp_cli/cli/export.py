@@ -35,7 +35,7 @@ def export(
     """
     from rich.markup import escape
 
-    from ..export import ExportMismatch, export_model
+    from ..use.export import ExportMismatch, export_model
 
     with err_console.status("exporting") as status:
         try:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import UsageError
+from ..common.errors import UsageError
 from .app import INSPECT, app, console
 from .options import CheckpointArg, DeviceOpt, RunsOpt, SetOpt
 
@@ -53,8 +53,8 @@ def gradcam(
     Writes OUT/<image>-gradcam.png per image (one row per checkpoint) and with --prompts
     OUT/<image>-prompts.png. --set overrides (e.g. backbone.weights=PATH) apply to both checkpoints.
     """
-    from ..figures.common import load_trained
     from ..figures.gradcam import collect_images, gradcam_figures
+    from ..runs.trained import load_trained
 
     paths = collect_images(images)  # bad paths fail before any model is built
     models = [load_trained(c, device, overrides or []) for c in (checkpoint, compare) if c is not None]
@@ -96,8 +96,8 @@ def tsne(
     With --dataset, a run with p_s is preferred when p_s is asked for. --set overrides change the
     checkpoint's config, e.g. data.root=PATH.
     """
-    from ..figures.common import load_trained
     from ..figures.tsne import EMBEDDINGS, find_run, offers, tsne_figures
+    from ..runs.trained import load_trained
 
     if (checkpoint is None) == (dataset is None):
         raise UsageError("give either a checkpoint (insvp tsne CKPT) or --dataset NAME")

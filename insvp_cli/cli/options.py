@@ -9,12 +9,12 @@ from typing import Annotated
 
 import typer
 
-from ..names import PAPER_TABLES
+from ..experiments.reproduce.paper_tables import PAPER_TABLES
 
 
 def _existing_checkpoint(path: Path) -> Path:
     """A missing checkpoint is a usage error before the command imports torch (the loader checks it again)."""
-    from ..rundir import checkpoint_file
+    from ..runs.folder import checkpoint_file
 
     checkpoint_file(path)
     return path
@@ -49,7 +49,7 @@ def table_name(value: str) -> str:
     """
     if value in PAPER_TABLES:
         return value
-    registry = sys.modules.get("insvp_cli.reproduce.tables")
+    registry = sys.modules.get("insvp_cli.experiments.reproduce.tables")
     if registry is not None and value in registry.TABLES.names():
         return value
     raise typer.BadParameter(f"{value!r} is not one of {', '.join(PAPER_TABLES)}")
@@ -85,7 +85,7 @@ def recipes(values: list[str] | None) -> list[str] | None:
 
 def split_names(text: str, option: str, example: str) -> list[str]:
     """A comma-separated option value as names; none at all is a usage error."""
-    from ..errors import UsageError
+    from ..common.errors import UsageError
 
     names = [name.strip() for name in text.split(",") if name.strip()]
     if not names:

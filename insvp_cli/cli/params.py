@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ..errors import UsageError
+from ..common.errors import UsageError
 from .app import INSPECT, app, console
 from .options import Format, RecipeOpt, SetOpt, recipes
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from ..params import ParamReport
-    from ..render import Value
+    from ..common.tables import Value
+    from ..methods.params import ParamReport
 
 
 @app.command(rich_help_panel=INSPECT)
@@ -42,16 +42,16 @@ def params(
     parameters without and with the head and their share of the backbone. method.KEY=value overrides apply
     to the methods that have KEY. With --plot RUNS: the trained runs' parameters against their accuracy.
     """
-    from ..params import (
+    from ..experiments.params import compare_methods
+    from ..methods.params import (
         COMPARISON_HEADERS,
         COMPONENT_HEADERS,
-        compare_methods,
         comparison_rows,
         component_rows,
         count_parameters,
         shape_only,
     )
-    from ..resolve import resolve_config
+    from ..resolve.layers import resolve_config
 
     if plot is not None:
         _plot(plot, out, compare or method is not None)
@@ -102,7 +102,7 @@ def _comparison_title(reports: Sequence[ParamReport]) -> str:
 
 
 def _emit(fmt: Format, headers: Sequence[str], rows: Sequence[Sequence[Value]], data: object, title: str) -> None:
-    from ..render import csv_table, markdown_table, rich_table
+    from ..common.tables import csv_table, markdown_table, rich_table
 
     if fmt is Format.json:
         typer.echo(json.dumps(data, indent=2))
@@ -117,7 +117,7 @@ def _emit(fmt: Format, headers: Sequence[str], rows: Sequence[Sequence[Value]], 
 def param_table(report: ParamReport) -> Table:
     from rich.table import Table
 
-    from ..params import backbone_label
+    from ..methods.params import backbone_label
 
     table = Table(title=f"{report.method} on {report.backbone}, {report.num_classes} classes")
     table.add_column("component")

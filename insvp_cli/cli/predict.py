@@ -39,8 +39,8 @@ def predict(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..inference import InputFiles, output_format, write_predictions
-    from ..inference import predict as run_predict
+    from ..use.predict import InputFiles, output_format, write_predictions
+    from ..use.predict import predict as run_predict
 
     if out is not None:
         output_format(out)  # a bad file name fails before the model is built

@@ -20,7 +20,7 @@ def report(
         ReportFormat.table),
 ) -> None:
     """Our numbers beside the paper's, in the paper's table layout; missing runs are marked with an em dash."""
-    from ..reproduce.report import DIGITS, build_report, render, tables_with_results
+    from ..experiments.reproduce.report import DIGITS, build_report, render, tables_with_results
 
     names = [table] if table is not None else tables_with_results(runs)
     reports = [build_report(name, runs) for name in names]
@@ -39,7 +39,7 @@ def report(
 def _rich(rep, digits: int):
     from rich.table import Table
 
-    from ..render import human, numeric_columns
+    from ..common.tables import human, numeric_columns
 
     title = f"{rep.title} ({rep.finished}/{rep.runs} runs finished)"
     out = Table(title=title, caption="\n".join(rep.notes), caption_justify="left")

@@ -44,8 +44,8 @@ def reproduce(
     process; start one command per GPU to share the trials). See the README section "Reproducing the paper"
     for the data folders.
     """
-    from ..config import DEFAULT_METHOD
-    from ..reproduce import runner, workers
+    from ..config.schema import DEFAULT_METHOD
+    from ..experiments.reproduce import runner, workers
 
     names = None if methods is None else split_names(methods, "--methods", DEFAULT_METHOD)
     if gpus is not None and not dry_run:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import RunInterrupted
+from ..common.errors import RunInterrupted
 from .app import TRAIN, app, console
 from .options import RecipeOpt, SetOpt, recipes
 
@@ -53,7 +53,8 @@ def sweep(
     test split, and datasets with a final protocol (VTAB-1k) train the final run. Start the same command
     several times (one per GPU or node) to share the work; rerun it after an interruption to continue.
     """
-    from ..sweep import plan_sweep, run_sweep
+    from ..experiments.sweep.plan import plan_sweep
+    from ..experiments.sweep.study import run_sweep
 
     plan = plan_sweep(recipes(recipe), overrides or [], out, grid or [], ranges or [], sampler.value, trials, prune,
                       storage, study, seeds)
@@ -75,8 +76,8 @@ def sweep(
 
 def print_result(result) -> None:
     """The sweep's table, its summary lines and the files written."""
-    from ..render import rich_table
-    from ..sweep import summary_lines, table_rows
+    from ..common.tables import rich_table
+    from ..experiments.sweep.outputs import summary_lines, table_rows
 
     headers, rows = table_rows(result)
     console.print(rich_table(headers, rows, f"sweep {result.sweep.out}", digits=2))

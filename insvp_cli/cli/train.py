@@ -24,7 +24,7 @@ def train(
                                                 show_default=False)] = None,
 ) -> None:
     """Train a method on a dataset; writes config.yaml, metrics.jsonl, best.pt, last.pt and summary.json."""
-    from ..start import train as train_run
+    from ..train.new_or_resume import train as train_run
 
     summary, run_dir = train_run(recipes(recipe), overrides or [], out, resume)
     if os.environ.get("RANK", "0") == "0":  # under torchrun every process returns the summary; one prints it
@@ -59,7 +59,7 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Rebuild the model from a checkpoint alone and report its accuracy (e.g. --set data.root=...)."""
-    from ..training import evaluate_checkpoint
+    from ..use.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(checkpoint, split.value, overrides or [])
     if as_json:

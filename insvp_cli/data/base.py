@@ -16,11 +16,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from torch.utils.data import Dataset
 
-from ..config import DataConfig
-from ..errors import UsageError
-from ..registry import Registry
+from ..common.errors import UsageError
 
 # What PIL raises for a file it cannot read: missing (FileNotFoundError is an OSError), not an image
 # (UnidentifiedImageError is an OSError), truncated (OSError), broken headers (SyntaxError, ValueError).
@@ -56,7 +53,7 @@ def read_rgb(path: str) -> Image.Image | BadImage:
         return BadImage(path, f"{type(exc).__name__}: {exc}")
 
 
-class LabelledImages(Dataset):
+class LabelledImages:
     """A map-style dataset of ``(image, label)`` pairs over a selection of samples.
 
     Subclasses store every sample of a split once; ``indices`` selects the ones this object yields, so
@@ -200,58 +197,6 @@ class Parts:
     val: LabelledImages | None
     test: LabelledImages
     classes: list[str]
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """A registered dataset.
-
-    Attributes:
-        name: the ``data.name`` that selects it.
-        read: reads the dataset's files (or package data) described by a :class:`DataConfig`.
-        flip: a horizontal flip keeps the label (false for digits and traffic signs).
-        layout: the expected on-disk layout, quoted in errors and in ``insvp data check --help``.
-        summary: one line for listings.
-        search_overrides: ``--set`` values of every trial of a hyper-parameter search (``insvp sweep``), for a
-            dataset whose benchmark defines its own tuning splits (VTAB-1k: ``train800`` / ``val200``).
-        final_overrides: ``--set`` values of the run that follows a search with the chosen values, for a
-            benchmark that defines one (VTAB-1k: ``train800val200``); empty: no such run.
-    """
-
-    name: str
-    read: Callable[[DataConfig], Parts]
-    flip: bool
-    layout: str
-    summary: str
-    search_overrides: tuple[str, ...] = ()
-    final_overrides: tuple[str, ...] = ()
-
-
-DATASETS: Registry[DatasetSpec] = Registry("dataset")
-
-
-def register_dataset(name: str, *, flip: bool, layout: str, summary: str, search_overrides: tuple[str, ...] = (),
-                     final_overrides: tuple[str, ...] = ()) -> Callable:
-    """Decorator: register a ``read(cfg) -> Parts`` function as dataset ``name``."""
-
-    def decorate(read: Callable[[DataConfig], Parts]) -> Callable[[DataConfig], Parts]:
-        DATASETS.register(name, DatasetSpec(name, read, flip, layout, summary, search_overrides, final_overrides))
-        return read
-
-    return decorate
-
-
-def require_root(cfg: DataConfig, layout: str, download_hint: bool = False) -> Path:
-    """``cfg.root`` as a path that exists, else a :class:`UsageError` naming the expected layout."""
-    hint = "; or set data.download=true to let torchvision download it (needs network)" if download_hint else ""
-    if cfg.root is None:
-        if download_hint and cfg.download:
-            raise UsageError(f"{cfg.name}: data.download=true needs data.root, the folder to download into")
-        raise UsageError(f"{cfg.name}: data.root is not set; expected {layout}{hint}")
-    root = Path(cfg.root).expanduser()
-    if not root.is_dir() and not (download_hint and cfg.download):
-        raise UsageError(f"{cfg.name}: data.root {root} is not a folder; expected {layout}{hint}")
-    return root
 
 
 def seeded_split(labels: np.ndarray, fraction: float, seed: int, stream: int = 0) -> tuple[np.ndarray, np.ndarray]:

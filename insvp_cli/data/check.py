@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from ..config import DataConfig
+from ..config.schema import DataConfig
 from .base import IMAGE_READ_ERRORS, LabelledImages
 
 SPLIT_NAMES = ("train", "val", "test")

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import DataConfig
-from ..errors import UsageError
-from .base import ImageArrays, Parts, register_dataset, seeded_split
+from ..common.errors import UsageError
+from ..config.schema import DataConfig
+from .base import ImageArrays, Parts, seeded_split
+from .registry import register_dataset
 
 TEST_FRACTION = 0.2
 TEST_STREAM = 1  # seeded_split stream of the test carving (validation carving uses stream 0)

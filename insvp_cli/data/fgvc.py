@@ -17,11 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from torchvision.datasets import Flowers102
-
-from ..config import DataConfig
-from ..errors import UsageError
-from .base import ImageFiles, Parts, register_dataset, require_root
+from ..common.errors import UsageError
+from ..config.schema import DataConfig
+from .base import ImageFiles, Parts
+from .registry import register_dataset, require_root
 
 SPLITS = ("train", "val", "test")
 ClassId = str | int
@@ -80,6 +79,8 @@ def _nabirds_names(root: Path, ids: list[ClassId], annotations: dict[str, ClassI
 
 def _flowers_names(root: Path, ids: list[ClassId], annotations: dict[str, ClassId]) -> list[str]:
     """Oxford Flowers ids are 1..102 in the order of torchvision's Flowers-102 class names."""
+    from torchvision.datasets import Flowers102
+
     names = Flowers102.classes
     return [names[int(str(c)) - 1] if str(c).isdigit() and 1 <= int(str(c)) <= len(names) else str(c) for c in ids]
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
-
-from ..config import DataConfig
-from ..errors import UsageError
-from .base import ImageFiles, Parts, register_dataset, require_root
+from ..common.errors import UsageError
+from ..config.schema import DataConfig
+from .base import ImageFiles, Parts
+from .registry import register_dataset, require_root
 
 LAYOUT = "<root>/train/<class>/*.jpg, <root>/test/<class>/*.jpg and optionally <root>/val/<class>/*.jpg"
 
@@ -23,6 +22,8 @@ def _read_split(folder: Path, class_to_idx: dict[str, int], allow_empty: bool) -
     extra = sorted(d.name for d in folder.iterdir() if d.is_dir() and d.name not in class_to_idx)
     if extra:
         raise UsageError(f"imagefolder: {folder} has class folders that train/ lacks: {', '.join(extra[:5])}")
+    from torchvision.datasets.folder import IMG_EXTENSIONS, make_dataset
+
     try:
         samples = make_dataset(str(folder), class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=allow_empty)
     except FileNotFoundError as exc:  # a class folder without any image file
@@ -37,6 +38,8 @@ def read_imagefolder(cfg: DataConfig) -> Parts:
     for required in ("train", "test"):
         if not (root / required).is_dir():
             raise UsageError(f"imagefolder: {root / required} not found; expected {LAYOUT}")
+    from torchvision.datasets.folder import find_classes
+
     try:
         classes, class_to_idx = find_classes(root / "train")
     except FileNotFoundError:

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 from torch.utils.data._utils.collate import default_collate
 
-from ..config import DataConfig
+from ..config.schema import DataConfig
 from .base import BadImage, BadImageError, LabelledImages
 
 if TYPE_CHECKING:

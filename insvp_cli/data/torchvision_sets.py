@@ -16,12 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torchvision import datasets as tvd
-from torchvision.datasets.folder import find_classes
 
-from ..config import DataConfig
-from ..errors import UsageError
-from .base import ImageArrays, ImageFiles, LabelledImages, Parts, register_dataset, require_root
+from ..common.errors import UsageError
+from ..config.schema import DataConfig
+from .base import ImageArrays, ImageFiles, LabelledImages, Parts
+from .registry import register_dataset, require_root
+
+
+def _torchvision(name: str) -> type:
+    """torchvision's dataset class ``name``, imported when a dataset is read (``insvp data list`` needs no torch)."""
+    from torchvision import datasets
+
+    return getattr(datasets, name)
+
 
 DIGIT_NAMES = [str(d) for d in range(10)]
 
@@ -80,21 +87,21 @@ FLOWERS102_LAYOUT = "<root>/flowers-102/jpg/image_NNNNN.jpg, <root>/flowers-102/
 @register_dataset("cifar10", flip=True, layout=CIFAR10_LAYOUT, summary="CIFAR-10, 10 classes (torchvision)")
 def read_cifar10(cfg: DataConfig) -> Parts:
     """CIFAR-10: 50,000 train / 10,000 test images of 32x32."""
-    train, test = (_open(cfg, CIFAR10_LAYOUT, tvd.CIFAR10, train=flag) for flag in (True, False))
+    train, test = (_open(cfg, CIFAR10_LAYOUT, _torchvision("CIFAR10"), train=flag) for flag in (True, False))
     return Parts(_arrays(train.data, train.targets), None, _arrays(test.data, test.targets), list(train.classes))
 
 
 @register_dataset("cifar100", flip=True, layout=CIFAR100_LAYOUT, summary="CIFAR-100, 100 classes (torchvision)")
 def read_cifar100(cfg: DataConfig) -> Parts:
     """CIFAR-100 (fine labels): 50,000 train / 10,000 test images of 32x32."""
-    train, test = (_open(cfg, CIFAR100_LAYOUT, tvd.CIFAR100, train=flag) for flag in (True, False))
+    train, test = (_open(cfg, CIFAR100_LAYOUT, _torchvision("CIFAR100"), train=flag) for flag in (True, False))
     return Parts(_arrays(train.data, train.targets), None, _arrays(test.data, test.targets), list(train.classes))
 
 
 @register_dataset("svhn", flip=False, layout=SVHN_LAYOUT, summary="SVHN cropped digits, 10 classes (torchvision)")
 def read_svhn(cfg: DataConfig) -> Parts:
     """SVHN: 73,257 train / 26,032 test digits of 32x32 (label 10 in the files is the digit 0)."""
-    train, test = (_open(cfg, SVHN_LAYOUT, tvd.SVHN, split=split) for split in ("train", "test"))
+    train, test = (_open(cfg, SVHN_LAYOUT, _torchvision("SVHN"), split=split) for split in ("train", "test"))
     # torchvision keeps (N, 3, H, W); ImageArrays wants (N, H, W, 3)
     return Parts(_arrays(train.data.transpose(0, 2, 3, 1), train.labels), None,
                  _arrays(test.data.transpose(0, 2, 3, 1), test.labels), list(DIGIT_NAMES))
@@ -103,7 +110,9 @@ def read_svhn(cfg: DataConfig) -> Parts:
 @register_dataset("gtsrb", flip=False, layout=GTSRB_LAYOUT, summary="German traffic signs, 43 classes (torchvision)")
 def read_gtsrb(cfg: DataConfig) -> Parts:
     """GTSRB: 26,640 train / 12,630 test images (a flip would turn "keep left" into "keep right")."""
-    train, test = (_open(cfg, GTSRB_LAYOUT, tvd.GTSRB, split=split) for split in ("train", "test"))
+    from torchvision.datasets.folder import find_classes
+
+    train, test = (_open(cfg, GTSRB_LAYOUT, _torchvision("GTSRB"), split=split) for split in ("train", "test"))
     classes, _ = find_classes(Path(cfg.root).expanduser() / "gtsrb" / "GTSRB" / "Training")
     return Parts(_files(train), None, _files(test), classes)
 
@@ -111,19 +120,21 @@ def read_gtsrb(cfg: DataConfig) -> Parts:
 @register_dataset("food101", flip=True, layout=FOOD101_LAYOUT, summary="Food-101, 101 classes (torchvision)")
 def read_food101(cfg: DataConfig) -> Parts:
     """Food-101: 75,750 train / 25,250 test images."""
-    train, test = (_open(cfg, FOOD101_LAYOUT, tvd.Food101, split=split) for split in ("train", "test"))
+    train, test = (_open(cfg, FOOD101_LAYOUT, _torchvision("Food101"), split=split) for split in ("train", "test"))
     return Parts(_files(train), None, _files(test), _same_classes(cfg, train, test))
 
 
 @register_dataset("dtd", flip=True, layout=DTD_LAYOUT, summary="Describable Textures, partition 1, 47 classes")
 def read_dtd(cfg: DataConfig) -> Parts:
     """DTD, official partition 1: 1,880 train / 1,880 val / 1,880 test images."""
-    train, val, test = (_open(cfg, DTD_LAYOUT, tvd.DTD, split=split, partition=1) for split in ("train", "val", "test"))
+    train, val, test = (_open(cfg, DTD_LAYOUT, _torchvision("DTD"), split=split, partition=1)
+                        for split in ("train", "val", "test"))
     return Parts(_files(train), _files(val), _files(test), _same_classes(cfg, train, val, test))
 
 
 @register_dataset("flowers102", flip=True, layout=FLOWERS102_LAYOUT, summary="Oxford Flowers-102 (torchvision)")
 def read_flowers102(cfg: DataConfig) -> Parts:
     """Oxford Flowers-102, official splits: 1,020 train / 1,020 val / 6,149 test images."""
-    train, val, test = (_open(cfg, FLOWERS102_LAYOUT, tvd.Flowers102, split=s) for s in ("train", "val", "test"))
-    return Parts(_files(train), _files(val), _files(test), list(tvd.Flowers102.classes))
+    flowers = _torchvision("Flowers102")
+    train, val, test = (_open(cfg, FLOWERS102_LAYOUT, flowers, split=s) for s in ("train", "val", "test"))
+    return Parts(_files(train), _files(val), _files(test), list(flowers.classes))

@@ -21,7 +21,7 @@ from typing import Any
 from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
-from ..config import DataConfig
+from ..config.schema import DataConfig
 
 RESIZE_RATIO = 256 / 224  # VPT / release: Resize(256) before a 224 crop
 

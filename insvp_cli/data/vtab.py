@@ -23,9 +23,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import DataConfig
-from ..errors import UsageError
-from .base import ImageFiles, Parts, register_dataset
+from ..common.errors import UsageError
+from ..config.schema import DataConfig
+from .base import ImageFiles, Parts
+from .registry import register_dataset
 
 # The task folders of the common release, by the group means the paper reports (Table 2), in VPT's order.
 VTAB_GROUPS: dict[str, tuple[str, ...]] = {

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import UsageError
-from ..rundir import is_run, read_metrics
+from ..common.errors import UsageError
+from ..runs.folder import is_run
+from ..runs.metrics import read_metrics
 
 
 def run_label(run: Path, runs: Sequence[Path]) -> str:

@@ -27,10 +27,11 @@ from PIL import Image
 from torch import nn
 
 from ..backbone.swin import is_swin
+from ..common.errors import UsageError
 from ..data.base import IMAGE_READ_ERRORS
-from ..errors import UsageError
+from ..runs.trained import TrainedModel
 from . import save_figure
-from .common import TrainedModel, denormalise
+from .common import denormalise
 
 CAM_METHODS = ("gradcam", "gradcam++", "scorecam", "eigencam")
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")
@@ -42,13 +43,13 @@ IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif
 
 def collect_images(specs: Sequence[str | Path]) -> list[Path]:
     """The image files of ``specs``, found as ``insvp predict`` finds its inputs
-    (:meth:`~insvp_cli.inference.InputFiles.find`: files, folders recursively, glob patterns), in order and each
+    (:meth:`~insvp_cli.use.predict.InputFiles.find`: files, folders recursively, glob patterns), in order and each
     once; in folders and patterns only image files (:data:`IMAGE_SUFFIXES`) count, a file named directly always.
 
     Raises:
         UsageError: a path that does not exist, or a folder or pattern without images; the message names it.
     """
-    from ..inference import InputFiles
+    from ..use.predict import InputFiles
 
     found: list[Path] = []
     for spec in map(str, specs):  # one at a time, so that an error names its input

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from ..errors import UsageError
-from ..rundir import SUMMARY
+from ..common.errors import UsageError
+from ..runs.folder import SUMMARY
 from . import save_figure
 
 REQUIRED = ("trainable_params_without_head", "trainable_params", "test_acc", "method", "dataset")

@@ -16,8 +16,8 @@ from matplotlib.figure import Figure
 from . import save_figure
 
 if TYPE_CHECKING:
-    from ..sweep.rows import SweepResult, TrialRow
-    from ..sweep.space import Dimension
+    from ..experiments.sweep.rows import SweepResult, TrialRow
+    from ..experiments.sweep.space import Dimension
 
 
 def _numeric(values: list) -> bool:

@@ -19,13 +19,13 @@ import torch
 from matplotlib.figure import Figure
 
 from ..backbone import data_config
-from ..data import build_splits
+from ..common.errors import UsageError
 from ..data.loaders import ImageLoader
-from ..errors import UsageError
-from ..resolve import RECIPES
-from ..rundir import SUMMARY
+from ..data.splits import build_splits
+from ..resolve.recipes import RECIPES
+from ..runs.folder import SUMMARY
+from ..runs.trained import TrainedModel
 from . import save_figure
-from .common import TrainedModel
 
 EMBEDDINGS = ("features", "specific-prompt")
 SYMBOLS = {"features": "final features", "specific-prompt": "specific prompt p_s"}
@@ -41,7 +41,7 @@ LEGEND_CLASSES = 20  # up to this many classes get a legend; more get a colour b
 
 def offers(run: Path, embedding: str) -> bool:
     """Whether a run's method offers ``embedding`` (its resolved ``config.yaml``; no model built)."""
-    from ..rundir import load_run_config
+    from ..runs.folder import load_run_config
 
     try:
         return embedding in load_run_config(run).method.embeddings()

@@ -1,7 +1,7 @@
 """The method registry: every method's name, its config class and its model class, imported on demand.
 
 A method is one package ``insvp_cli/methods/<name>/``: ``config.py`` (its config dataclass, a
-:class:`~insvp_cli.config.MethodConfig`; no torch), ``model.py`` (its :class:`~insvp_cli.methods.base.Method`
+:class:`~insvp_cli.config.schema.MethodConfig`; no torch), ``model.py`` (its :class:`~insvp_cli.methods.base.Method`
 subclass) and a package docstring naming its paper. It is registered by ONE line below. The registry
 imports neither torch nor a method's model until that model is built, so resolving a config (and every
 ``--help``) stays fast.
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from ..registry import Registry
+from ..common.registry import Registry
 
 if TYPE_CHECKING:
-    from ..config import MethodConfig
+    from ..config.schema import MethodConfig
     from .base import Method
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..config import Config
+from ..config.schema import Config
 from . import METHODS
 from .base import Method
 

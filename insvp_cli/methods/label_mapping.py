@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..backbone import data_config
-from ..errors import ConfigError
+from ..common.errors import ConfigError
 from .base import ImagePrompts, Method, TrainingData, make_head
 from .label_mapping_config import LabelMappingConfig
 

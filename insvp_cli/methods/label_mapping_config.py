@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..config import MethodConfig, bounded
+from ..config.coerce import bounded
+from ..config.schema import MethodConfig
 
 
 @dataclass

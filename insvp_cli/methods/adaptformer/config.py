@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from ...config import MethodConfig, bounded
-from ...protocol import NO_MIXING, Protocol
+from ...config.coerce import bounded
+from ...config.protocols import NO_MIXING, Protocol
+from ...config.schema import MethodConfig
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..base import Bottleneck, RecomposedBlocks
+from ..layers import Bottleneck, RecomposedBlocks
 from .config import AdaptFormerConfig
 
 

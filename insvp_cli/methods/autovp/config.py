@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from ...config import bounded
-from ...errors import ConfigError
-from ...protocol import ILM_STEPS, NO_MIXING, Protocol
+from ...common.errors import ConfigError
+from ...config.coerce import bounded
+from ...config.protocols import ILM_STEPS, NO_MIXING, Protocol
 from ..label_mapping_config import LabelMappingConfig
 
 

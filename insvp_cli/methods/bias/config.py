@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ...config import MethodConfig
-from ...protocol import VPT_LINEAR_LRS, Protocol, vpt_protocol
+from ...config.protocols import VPT_LINEAR_LRS, Protocol, vpt_protocol
+from ...config.schema import MethodConfig
 
 
 @dataclass

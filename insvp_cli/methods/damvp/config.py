@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ...config import DataConfig, MethodConfig, bounded, build_dataclass
-from ...errors import ConfigError
-from ...protocol import NO_MIXING, VPT_PROMPT_LRS, VPT_WEIGHT_DECAYS, Protocol
+from ...common.errors import ConfigError
+from ...config.coerce import bounded, build_dataclass
+from ...config.protocols import NO_MIXING, VPT_PROMPT_LRS, VPT_WEIGHT_DECAYS, Protocol
+from ...config.schema import DataConfig, MethodConfig
 
 
 @dataclass

@@ -24,8 +24,9 @@ from torch import nn
 
 from ...backbone import data_config
 from ...backbone.vit import pool
-from ...config import DataConfig
-from ...data import ImageLoader, build_splits
+from ...config.schema import DataConfig
+from ...data.loaders import ImageLoader
+from ...data.splits import build_splits
 from ..vp.model import PadPrompt
 from .prototypes import nearest_prototype
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ...backbone.vit import pool
-from ...errors import UsageError
+from ...common.errors import UsageError
 from ..base import ImagePrompts, Method, TrainingData
 from ..vp.model import PadPrompt, frame_width
 from .config import DamVPConfig

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from ...config import DataConfig, MethodConfig, bounded
-from ...errors import ConfigError
-from ...protocol import VPT_DECAY, VPT_PROMPT_LRS, VPT_SGD, VPT_WEIGHT_DECAYS, Protocol
+from ...common.errors import ConfigError
+from ...config.coerce import bounded
+from ...config.protocols import VPT_DECAY, VPT_PROMPT_LRS, VPT_SGD, VPT_WEIGHT_DECAYS, Protocol
+from ...config.schema import DataConfig, MethodConfig
 
 # (visual_tokens, kv_tokens) of E2VPT's published commands (``command.txt``, "Documented Version" sections, the
 # same for its plain and its pruning-and-rewinding runs), by our dataset name (FGVC) or VTAB-1k task folder
@@ -49,7 +50,7 @@ class E2VPTConfig(MethodConfig):
         min_tokens: tokens that always stay.
         min_segments: segments that every remaining token keeps.
         head_init: VPT's MLP head, as E2VPT's code (built on VPT's) trains (see
-            :class:`~insvp_cli.config.MethodConfig`).
+            :class:`~insvp_cli.config.schema.MethodConfig`).
     """
 
     name: str = "e2vpt"

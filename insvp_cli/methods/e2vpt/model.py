@@ -9,8 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...backbone.vit import attention, block_with_attention, blocks_with_prompts, embed_tokens, patch_size, pool
-from ...errors import ConfigError
-from ..base import Method, TrainingData, require_plain_blocks, xavier_prompt
+from ...common.errors import ConfigError
+from ..base import Method, TrainingData
+from ..layers import require_plain_blocks, xavier_prompt
 from .config import E2VPTConfig
 
 

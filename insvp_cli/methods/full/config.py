@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ...config import MethodConfig
-from ...protocol import VPT_FULL_LRS, VPT_SGD, Protocol, scaled_lrs, shared_grid
+from ...config.protocols import VPT_FULL_LRS, VPT_SGD, Protocol, scaled_lrs, shared_grid
+from ...config.schema import MethodConfig
 
 
 @dataclass

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ...protocol import ILM_STEPS, NO_MIXING, Protocol
+from ...config.protocols import ILM_STEPS, NO_MIXING, Protocol
 from ..label_mapping_config import LabelMappingConfig
 
 

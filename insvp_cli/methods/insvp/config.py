@@ -35,9 +35,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from ...config import MethodConfig, bounded
-from ...errors import ConfigError
-from ...protocol import Protocol
+from ...common.errors import ConfigError
+from ...config.coerce import bounded
+from ...config.protocols import Protocol
+from ...config.schema import MethodConfig
 
 PRESETS: dict[str, dict[str, object]] = {
     "paper": {

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from ...backbone.prompting import FeaturePrompting, feature_prompting
-from ..base import ImagePrompts, Method, xavier_prompt
+from ..base import ImagePrompts, Method
+from ..layers import xavier_prompt
 from .config import InsVPConfig
 from .layers import GlobalPrompter, PatchPrompter, SpecificPrompter, simam
 

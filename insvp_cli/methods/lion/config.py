@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ...config import MethodConfig, bounded
+from ...config.coerce import bounded
+from ...config.schema import MethodConfig
 
 
 @dataclass

@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from ...config import MethodConfig, bounded
-from ...protocol import VPT_LINEAR_LRS, Protocol, vpt_protocol
+from ...config.coerce import bounded
+from ...config.protocols import VPT_LINEAR_LRS, Protocol, vpt_protocol
+from ...config.schema import MethodConfig
 
 
 @dataclass
@@ -20,7 +21,7 @@ class MLPConfig(MethodConfig):
         norm: BatchNorm1d after each hidden activation (VPT's head does).
         dropout: dropout after each hidden layer.
         head_init: the last layer's init; ``vpt`` (default): as VPT's MLP head, Kaiming-normal fan-out
-            weights and bias ``-log(99)`` (see :class:`~insvp_cli.config.MethodConfig`).
+            weights and bias ``-log(99)`` (see :class:`~insvp_cli.config.schema.MethodConfig`).
     """
 
     name: str = "mlp"

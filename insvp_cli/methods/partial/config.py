@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ...config import MethodConfig, bounded
-from ...protocol import VPT_LINEAR_LRS, Protocol, vpt_protocol
+from ...config.coerce import bounded
+from ...config.protocols import VPT_LINEAR_LRS, Protocol, vpt_protocol
+from ...config.schema import MethodConfig
 
 
 @dataclass

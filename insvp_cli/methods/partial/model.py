@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from ...errors import ConfigError
+from ...common.errors import ConfigError
 from ..base import Method
 from .config import PartialConfig
 

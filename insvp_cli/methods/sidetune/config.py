@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from ...config import MethodConfig, bounded
-from ...protocol import VPT_LINEAR_LRS, Protocol, vpt_protocol
+from ...config.coerce import bounded
+from ...config.protocols import VPT_LINEAR_LRS, Protocol, vpt_protocol
+from ...config.schema import MethodConfig
 
 # AlexNet's convolutional features need at least 63 px to leave a 1 x 1 map after the last pooling
 MIN_SIDE_SIZE = 63
@@ -23,7 +24,7 @@ class SidetuneConfig(MethodConfig):
             (random init) or a local file (``.pth`` / ``.pt`` / ``.safetensors``) holding a torchvision
             AlexNet state dict (its ``features.*`` keys are used).
         side_image_size: the side network's input size (the image is resized to it); ``None``: as given.
-        head_init: VPT's MLP head, as in VPT's comparison (see :class:`~insvp_cli.config.MethodConfig`).
+        head_init: VPT's MLP head, as in VPT's comparison (see :class:`~insvp_cli.config.schema.MethodConfig`).
     """
 
     name: str = "sidetune"

@@ -9,7 +9,7 @@ from torchvision.models import AlexNet_Weights, alexnet
 
 from ...backbone import data_config
 from ...backbone.weights import read_state_dict, resolve_weights_path
-from ...errors import ConfigError, UsageError, first_sentence
+from ...common.errors import ConfigError, UsageError, first_sentence
 from ..base import Method, TrainingData
 from .config import MIN_SIDE_SIZE, SidetuneConfig
 

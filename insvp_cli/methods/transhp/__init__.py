@@ -4,7 +4,7 @@ NeurIPS 2023).
 One prompt token per coarse class (a "prototype") joins the tokens entering one block of the frozen ViT;
 through that block's attention the image tokens absorb the prompts of the coarse classes they resemble, and
 the block's outputs at the prompt positions, each dotted with a learnable vector of its own, are the coarse
-logits, trained against the coarse labels of a hierarchy (:mod:`insvp_cli.hierarchy`). The prompts are
+logits, trained against the coarse labels of a hierarchy (:mod:`insvp_cli.data.hierarchy`). The prompts are
 dropped after the block; the fine head reads the class token as usual. Loss: the fine loss plus
 ``coarse_weight`` times the coarse cross-entropy, with the run's label smoothing on the coarse labels too (the
 code smooths every level's labels); soft (Mixup) targets become coarse soft targets through the class -> coarse

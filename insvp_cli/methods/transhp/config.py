@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from ...config import MethodConfig, bounded
-from ...errors import ConfigError
-from ...protocol import Protocol
+from ...common.errors import ConfigError
+from ...config.coerce import bounded
+from ...config.protocols import Protocol
+from ...config.schema import MethodConfig
 
 
 @dataclass

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...backbone.vit import blocks_with_prompts, embed_tokens, pool
-from ...errors import ConfigError, UsageError
+from ...common.errors import ConfigError, UsageError
 from ..base import Method, TrainingData
 from .config import TransHPConfig
 

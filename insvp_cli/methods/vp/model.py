@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...errors import ConfigError
+from ...common.errors import ConfigError
 from ..base import ImagePrompts, Method
 from .config import VPConfig
 

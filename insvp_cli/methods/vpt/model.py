@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from ...backbone.prompting import FeaturePrompting, feature_prompting
-from ..base import Method, xavier_prompt
+from ..base import Method
+from ..layers import xavier_prompt
 from .config import VPTConfig
 
 

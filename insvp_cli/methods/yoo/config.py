@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from ...config import MethodConfig, bounded
-from ...protocol import VPT_DECAY, VPT_SGD, Protocol
+from ...config.coerce import bounded
+from ...config.protocols import VPT_DECAY, VPT_SGD, Protocol
+from ...config.schema import MethodConfig
 
 
 @dataclass
@@ -20,7 +21,7 @@ class YooConfig(MethodConfig):
         temperature: learn a per-block attention temperature (adaptive attention shaping).
         dropout: dropout on the prompt tokens.
         head_init: VPT's MLP head, as the authors' code (built on VPT's) trains (see
-            :class:`~insvp_cli.config.MethodConfig`).
+            :class:`~insvp_cli.config.schema.MethodConfig`).
     """
 
     name: str = "yoo"

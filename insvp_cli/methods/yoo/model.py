@@ -8,8 +8,9 @@ from torch import nn
 
 from ...backbone.vit import attention as vit_attention
 from ...backbone.vit import block_with_attention, blocks_with_prompts, embed_tokens, patch_size, pool
-from ...errors import UsageError
-from ..base import Method, require_plain_blocks, xavier_prompt
+from ...common.errors import UsageError
+from ..base import Method
+from ..layers import require_plain_blocks, xavier_prompt
 from .config import YooConfig
 
 TEMPERATURE_RANGE = (0.01, 10.0)  # the code's TEMP_MIN, TEMP_MAX

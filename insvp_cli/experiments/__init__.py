@@ -1,0 +1,3 @@
+"""Experiments over many runs: the run queue (:mod:`.queue`), ``insvp compare``, ``insvp quickstart``, parameter
+counts of every method, ``insvp sweep`` and ``insvp reproduce``.
+"""
