@@ -45,12 +45,11 @@ import onnxruntime as ort
 import torch
 from _models import NUM_CLASSES, method_config
 
-from insvp_cli.common.atomic import atomic_save
 from insvp_cli.config.schema import Config
 from insvp_cli.data.splits import load_splits
 from insvp_cli.methods.build import build_model
 from insvp_cli.resolve.layers import resolve_config
-from insvp_cli.runs.checkpoint import make_checkpoint
+from insvp_cli.runs.checkpoint import Checkpoint
 from insvp_cli.runs.trained import load_model
 from insvp_cli.use.evaluate import evaluate_checkpoint
 from insvp_cli.use.export import export_model
@@ -68,7 +67,7 @@ def log(message: str) -> None:
 
 def save_checkpoint(cfg: Config, classes: list[str], path: Path) -> Path:
     """A checkpoint of ``cfg``'s model as built (random prompts and head), as ``insvp train`` would write it."""
-    atomic_save(make_checkpoint(build_model(cfg, len(classes)), cfg, classes, {}, 0), path)
+    Checkpoint.of(build_model(cfg, len(classes)), cfg, classes, {}, 0).save(path)
     return path
 
 

@@ -15,7 +15,7 @@ backbone, batch and synthetic data (random images and labels, fixed seed):
   touches only the optimizer's parameters, those gradients stay allocated and accumulate across steps.
 
 Training is the project's own path: ``build_optimizer`` (AdamW over trainable parameters),
-``build_scheduler``, ``train_one_epoch`` with autocast from ``Precision`` (GradScaler for fp16) and
+``Schedule``, ``train_one_epoch`` with autocast from ``Precision`` (GradScaler for fp16) and
 label-smoothed cross-entropy; Mixup is off (it costs the same in every row). Evaluation is
 ``evaluate`` (``no_grad`` forward). Both are timed as a whole, ``--steps`` batches at a time, after
 ``--warmup`` untimed batches before a row's first round.
@@ -61,7 +61,7 @@ from _models import ONLY_COMMON, build_method, method_config, published_from
 
 from insvp_cli.backbone import create_backbone
 from insvp_cli.runtime.precision import Precision
-from insvp_cli.train.engine import build_criterion, build_optimizer, build_scheduler, evaluate, train_one_epoch
+from insvp_cli.train.engine import Schedule, build_criterion, build_optimizer, evaluate, train_one_epoch
 
 BASELINE = "insvp-paper"
 # (numerator, denominator, metric, bound): issue-tracked targets, checked at the end of the report
@@ -178,7 +178,8 @@ class Bench:
         self.optimizer = build_optimizer(self.model, cfg.train)  # what `requires_grad` selects now: ours
         if row.as_published:
             self.model.requires_grad_(True)  # as the release leaves it: gradients for all, steps for its list
-        self.scheduler = build_scheduler(self.optimizer, cfg.train, steps_per_epoch=opts.warmup + opts.steps)
+        self.schedule = Schedule(cfg.train, steps_per_epoch=opts.warmup + opts.steps)
+        self.schedule.apply(self.optimizer)
         self.criterion = build_criterion(cfg.train, None)
         # the compiled module shares the model's parameters; its first (warm-up) steps compile
         self.train_model = torch.compile(self.model) if row.compiled else self.model
@@ -232,7 +233,7 @@ class Bench:
             evaluate(self.model, loader, device=self.device, precision=self.precision)
 
         def run_train(loader):
-            train_one_epoch(self.train_model, loader, self.optimizer, self.scheduler, self.criterion,
+            train_one_epoch(self.train_model, loader, self.optimizer, self.schedule, self.criterion,
                             device=self.device, precision=self.precision, scaler=self.scaler)
 
         # Warm-up (allocator, kernel selection, lazy init) only before the row's first round: its

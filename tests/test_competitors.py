@@ -13,7 +13,6 @@ from torchvision.models import alexnet
 
 from insvp_cli.backbone import create_backbone
 from insvp_cli.backbone.vit import blocks_with_prompts, embed_tokens, pool
-from insvp_cli.common.atomic import atomic_save
 from insvp_cli.common.errors import ConfigError, RunInterrupted, UsageError
 from insvp_cli.config.schema import BackboneConfig
 from insvp_cli.experiments.reproduce.tables import TABLES
@@ -22,9 +21,9 @@ from insvp_cli.methods.build import build_model
 from insvp_cli.methods.e2vpt.model import attention_with_kv, prune_masks
 from insvp_cli.methods.params import count_parameters
 from insvp_cli.resolve.layers import resolve_config
-from insvp_cli.runs.checkpoint import make_checkpoint, read_checkpoint
-from insvp_cli.runs.trained import restore_model
-from insvp_cli.train.engine import build_scheduler
+from insvp_cli.runs.checkpoint import Checkpoint
+from insvp_cli.runs.trained import build_trained_model
+from insvp_cli.train.engine import Schedule
 from insvp_cli.train.loop import fit
 from tests.conftest import one_line_error, tiny_model, tiny_overrides, tiny_run
 
@@ -118,8 +117,8 @@ def test_checkpoint_round_trip_gives_the_same_logits(method, tmp_path):
         for p in model.parameters():
             if p.requires_grad:
                 p.add_(0.01 * torch.randn_like(p))
-    atomic_save(make_checkpoint(model, cfg, [str(c) for c in range(5)], {}, 1), tmp_path / "best.pt")
-    restored = restore_model(read_checkpoint(tmp_path / "best.pt"))
+    Checkpoint.of(model, cfg, [str(c) for c in range(5)], {}, 1).save(tmp_path / "best.pt")
+    restored = build_trained_model(Checkpoint.read(tmp_path / "best.pt"))
     x = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(model.eval()(x), restored(x))
@@ -205,12 +204,10 @@ def test_e2vpt_segments_must_divide_the_width():
 
 def test_a_restart_runs_the_whole_schedule_again():
     cfg = resolve_config(None, ["train.epochs=4", "train.lr=1", "train.min_lr=0", "train.warmup_fraction=0.5"]).train
-    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1)
-    once = build_scheduler(opt, cfg, steps_per_epoch=2)
-    twice = build_scheduler(opt, cfg, steps_per_epoch=2, restarts=(2,))
-    assert [once.lr_lambdas[0](s) for s in range(8)] == pytest.approx(
-        [0.25, 0.5, 0.75, 1.0, 1.0, 0.8535534, 0.5, 0.1464466])
-    assert [twice.lr_lambdas[0](s) for s in range(8)] == pytest.approx([0.5, 1.0, 1.0, 0.5] * 2)
+    once = Schedule(cfg, steps_per_epoch=2)
+    twice = Schedule(cfg, steps_per_epoch=2, restarts=(2,))
+    assert [once.factor(s) for s in range(8)] == pytest.approx([0.25, 0.5, 0.75, 1.0, 1.0, 0.8535534, 0.5, 0.1464466])
+    assert [twice.factor(s) for s in range(8)] == pytest.approx([0.5, 1.0, 1.0, 0.5] * 2)
 
 
 def test_pruning_in_a_run_restarts_training_and_selects_in_the_last_stage(tmp_path):

@@ -102,10 +102,10 @@ def test_later_recipes_override_earlier_ones(tmp_path):
     assert resolve_config([first, second], ["method.name=insvp"]).method.prompt_len == 4
 
 
-def test_resolve_binds_what_follows_from_the_data_when_asked():
+def test_resolve_binds_what_follows_from_the_data_unless_planning():
     from insvp_cli.resolve.needs import MissingNeed
 
-    assert resolve_config(None, ["method.name=transhp", "data.name=cifar100"]).method.coarse_classes is None
-    assert resolve_config(None, ["method.name=transhp", "data.name=cifar100"], bind=True).method.coarse_classes == 20
+    assert resolve_config(None, ["method.name=transhp", "data.name=cifar100"]).method.coarse_classes == 20
+    assert resolve_config(None, ["method.name=transhp", "data.name=cifar100"], bind=False).method.coarse_classes is None
     with pytest.raises(MissingNeed, match="hierarchy"):
-        resolve_config(None, ["method.name=transhp", "data.name=mnist5k"], bind=True)
+        resolve_config(None, ["method.name=transhp", "data.name=mnist5k"])

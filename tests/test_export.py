@@ -17,12 +17,11 @@ import torch
 import torch.nn.functional as F
 
 import insvp_cli
-from insvp_cli.common.atomic import atomic_save
 from insvp_cli.common.errors import UsageError
 from insvp_cli.methods import METHODS
 from insvp_cli.methods.build import build_model
 from insvp_cli.methods.insvp.pooling import adaptive_max_pool2d
-from insvp_cli.runs.checkpoint import make_checkpoint
+from insvp_cli.runs.checkpoint import Checkpoint
 from insvp_cli.use.export import FORMATS, MODEL_FILES, TOLERANCE, export_model, logit_difference
 from tests.conftest import REPO, tiny_config, tiny_overrides, tiny_swin_overrides
 
@@ -46,7 +45,7 @@ def _checkpoint(tmp_path: Path, overrides: list[str]) -> Path:
         for param in model.parameters():
             if param.requires_grad:
                 param.add_(0.05 * torch.randn_like(param))
-    atomic_save(make_checkpoint(model, cfg, CLASSES, {}, 0), tmp_path / "best.pt")
+    Checkpoint.of(model, cfg, CLASSES, {}, 0).save(tmp_path / "best.pt")
     return tmp_path / "best.pt"
 
 
@@ -141,9 +140,9 @@ def test_a_mismatch_exits_1_and_leaves_the_earlier_export(tmp_path, monkeypatch,
 
 
 def test_a_model_torch_export_cannot_trace_exits_2(tmp_path, monkeypatch, cli):
-    import insvp_cli.runs.trained as restore
+    import insvp_cli.runs.trained as trained
 
-    real_restore = restore.restore_model
+    real_restore = trained.build_trained_model
 
     def restore_data_dependent(*args, **kwargs):
         model = real_restore(*args, **kwargs)
@@ -152,7 +151,7 @@ def test_a_model_torch_export_cannot_trace_exits_2(tmp_path, monkeypatch, cli):
         return model
 
     checkpoint = _checkpoint(tmp_path, tiny_overrides("p8_d48_32px", "linear"))
-    monkeypatch.setattr(restore, "restore_model", restore_data_dependent)
+    monkeypatch.setattr(trained, "build_trained_model", restore_data_dependent)
     code, err = cli("export", str(checkpoint), "--format", "pt2")
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1, err

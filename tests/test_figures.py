@@ -19,20 +19,13 @@ from PIL import Image
 
 from insvp_cli.common.errors import UsageError
 from insvp_cli.data.splits import load_splits
-from insvp_cli.figures.gradcam import (
-    CAM_METHODS,
-    PatchTokens,
-    cam_layer,
-    collect_images,
-    compute_cam,
-    explain,
-    resolve_target,
-)
+from insvp_cli.figures.cam import CAM_METHODS, PatchTokens, cam_layer, compute_cam, explain
+from insvp_cli.figures.gradcam import collect_images, resolve_target
 from insvp_cli.figures.params_plot import collect_runs
 from insvp_cli.figures.tsne import find_run, perplexity_for, plot_tsne, tsne_2d
 from insvp_cli.methods.build import build_model
 from insvp_cli.resolve.layers import resolve_config
-from insvp_cli.runs.trained import load_trained
+from insvp_cli.runs.trained import TrainedModel
 from insvp_cli.train.loop import fit
 from tests.conftest import tiny_overrides, tiny_run, tiny_swin_overrides
 
@@ -131,7 +124,7 @@ def test_vpt_and_swin_have_a_cam_layer():
 
 @pytest.fixture(scope="module")
 def insvp_model(runs):
-    return load_trained(runs / "insvp" / "best.pt", "cpu")
+    return TrainedModel.load(runs / "insvp" / "best.pt", device="cpu")
 
 
 def test_cam_and_prompt_arrays_have_the_image_size_and_follow_the_image(insvp_model, digit_files):
@@ -155,7 +148,7 @@ def test_cam_and_prompt_arrays_have_the_image_size_and_follow_the_image(insvp_mo
     assert not np.allclose(a.prompts.parts["p_l"], b.prompts.parts["p_l"])
     assert not np.allclose(a.cam, b.cam)
     # p_I is the weighted sum of its parts (paper preset: 0.7 p_g + 0.3 p_l)
-    cfg = insvp_model.cfg.method
+    cfg = insvp_model.config.method
     np.testing.assert_allclose(a.prompts.prompt, cfg.global_weight * a.prompts.parts["p_g"]
                                + cfg.patch_weight * a.prompts.parts["p_l"], atol=1e-5)
 

@@ -81,9 +81,9 @@ def test_jsonl_output_and_top_k_capped_at_the_classes(digit_run, tmp_path):
 
 
 def test_output_is_atomic_when_the_run_fails(digit_run, tmp_path, monkeypatch):
-    import insvp_cli.runs.trained as restore
+    import insvp_cli.runs.trained as trained
 
-    real_restore = restore.restore_model
+    real_restore = trained.build_trained_model
 
     def restore_failing_at_batch_2(*args, **kwargs):
         model = real_restore(*args, **kwargs)
@@ -100,7 +100,7 @@ def test_output_is_atomic_when_the_run_fails(digit_run, tmp_path, monkeypatch):
 
     out = tmp_path / "preds.csv"
     out.write_text("previous\n")
-    monkeypatch.setattr(restore, "restore_model", restore_failing_at_batch_2)
+    monkeypatch.setattr(trained, "build_trained_model", restore_failing_at_batch_2)
     with pytest.raises(RuntimeError, match="boom"):
         insvp_cli.predict(digit_run.checkpoint, [digit_run.root / "test"], out=out, batch_size=4)
     assert out.read_text() == "previous\n"  # the earlier file is untouched, the half-written one is gone

@@ -15,7 +15,7 @@ from insvp_cli.config.schema import TrainConfig
 from insvp_cli.methods import METHODS
 from insvp_cli.methods.build import build_model
 from insvp_cli.resolve.layers import resolve_config
-from insvp_cli.train.engine import build_optimizer, build_scheduler
+from insvp_cli.train.engine import Schedule, build_optimizer
 from insvp_cli.train.loop import fit
 from tests.conftest import INSVP, REPO, tiny_config, tiny_overrides, tiny_run
 
@@ -28,7 +28,7 @@ COLUMNS = ("method", "optimizer", "lr", "weight decay", "schedule", "epochs", "w
 
 def published(method: str, *sets: str):
     """``method``'s config under its published protocol, on the defaults (no recipe)."""
-    return resolve_config(None, [f"method.name={method}", "method.protocol=published", *sets])
+    return resolve_config(None, [f"method.name={method}", "method.protocol=published", *sets], bind=False)
 
 
 def protocol_row(method: str) -> tuple[str, ...]:
@@ -169,12 +169,13 @@ def test_multistep_schedule_multiplies_by_gamma_at_each_milestone():
     cfg = TrainConfig(epochs=10, lr=1.0, min_lr=0.0, schedule="multistep", milestones=[0.5, 0.72], gamma=0.1,
                       warmup_fraction=0.0)
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
-    sched = build_scheduler(opt, cfg, steps_per_epoch=2)
+    schedule = Schedule(cfg, steps_per_epoch=2)
+    schedule.apply(opt)
     lrs = []
     for _ in range(20):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
-        sched.step()
+        schedule.advance(opt)
     # ILM-VP's MultiStepLR(milestones=[int(0.5 * 10), int(0.72 * 10)]): epochs 0-4 at 1, 5-6 at 0.1, 7-9 at 0.01
     assert lrs == pytest.approx([1.0] * 10 + [0.1] * 4 + [0.01] * 6)
 

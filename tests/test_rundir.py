@@ -8,13 +8,14 @@ import shutil
 import pytest
 import torch
 
+import insvp_cli.runs.checkpoint as checkpoint_files
 import insvp_cli.train.loop as training
 from insvp_cli.common.atomic import atomic_write_text
 from insvp_cli.common.errors import ConfigError, RunInterrupted, TrainingDiverged, UsageError
 from insvp_cli.methods.build import build_model
 from insvp_cli.resolve.layers import resolve_config
-from insvp_cli.runs.checkpoint import CHECKPOINT_DEFAULTS, CHECKPOINT_KEYS, FORMAT_VERSION, RESUME_KEYS, read_checkpoint
-from insvp_cli.runs.folder import resume_config
+from insvp_cli.runs.checkpoint import CHECKPOINT_KEYS, RESUME_FORMAT, Checkpoint
+from insvp_cli.runs.folder import RunFolder
 from insvp_cli.runs.lock import RunLock
 from insvp_cli.train.loop import fit
 from tests.conftest import one_line_error, tiny_run
@@ -91,20 +92,20 @@ def test_fit_refuses_a_folder_of_another_experiment(two_epochs, tmp_path):
 
 def test_resume_of_a_finished_run_needs_more_epochs(finished):
     with pytest.raises(UsageError, match="finished all 2 epochs"):
-        resume_config(finished)
-    fit(resume_config(finished, ["train.epochs=3"]), finished)
+        RunFolder(finished).resume_config()
+    fit(RunFolder(finished).resume_config(["train.epochs=3"]), finished)
     assert [r["epoch"] for r in rows(finished)] == [1, 2, 3]
     assert rows(finished)[-1]["resumed_with"] == {"train.epochs": 3}
 
 
 def test_resume_applies_a_new_learning_rate_and_records_it(two_epochs, tmp_path):
     same, halved = (shutil.copytree(two_epochs, tmp_path / name) for name in ("same", "halved"))
-    fit(resume_config(same, ["train.epochs=4"]), same)
-    fit(resume_config(halved, ["train.epochs=4", "train.lr=0.0025"]), halved)
+    fit(RunFolder(same).resume_config(["train.epochs=4"]), same)
+    fit(RunFolder(halved).resume_config(["train.epochs=4", "train.lr=0.0025"]), halved)
     # epoch 3 of 4 ends mid-cosine: the learning rate there is half of the unchanged run's (up to the floor)
     assert rows(halved)[2]["lr"] == pytest.approx(rows(same)[2]["lr"] / 2, rel=5e-3)
     assert rows(halved)[2]["resumed_with"] == {"train.epochs": 4, "train.lr": 0.0025}
-    assert resume_config(halved, ["train.epochs=5"]).train.lr == 0.0025  # config.yaml records it
+    assert RunFolder(halved).resume_config(["train.epochs=5"]).train.lr == 0.0025  # config.yaml records it
 
 
 @pytest.mark.parametrize(("override", "message"), [
@@ -143,7 +144,7 @@ def test_sizes_that_do_not_fit_the_backbone_fail_before_training(override, messa
 
 
 def test_a_kill_while_writing_the_first_resume_state_leaves_no_duplicate_row(tmp_path, monkeypatch):
-    real = training.atomic_save
+    real = checkpoint_files.atomic_save
     seen = {"resume": 0}
 
     def killed_once(obj, path):
@@ -152,7 +153,7 @@ def test_a_kill_while_writing_the_first_resume_state_leaves_no_duplicate_row(tmp
             raise KeyboardInterrupt
         real(obj, path)
 
-    monkeypatch.setattr(training, "atomic_save", killed_once)
+    monkeypatch.setattr(checkpoint_files, "atomic_save", killed_once)
     cfg = resolve_config(None, tiny_run("linear", 2))
     with pytest.raises(RunInterrupted):
         fit(cfg, tmp_path / "run")
@@ -192,24 +193,25 @@ def test_a_truncated_resume_state_is_one_line(finished):
     state = finished / "resume.pt"
     state.write_bytes(state.read_bytes()[:100])
     with pytest.raises(UsageError, match="resume.pt cannot be resumed from .*; last.pt keeps"):
-        fit(resume_config(finished, ["train.epochs=3"]), finished)
+        fit(RunFolder(finished).resume_config(["train.epochs=3"]), finished)
 
 
 def test_a_resume_state_of_a_newer_format_is_one_line(finished):
     state = torch.load(finished / "resume.pt", map_location="cpu", weights_only=True)
-    assert state["format_version"] == FORMAT_VERSION and set(state) == set(RESUME_KEYS)
-    torch.save({**state, "format_version": FORMAT_VERSION + 1}, finished / "resume.pt")
-    with pytest.raises(UsageError, match=f"resume.pt cannot be resumed from .*format {FORMAT_VERSION + 1}; this insvp "
-                                         f"reads <= {FORMAT_VERSION}"):
-        fit(resume_config(finished, ["train.epochs=3"]), finished)
+    assert state["format_version"] == RESUME_FORMAT
+    assert set(state) == {"format_version", "epoch", "step", "model", "optimizer", "scaler", "best", "rows"}
+    torch.save({**state, "format_version": RESUME_FORMAT + 1}, finished / "resume.pt")
+    with pytest.raises(UsageError, match=f"resume.pt cannot be resumed from .*format {RESUME_FORMAT + 1}; this insvp "
+                                         f"reads <= {RESUME_FORMAT}"):
+        fit(RunFolder(finished).resume_config(["train.epochs=3"]), finished)
 
 
 def test_a_format_1_checkpoint_reads_with_named_classes(finished):
     ckpt = torch.load(finished / "best.pt", map_location="cpu", weights_only=True)
-    assert ckpt["classes_named"] is True and set(ckpt) == {*CHECKPOINT_KEYS, *CHECKPOINT_DEFAULTS}
+    assert ckpt["classes_named"] is True and set(ckpt) == {*CHECKPOINT_KEYS, "classes_named"}
     del ckpt["classes_named"]
     torch.save({**ckpt, "format_version": 1}, finished / "old.pt")
-    assert read_checkpoint(finished / "old.pt")["classes_named"] is True
+    assert Checkpoint.read(finished / "old.pt").classes_named is True
 
 
 def test_a_checkpoint_missing_keys_is_named(tmp_path, cli):

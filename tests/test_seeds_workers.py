@@ -16,11 +16,12 @@ from rich.console import Console
 from insvp_cli.common.errors import UsageError
 from insvp_cli.common.tables import Spread
 from insvp_cli.experiments.compare import compare_runs
-from insvp_cli.experiments.queue import finished_seeds, seed_dirs
+from insvp_cli.experiments.queue import QueuedRun, finished_seeds
 from insvp_cli.experiments.reproduce.report import build_report
 from insvp_cli.experiments.reproduce.runner import plan_table, run_plan
 from insvp_cli.experiments.reproduce.tables import Cell, RunSpec, TableDef, register_table
 from insvp_cli.experiments.reproduce.workers import parse_gpus
+from insvp_cli.resolve.layers import resolve_config
 from insvp_cli.runs.lock import RunLock
 from tests.conftest import tiny_run
 
@@ -40,16 +41,19 @@ def test_spread_formats_mean_std_and_count():
 
 
 def test_seed_folders_keep_the_first_run_and_sit_beside_it(tmp_path):
-    assert seed_dirs(tmp_path / "vpt", 3) == [tmp_path / "vpt", tmp_path / "vpt-seed1", tmp_path / "vpt-seed2"]
+    seeds = QueuedRun(resolve_config(None, ["train.seed=5"]), tmp_path / "vpt").seeds(3)
+    assert [s.folder for s in seeds] == [tmp_path / "vpt", tmp_path / "vpt-seed1", tmp_path / "vpt-seed2"]
+    assert [s.config.train.seed for s in seeds] == [5, 6, 7]  # only the seed differs
     for name in ("vpt", "vpt-seed2", "vpt-seedx", "vpt-seed1"):
         (tmp_path / name).mkdir()
     for name in ("vpt", "vpt-seed2", "vpt-seedx"):
         (tmp_path / name / "summary.json").write_text("{}")
-    assert finished_seeds(tmp_path / "vpt") == [tmp_path / "vpt", tmp_path / "vpt-seed2"]
+    assert [run.path for run in finished_seeds(tmp_path / "vpt")] == [tmp_path / "vpt", tmp_path / "vpt-seed2"]
 
 
 def test_compare_with_seeds_trains_each_seed_and_shows_mean_and_std(tmp_path):
-    results = compare_runs(None, ["linear"], tmp_path, tiny_run("linear", 1), seeds=2)
+    sets = [s for s in tiny_run("linear", 1) if not s.startswith("method.name=")]  # compare names the methods
+    results = compare_runs(None, ["linear"], tmp_path, sets, seeds=2)
     seeds = [json.loads((tmp_path / name / "summary.json").read_text()) for name in ("linear", "linear-seed1")]
     configs = [(tmp_path / name / "config.yaml").read_text() for name in ("linear", "linear-seed1")]
     assert "seed: 0" in configs[0] and "seed: 1" in configs[1]

@@ -27,14 +27,16 @@ from insvp_cli.cli import app
 from insvp_cli.cli.app import run as run_cli
 from insvp_cli.common.errors import UsageError
 from insvp_cli.experiments.reproduce.report import build_report
-from insvp_cli.experiments.reproduce.runner import plan_table, tune_dry_run_lines, tune_plan
+from insvp_cli.experiments.reproduce.runner import plan_table
 from insvp_cli.experiments.reproduce.tables import Cell, RunSpec, TableDef, register_table
+from insvp_cli.experiments.reproduce.tune import tune_dry_run_lines, tune_plan
 from insvp_cli.experiments.sweep.outputs import read_result
 from insvp_cli.experiments.sweep.plan import JOURNAL, plan_sweep
 from insvp_cli.experiments.sweep.rows import TrialRow, select_best, ties
 from insvp_cli.experiments.sweep.space import default_space
 from insvp_cli.experiments.sweep.study import run_sweep
 from insvp_cli.resolve.layers import resolve_config
+from insvp_cli.runs.folder import RunFolder
 from insvp_cli.use.evaluate import evaluate_checkpoint
 from tests.conftest import INSVP, REPO, one_line_error, tiny_overrides, tiny_run
 
@@ -148,7 +150,7 @@ def test_trials_never_see_the_test_split_and_the_choice_is_tested_once(tmp_path,
     assert "selected: trial" in (out / "sweep.md").read_text()
 
     # best.yaml on top of the recipe trains the selected trial again, to the same numbers
-    trial_config = resolve_config(yaml.safe_load((out / "trials" / best.run_dir / "config.yaml").read_text()))
+    trial_config = RunFolder(out / "trials" / best.run_dir).read_config()
     assert resolve_config([recipe, out / "best.yaml"]) == trial_config
     again = runner.invoke(app, ["train", "--recipe", str(recipe), "--recipe", str(out / "best.yaml"),
                                 "--out", str(tmp_path / "again")])
@@ -160,7 +162,7 @@ def test_trials_never_see_the_test_split_and_the_choice_is_tested_once(tmp_path,
     def refuse(*args, **kwargs):
         raise AssertionError("called again")
 
-    monkeypatch.setattr(sweep_study, "fit", refuse)
+    monkeypatch.setattr(training, "fit", refuse)
     monkeypatch.setattr(sweep_study, "evaluate_checkpoint", refuse)
     assert run_sweep(plan_sweep([recipe], sets, out), QUIET).best_test_acc == result.best_test_acc
 

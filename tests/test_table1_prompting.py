@@ -28,8 +28,8 @@ from insvp_cli.methods.label_mapping import frequency_mapping
 from insvp_cli.methods.params import count_parameters
 from insvp_cli.resolve.layers import resolve_config
 from insvp_cli.resolve.needs import MissingNeed, bind_requirements
-from insvp_cli.runs.checkpoint import make_checkpoint, read_checkpoint
-from insvp_cli.runs.trained import restore_model
+from insvp_cli.runs.checkpoint import Checkpoint
+from insvp_cli.runs.trained import build_trained_model
 from insvp_cli.train.loop import fit
 from insvp_cli.use.evaluate import evaluate_checkpoint
 from tests.conftest import TINY_VITS, insvp, one_line_error, tiny_model, tiny_overrides
@@ -119,11 +119,10 @@ def test_checkpoint_round_trip_gives_the_same_logits(method):
             if p.requires_grad:
                 p.add_(0.1 * torch.randn_like(p))  # away from the initialisation, which a rebuild would repeat
     cfg = bind_requirements(resolve_config(None, [*tiny_overrides("p8_d48_32px", method), "data.name=cifar100"]))
-    ckpt = make_checkpoint(model, cfg, [str(c) for c in range(K)], {}, 1)
-    ckpt["path"] = "memory"
+    ckpt = Checkpoint.of(model, cfg, [str(c) for c in range(K)], {}, 1)
     x = images(model)
     with torch.no_grad():
-        assert torch.equal(restore_model(ckpt)(x), model(x))
+        assert torch.equal(build_trained_model(ckpt)(x), model(x))
 
 
 # ---- the source label space and the label mappings (ILM-VP, AutoVP) --------------------------------
@@ -348,7 +347,7 @@ def test_transhp_coarse_loss_maps_soft_targets_through_the_hierarchy():
 
 
 def test_transhp_needs_coarse_classes():
-    cfg = resolve_config(None, tiny_overrides("p8_d48_32px", "transhp"))
+    cfg = resolve_config(None, tiny_overrides("p8_d48_32px", "transhp"), bind=False)
     with pytest.raises(UsageError, match="method transhp needs method.coarse_classes"):
         build_model(cfg, K)
 
@@ -463,18 +462,18 @@ def digits_run(method: str, *extra: str) -> list[str]:
 def test_data_dependent_state_is_in_the_checkpoint(tmp_path, method, extra, buffer):
     hierarchy = tmp_path / "digits.yaml"
     hierarchy.write_text("small: ['0', '1']\nlarge: ['2', '9']\n")
-    cfg = resolve_config(None, digits_run(method, *extra, f"data.hierarchy={hierarchy}"))
+    cfg = resolve_config(None, digits_run(method, *extra, f"data.hierarchy={hierarchy}"), bind=True)
     summary = fit(cfg, tmp_path / "run")
-    ckpt = read_checkpoint(tmp_path / "run" / "best.pt")
-    state = ckpt["state_dict"][buffer]
+    ckpt = Checkpoint.read(tmp_path / "run" / "best.pt")
+    state = ckpt.state_dict[buffer]
     if method == "transhp":
-        assert ckpt["config"]["method"]["coarse_classes"] == 2 and state.tolist() == [0, 0, 1]
+        assert ckpt.config.method.coarse_classes == 2 and state.tolist() == [0, 0, 1]
     else:  # computed from the training split: not the initial mapping onto the first source classes
         assert not torch.equal(state, torch.arange(state.numel()).view_as(state))
     assert torch.equal(insvp_cli.load_model(tmp_path / "run" / "best.pt").get_buffer(buffer), state)
     # rebuilt from the checkpoint alone, the model gives the trained model's test logits: the same loss to the bit
     result = evaluate_checkpoint(tmp_path / "run")
-    assert (result["acc"], result["loss"]) == (summary["test_acc"], ckpt["metrics"]["test_loss"])
+    assert (result["acc"], result["loss"]) == (summary["test_acc"], ckpt.metrics["test_loss"])
 
 
 def test_a_dataset_without_hierarchy_stops_before_training(tmp_path, cli):
@@ -504,7 +503,7 @@ def test_a_sweeps_final_run_config_holds_what_follows_from_the_data(tmp_path):
     hierarchy.write_text("small: ['0', '1']\nlarge: ['2', '9']\n")
     sets = [s for s in digits_run("transhp", f"data.hierarchy={hierarchy}") if not s.startswith("train.lr")]
     sweep = plan_sweep(None, sets, tmp_path / "sweep")
-    assert sweep.final_config({"train.lr": 0.01}).method.coarse_classes == 2
+    assert sweep.final_run({"train.lr": 0.01}).config.method.coarse_classes == 2
 
 
 def test_a_learned_label_mapping_builds_its_head_as_the_config_asks():

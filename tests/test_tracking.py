@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from insvp_cli.resolve.layers import resolve_config
-from insvp_cli.runs.metrics import read_metrics
+from insvp_cli.runs.folder import RunFolder
 from insvp_cli.train.loop import fit
 from tests.conftest import INSVP, tiny_run
 
@@ -52,7 +52,7 @@ def test_tensorboard_logger_writes_every_row(tmp_path):
     fit(resolve_config(None, tiny_run("linear", 2, "train.loggers=[tensorboard]")), tmp_path / "run")
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
     events.Reload()
-    rows = read_metrics(tmp_path / "run")
+    rows = RunFolder(tmp_path / "run").read_metrics()
     for key in ("train_loss", "val_acc", "lr"):
         logged = [(e.step, e.value) for e in events.Scalars(key)]
         assert logged == [(r["epoch"], pytest.approx(r[key], rel=1e-6)) for r in rows]
@@ -69,7 +69,8 @@ def test_mlflow_logger_writes_every_row_and_the_config(tmp_path, monkeypatch):
     (run,) = client.search_runs([client.get_experiment_by_name("insvp").experiment_id])
     assert run.data.params["method.name"] == "linear" and run.info.status == "FINISHED"
     history = client.get_metric_history(run.info.run_id, "val_acc")
-    assert [(m.step, m.value) for m in history] == [(r["epoch"], r["val_acc"]) for r in read_metrics(tmp_path / "run")]
+    rows = RunFolder(tmp_path / "run").read_metrics()
+    assert [(m.step, m.value) for m in history] == [(r["epoch"], r["val_acc"]) for r in rows]
 
 
 def test_a_missing_logger_extra_is_one_line_and_exit_2(tmp_path):

@@ -18,7 +18,7 @@ from insvp_cli.common.errors import RunInterrupted, TrainingDiverged
 from insvp_cli.experiments.reproduce.runner import plan_table, run_plan
 from insvp_cli.experiments.reproduce.tables import Cell, RunSpec, TableDef
 from insvp_cli.resolve.layers import resolve_config
-from insvp_cli.runs.checkpoint import FORMAT_VERSION, read_checkpoint
+from insvp_cli.runs.checkpoint import CHECKPOINT_FORMAT, Checkpoint
 from insvp_cli.train.loop import fit
 from tests.conftest import one_line_error, tiny_run
 
@@ -37,13 +37,13 @@ def test_fit_writes_the_promised_files(tmp_path):
     assert summary == json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["best_epoch"] in (1, 2) and 0 <= summary["test_acc"] <= 100
     best = torch.load(tmp_path / "run" / "best.pt", map_location="cpu", weights_only=True)
-    assert best["format_version"] == FORMAT_VERSION and best["classes_named"] is True
+    assert best["format_version"] == CHECKPOINT_FORMAT and best["classes_named"] is True
     assert best["method"] == "insvp" and best["classes"] == ["0", "1", "2"]
     assert best["metrics"]["test_acc"] == summary["test_acc"]
     # trainable weights only: no backbone tensor, and exactly the trainable parameter count
     assert not any(k.startswith("backbone.") for k in best["state_dict"])
     assert sum(v.numel() for v in best["state_dict"].values()) == summary["trainable_params"]
-    assert resolve_config(best["config"]) == cfg
+    assert Checkpoint.read(tmp_path / "run" / "best.pt").config == cfg  # read back as it was, never re-resolved
 
 
 def test_same_seed_same_numbers(tmp_path):
@@ -85,9 +85,9 @@ def test_diverged_training_keeps_the_last_good_checkpoint(tmp_path, monkeypatch)
     monkeypatch.setattr(training, "build_criterion", poisoned_criterion)
     with pytest.raises(TrainingDiverged, match="loss became nan at step 1 of the epoch; .* keeps epoch 1"):
         fit(resolve_config(None, tiny_run(epochs=3)), tmp_path / "run")
-    last = read_checkpoint(tmp_path / "run" / "last.pt")
-    assert last["epoch"] == 1 and all(torch.isfinite(v).all() for v in last["state_dict"].values())
-    assert read_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == 1
+    last = Checkpoint.read(tmp_path / "run" / "last.pt")
+    assert last.epoch == 1 and all(torch.isfinite(v).all() for v in last.state_dict.values())
+    assert Checkpoint.read(tmp_path / "run" / "best.pt").epoch == 1
 
 
 def _without_timings(run: Path) -> list[dict]:
@@ -159,13 +159,11 @@ def test_corrupt_and_foreign_checkpoints(tmp_path, cli):
 
 
 def test_vit_b_checkpoint_holds_trainable_weights_only(tmp_path):
-    from insvp_cli.common.atomic import atomic_save
     from insvp_cli.methods.build import build_model
-    from insvp_cli.runs.checkpoint import make_checkpoint
 
     cfg = resolve_config("recipes/cub.yaml", ["backbone.weights=none"])
     model = build_model(cfg, 200)
-    atomic_save(make_checkpoint(model, cfg, [str(i) for i in range(200)], {}, 0), tmp_path / "best.pt")
+    Checkpoint.of(model, cfg, [str(i) for i in range(200)], {}, 0).save(tmp_path / "best.pt")
     assert (tmp_path / "best.pt").stat().st_size < 3 * 2**20  # a few MB, not the 330 MB backbone
     assert [p.name for p in tmp_path.iterdir()] == ["best.pt"]  # no temp file left behind
 

@@ -3,7 +3,9 @@
 Importing a module registers its commands; the import order below is the order ``insvp --help`` lists them.
 """
 
-from . import train, predict, export, compare, sweep, reproduce, report, params, figures, data, convert  # noqa: F401, I001
+from . import (  # noqa: F401, I001
+    train, predict, export, compare, quickstart, sweep, reproduce, report, params, figures, data, convert, recipes,
+)
 from .app import app, main, run
 
 __all__ = ["app", "main", "run"]

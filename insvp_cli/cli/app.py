@@ -28,7 +28,6 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
-from .. import __version__
 from ..common.errors import RunInterrupted, TrainingDiverged, UsageError
 
 # help panels, in the order the commands are listed
@@ -149,7 +148,9 @@ _state = {"debug": False}
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"insvp {__version__}")
+        from importlib.metadata import version
+
+        typer.echo(f"insvp {version('insvp')}")
         raise typer.Exit()
 
 

@@ -1,4 +1,4 @@
-"""``insvp compare`` and ``insvp quickstart``: methods trained side by side on one recipe."""
+"""``insvp compare``: methods trained side by side on one recipe (paper Table 1)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .app import TRAIN, app, console
 from .options import RecipeOpt, SetOpt, recipes, split_names
 
 
-def _print(results, title: str, out: Path, tuned: bool = False) -> None:
+def print_comparison(results, title: str, out: Path, tuned: bool = False) -> None:
     from ..common.tables import rich_table
     from ..experiments.compare import HEADERS, TUNED_HEADERS
 
@@ -46,26 +46,8 @@ def compare(
     title = f"{', '.join(names)} on {' + '.join(recipe) if recipe else 'the defaults'}"
     if seeds > 1:
         title += f", {seeds} seeds each (mean ± std (N))"
-    _print(results, title + (", each at its best validation values" if sweep else ""), out, tuned=sweep)
+    print_comparison(results, title + (", each at its best validation values" if sweep else ""), out, tuned=sweep)
     missing = [name for name in names if name not in {r.method for r in results}]
     if missing:
         console.print(f"not in the table: {', '.join(missing)} (a sweep still running in another worker, or without "
                       f"a complete trial; see {out}/<method>/sweep.md)", highlight=False, soft_wrap=True)
-
-
-@app.command(rich_help_panel=TRAIN)
-def quickstart(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder of the quickstart runs.")] = Path("runs/quickstart"),
-    pretrain: Annotated[bool, typer.Option("--pretrain", help="Also pretrain the backbone on digits 0-4 instead of "
-                                                              "using the shipped one (the command that made it).")]
-    = False,
-    overrides: SetOpt = None,
-) -> None:
-    """Offline demo on real MNIST digits: a frozen ViT pretrained on 0-4, InsVP vs linear probe on 5-9."""
-    from ..experiments.quickstart import quickstart as run
-
-    results = run(out, pretrain=pretrain, overrides=overrides or [])
-    _print(results, "digits 5-9 (MNIST-5k), frozen ViT pretrained on digits 0-4", out)
-    ours, probe = (r.summary["test_acc"] for r in results)  # in the order of quickstart.METHODS
-    console.print(f"InsVP test accuracy {ours:.2f}% vs linear probe {probe:.2f}% ({ours - probe:+.2f} points)",
-                  highlight=False)

@@ -1,4 +1,4 @@
-"""``insvp convert-official`` (a model of the authors' release -> an insvp checkpoint) and ``insvp recipes``."""
+"""``insvp convert-official``: a model of the authors' release as an insvp checkpoint."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..common.errors import UsageError
-from .app import TOOLS, app, console, err_console
+from .app import TOOLS, app, console
 from .options import SetOpt
 
 
@@ -24,18 +23,6 @@ def convert_official_command(
     """Convert the release's state dict; `insvp evaluate OUT` and insvp_cli.load_model then use it like our runs."""
     from ..use.convert import convert_official
 
-    if (out / "best.pt").exists():
-        raise UsageError(f"--out {out} already holds best.pt; choose another folder")
     result = convert_official(state_dict, recipe, out, overrides or [])
     console.print(f"converted {result.tensors} tensors ({result.num_classes} classes) -> {result.checkpoint}; "
                   f"backbone weights in {result.backbone}", highlight=False)
-
-
-@app.command("recipes", rich_help_panel=TOOLS)
-def list_recipes() -> None:
-    """List the recipes shipped with insvp (use them as --recipe NAME)."""
-    from ..resolve.recipes import RECIPES, shipped_recipes
-
-    for name in shipped_recipes():
-        typer.echo(name)
-    err_console.print(f"shipped in {RECIPES}", style="dim", highlight=False, soft_wrap=True)

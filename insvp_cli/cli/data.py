@@ -61,7 +61,7 @@ def check(
     from ..data.splits import load_splits
     from ..resolve.layers import resolve_config
 
-    cfg = resolve_config(recipes(recipe), list(overrides or [])).data
+    cfg = resolve_config(recipes(recipe), list(overrides or []), bind=False).data
     changes = {"name": name}
     if root is not None:
         changes["root"] = str(root)

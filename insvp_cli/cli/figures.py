@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ..common.errors import UsageError
-from .app import INSPECT, app, console
+from .app import INSPECT, app, console, err_console
 from .options import CheckpointArg, DeviceOpt, RunsOpt, SetOpt
 
 
@@ -54,10 +54,10 @@ def gradcam(
     OUT/<image>-prompts.png. --set overrides (e.g. backbone.weights=PATH) apply to both checkpoints.
     """
     from ..figures.gradcam import collect_images, gradcam_figures
-    from ..runs.trained import load_trained
+    from ..runs.trained import TrainedModel
 
     paths = collect_images(images)  # bad paths fail before any model is built
-    models = [load_trained(c, device, overrides or []) for c in (checkpoint, compare) if c is not None]
+    models = [TrainedModel.load(c, overrides or [], device=device) for c in (checkpoint, compare) if c is not None]
 
     def report(result) -> None:
         rows = "; ".join(f"{r.model_label}: '{r.predicted_name}' {r.probability:.1%}" for r in result.explanations)
@@ -97,20 +97,21 @@ def tsne(
     checkpoint's config, e.g. data.root=PATH.
     """
     from ..figures.tsne import EMBEDDINGS, find_run, offers, tsne_figures
-    from ..runs.trained import load_trained
+    from ..runs.folder import RunFolder
+    from ..runs.trained import TrainedModel
 
     if (checkpoint is None) == (dataset is None):
         raise UsageError("give either a checkpoint (insvp tsne CKPT) or --dataset NAME")
     wanted = list(EMBEDDINGS) if of is Embedding.both else [of.value]
     if dataset is not None:
         run = find_run(runs, dataset, method, prefer="specific-prompt" if "specific-prompt" in wanted else None)
+        checkpoint = RunFolder(run).best
         which = f"{method} run" if method else "run"
         with_ps = " with a specific prompt p_s" if "specific-prompt" in wanted and offers(run, "specific-prompt") \
             else ""
         console.print(f"using {run}: the most recent finished {which} on {dataset}{with_ps} under {runs}",
                       highlight=False, soft_wrap=True)
-        checkpoint = run / "best.pt"
-    trained = load_trained(checkpoint, device, overrides or [])
+    trained = TrainedModel.load(checkpoint, overrides or [], device=device)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -137,4 +138,7 @@ def plot(
     """Training curves of one or many runs: loss, val and test accuracy and learning rate per epoch, one PNG."""
     from ..figures.curves import plot_curves
 
-    console.print(f"written: {plot_curves(runs, out)}", highlight=False, soft_wrap=True)
+    def warn(line: str) -> None:
+        err_console.print(f"warning: {line}", highlight=False, markup=False, soft_wrap=True)
+
+    console.print(f"written: {plot_curves(runs, out, warn)}", highlight=False, soft_wrap=True)

@@ -70,7 +70,7 @@ def params(
         sets.insert(0, f"method.name={method}")
     if backbone:
         sets.insert(0, f"backbone.name={backbone}")
-    cfg = resolve_config(recipes(recipe), [*sets, "backbone.weights=none"], bind=True)
+    cfg = resolve_config(recipes(recipe), [*sets, "backbone.weights=none"])
     report = count_parameters(shape_only(cfg, num_classes), cfg.method.name, cfg.backbone.name)
     if fmt is Format.table:
         console.print(param_table(report))

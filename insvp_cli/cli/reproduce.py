@@ -46,6 +46,8 @@ def reproduce(
     """
     from ..config.schema import DEFAULT_METHOD
     from ..experiments.reproduce import runner, workers
+    from ..experiments.reproduce import tune as tuning
+    from ..runtime.devices import visible_gpus
 
     names = None if methods is None else split_names(methods, "--methods", DEFAULT_METHOD)
     if gpus is not None and not dry_run:
@@ -57,9 +59,9 @@ def reproduce(
         _say(f"{table}: every worker finished; insvp report --runs {runs} --table {table} shows the table")
         return
     plan = runner.plan_table(table, data_root, runs, names, overrides or [], weights_dir,
-                             ngpus=0 if tune else runner.visible_gpus(), seeds=seeds)
+                             ngpus=0 if tune else visible_gpus(), seeds=seeds)
     if tune:  # a sweep per run
-        dry_run_lines, header_lines, execute = runner.tune_dry_run_lines, runner.tune_lines, runner.tune_plan
+        dry_run_lines, header_lines, execute = tuning.tune_dry_run_lines, tuning.tune_lines, tuning.tune_plan
     else:
         dry_run_lines, header_lines, execute = runner.dry_run_lines, runner.header_lines, runner.run_plan
     if dry_run:

@@ -10,9 +10,10 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 def _new_file_mode() -> int:
@@ -49,6 +50,8 @@ def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO
 
 def atomic_save(obj: Any, path: Path) -> None:
     """``torch.save`` ``obj`` to ``path`` atomically."""
+    import torch
+
     with atomic_open(path, "wb") as f:
         torch.save(obj, f)
 

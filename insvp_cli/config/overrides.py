@@ -50,7 +50,9 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def overrides_tree(overrides: Sequence[str]) -> dict[str, Any]:
-    """``--set`` strings as one nested mapping (later strings win)."""
+    """``--set`` strings as one nested mapping: later strings win key by key, and a mapping value merges into the
+    group it names (``--set train={}`` after ``--set train.epochs=1`` keeps ``epochs``), as a recipe's group merges
+    into the defaults."""
     tree: dict[str, Any] = {}
     for text in overrides:
         keys, value = parse_override(text)
@@ -60,16 +62,19 @@ def overrides_tree(overrides: Sequence[str]) -> dict[str, Any]:
             if not isinstance(child, dict):
                 raise ConfigError(f"--set {text!r}: {'.'.join(keys[: i + 1])} is a value, not a group")
             node = child
-        node[keys[-1]] = value
+        old = node.get(keys[-1])
+        node[keys[-1]] = merge(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
     return tree
 
 
-def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+def merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base`` key by key: nested mappings merge, any other value replaces (neither is changed)."""
     out = dict(base)
     for key, value in top.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out
 
 
-def _copy(tree: dict[str, Any]) -> dict[str, Any]:
-    return {k: _copy(v) if isinstance(v, dict) else v for k, v in tree.items()}
+def copy_tree(tree: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a nested mapping whose mappings can be changed without touching ``tree``'s."""
+    return {k: copy_tree(v) if isinstance(v, dict) else v for k, v in tree.items()}

@@ -12,20 +12,19 @@ selected trial, with the test accuracy of that trial (or of the dataset's final 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..common.atomic import atomic_write_text
+from ..common.errors import UsageError
 from ..common.tables import Spread, csv_table, markdown_table, short_value
+from ..config.overrides import parse_override
 from ..resolve.layers import resolve_config
 from ..resolve.recipes import Recipe
-from ..runs.folder import SUMMARY
-from ..runs.metrics import read_metrics
-from ..train.loop import run_or_reuse
-from .queue import seed_dirs, seed_override
+from ..runs.folder import RunFolder
+from .queue import QueuedRun, train
 
 HEADERS = ("method", "extra params", "trainable params", "val acc", "test acc", "train images/s")
 TUNED_HEADERS = (*HEADERS, "chosen values", "trials")
@@ -68,14 +67,25 @@ class MethodResult:
         return (*row, values, self.trials)
 
 
-def mean_train_speed(run_dir: Path) -> float:
-    speeds = [r["train_images_per_s"] for r in read_metrics(run_dir)]
-    return sum(speeds) / len(speeds)
+def mean_train_speed(run: RunFolder) -> float:
+    speeds = [r["train_images_per_s"] for r in run.read_metrics() if "train_images_per_s" in r]
+    return sum(speeds) / max(len(speeds), 1)
+
+
+def refuse_method_override(overrides: Sequence[str], owner: str) -> None:
+    """A command that trains its own list of methods refuses ``--set method.name``: the value could not win.
+
+    Raises:
+        UsageError: naming the ``--set`` and where the methods come from instead.
+    """
+    for text in overrides:
+        if parse_override(text)[0] == ["method", "name"]:
+            raise UsageError(f"--set {text}: the methods come from {owner}; leave method.name out of --set")
 
 
 def compare_runs(recipe: Recipe | Sequence[Recipe] | None, methods: list[str], out: Path,
                  overrides: list[str] | tuple[str, ...] = (), console=None, sweep: bool = False,
-                 seeds: int = 1) -> list[MethodResult]:
+                 seeds: int = 1, owner: str = "--methods") -> list[MethodResult]:
     """Train each of ``methods`` on ``recipe`` into ``out/<method>``; write ``out/comparison.{md,csv}``.
 
     With ``seeds`` above 1 each method trains that many times (:mod:`.queue`: ``out/<method>``, then
@@ -83,20 +93,22 @@ def compare_runs(recipe: Recipe | Sequence[Recipe] | None, methods: list[str], o
     of the method and its row the selected trial (with ``seeds``: every trial trains them, the sweep selects on
     their mean and the row shows the means); a method whose sweep is not finished (its last trials run in another
     worker) or has no complete trial has no row.
+
+    Raises:
+        UsageError: before anything trains: a bad recipe or override, ``--set method.name`` (the methods come from
+            ``owner``), a method whose data lacks what it needs, a folder that holds a run of other settings.
     """
+    refuse_method_override(overrides, owner)
     if sweep:
         results = _compare_sweeps(recipe, methods, out, overrides, console, seeds)
     else:
         # fail fast: a bad value or a need the data does not meet stops the comparison before anything trains
-        configs = {m: resolve_config(recipe, [*overrides, f"method.name={m}"], bind=True) for m in methods}
+        runs = {m: QueuedRun(resolve_config(recipe, [*overrides, f"method.name={m}"]), out / m)
+                for m in methods}
         results = []
-        for method, cfg in configs.items():
-            dirs = seed_dirs(out / method, seeds)
-            summaries = [run_or_reuse(cfg, dirs[0], console)]
-            summaries += [run_or_reuse(resolve_config(
-                recipe, [*overrides, f"method.name={method}", seed_override(cfg.train.seed, k)], bind=True), run_dir,
-                console) for k, run_dir in enumerate(dirs[1:], start=1)]
-            results.append(MethodResult(method, summaries[0], mean_train_speed(dirs[0]),
+        for method, run in runs.items():
+            summaries = [train(seed, console) for seed in run.seeds(seeds)]
+            results.append(MethodResult(method, summaries[0], mean_train_speed(RunFolder(run.folder)),
                                         seeds=summaries if seeds > 1 else []))
     headers = TUNED_HEADERS if sweep else HEADERS
     rows = [r.row() for r in results]
@@ -116,10 +128,9 @@ def _compare_sweeps(recipe, methods: list[str], out: Path, overrides, console, s
         result = run_sweep(plan, console)
         if not result.complete or result.best is None:
             continue
-        run_dir = plan.out / TRIALS / result.best.run_dir
-        summary = {**json.loads((run_dir / SUMMARY).read_text()), "val_acc": result.best.val_acc,
-                   "test_acc": result.test_acc}
+        trial = RunFolder(plan.out / TRIALS / result.best.run_dir)
+        summary = {**trial.read_summary(), "val_acc": result.best.val_acc, "test_acc": result.test_acc}
         counts = result.counts()
-        results.append(MethodResult(method, summary, mean_train_speed(run_dir), result.best.params,
+        results.append(MethodResult(method, summary, mean_train_speed(trial), result.best.params,
                                     f"{counts['complete']}/{len(result.rows)}"))
     return results

@@ -80,7 +80,7 @@ def compare_methods(
     def config_for(name: str) -> Config:
         # the resolver applies the recipe's per-method deltas and drops its other method's keys
         own = [text for key, text in method_sets.items() if key in fields[name]]
-        return resolve_config(recipe, [*shared, f"method.name={name}", *own], bind=True)
+        return resolve_config(recipe, [*shared, f"method.name={name}", *own])
 
     templates: dict[bool, nn.Module] = {}
     reports = []

@@ -14,9 +14,10 @@ from pathlib import Path
 
 from ..common.atomic import atomic_save_safetensors
 from ..resolve.layers import resolve_config
-from ..runs.checkpoint import read_checkpoint
-from ..train.loop import run_or_reuse
+from ..runs.checkpoint import Checkpoint
+from ..runs.folder import RunFolder
 from .compare import MethodResult, compare_runs
+from .queue import QueuedRun, train
 
 ASSET = "asset:quickstart-vit-mnist04.safetensors"
 METHODS = ["insvp", "linear"]
@@ -24,8 +25,9 @@ METHODS = ["insvp", "linear"]
 
 def pretrain_backbone(out: Path, overrides: list[str] | tuple[str, ...] = (), console=None) -> Path:
     """Train the quickstart ViT from scratch on digits 0-4 and export its weights to ``out/backbone.safetensors``."""
-    run_or_reuse(resolve_config("quickstart-pretrain", overrides), out / "pretrain", console)
-    state = read_checkpoint(out / "pretrain" / "best.pt")["state_dict"]
+    run = QueuedRun(resolve_config("quickstart-pretrain", overrides), out / "pretrain")
+    train(run, console)
+    state = Checkpoint.read(RunFolder(run.folder).best).state_dict
     weights = {k.removeprefix("backbone."): v.contiguous() for k, v in state.items() if k.startswith("backbone.")}
     path = out / "backbone.safetensors"
     atomic_save_safetensors(weights, path, {"source": "insvp quickstart --pretrain", "data": "mnist5k digits 0-4"})
@@ -36,5 +38,5 @@ def quickstart(out: Path, pretrain: bool = False, overrides: list[str] | tuple[s
                console=None) -> list[MethodResult]:
     """Run (or finish) the quickstart in ``out``: finished runs are reused, interrupted ones resumed."""
     backbone = str(pretrain_backbone(out, console=console)) if pretrain else ASSET
-    return compare_runs("quickstart", METHODS, out, [f"backbone.weights={backbone}", *overrides],
-                        console)
+    return compare_runs("quickstart", METHODS, out, [f"backbone.weights={backbone}", *overrides], console,
+                        owner=f"the quickstart, which compares {' and '.join(METHODS)}")

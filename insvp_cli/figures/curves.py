@@ -8,12 +8,13 @@ learning rate at the end of each epoch (log scale).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..common.errors import UsageError
-from ..runs.folder import is_run
-from ..runs.metrics import read_metrics
+from ..runs.folder import RunFolder
 
 
 def run_label(run: Path, runs: Sequence[Path]) -> str:
@@ -22,19 +23,29 @@ def run_label(run: Path, runs: Sequence[Path]) -> str:
     return f"{run.parent.name}/{run.name}" if same > 1 else run.name
 
 
-def plot_curves(runs: Sequence[Path], out: Path) -> Path:
+def _points(rows: Sequence[dict[str, Any]], key: str) -> list[tuple[int, float]]:
+    """``(epoch, value)`` of the rows that hold a finite number under ``key`` (a damaged row has a gap)."""
+    return [(r["epoch"], float(r[key])) for r in rows
+            if isinstance(r.get(key), int | float) and not isinstance(r[key], bool) and math.isfinite(r[key])]
+
+
+def plot_curves(runs: Sequence[Path], out: Path, warn: Callable[[str], None] | None = None) -> Path:
     """Draw the curves of ``runs`` (run folders) into the PNG ``out``.
+
+    A row of ``metrics.jsonl`` that cannot be read is skipped (``warn`` is told which), and a value that is
+    missing or not finite leaves a gap in its curve: what is there is drawn.
 
     Raises:
         UsageError: a path that is not a run folder, or a run that has not finished an epoch yet.
     """
     curves = {}
     for run in runs:
-        if not is_run(run):
-            raise UsageError(f"{run} is not a run folder (no config.yaml); give folders written by insvp train")
-        rows = read_metrics(run)
+        folder = RunFolder(run)
+        if not folder.is_run():
+            raise UsageError(f"{run} is not a run folder (no {folder.CONFIG}); give folders written by insvp train")
+        rows = folder.read_metrics(warn)
         if not rows:
-            raise UsageError(f"{run} has no finished epoch yet (metrics.jsonl is empty or absent)")
+            raise UsageError(f"{run} has no finished epoch yet (no readable row in {folder.METRICS})")
         curves[run_label(run, runs)] = rows
     # matplotlib only once the folders are known to be runs: a wrong path fails at once
     from matplotlib.figure import Figure
@@ -44,24 +55,23 @@ def plot_curves(runs: Sequence[Path], out: Path) -> Path:
 
     fig = Figure(figsize=(15, 4.2), layout="constrained")
     loss, acc, lr = fig.subplots(1, 3)
+    positive_lr = False
     for i, (label, rows) in enumerate(curves.items()):
         color = f"C{i % 10}"
-        epochs = [r["epoch"] for r in rows]
-        loss.plot(epochs, [r["train_loss"] for r in rows], color=color, label=label)
-        val = [(r["epoch"], r["val_acc"]) for r in rows if "val_acc" in r]
-        if val:
-            acc.plot(*zip(*val, strict=True), color=color, marker=".", label=f"{label} val")
-        test = [(r["epoch"], r["test_acc"]) for r in rows if "test_acc" in r]
-        if test:
-            acc.plot(*zip(*test, strict=True), color=color, linestyle="--", label=f"{label} test")
-        lr.plot(epochs, [r["lr"] for r in rows], color=color, label=label)
+        for ax, key, style in ((loss, "train_loss", {"label": label}), (lr, "lr", {"label": label}),
+                               (acc, "val_acc", {"marker": ".", "label": f"{label} val"}),
+                               (acc, "test_acc", {"linestyle": "--", "label": f"{label} test"})):
+            points = _points(rows, key)
+            if points:
+                ax.plot(*zip(*points, strict=True), color=color, **style)
+                positive_lr |= key == "lr" and any(v > 0 for _, v in points)
     for ax, title, ylabel in ((loss, "training loss", "loss"), (acc, "accuracy", "%"), (lr, "learning rate", "lr")):
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-    if any(r["lr"] > 0 for rows in curves.values() for r in rows):
+    if positive_lr:
         lr.set_yscale("log")
     acc.legend(fontsize="small")
     loss.legend(fontsize="small")

@@ -13,14 +13,13 @@ every method has the same head, so the head shifts all points of a panel alike. 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
 from ..common.errors import UsageError
-from ..runs.folder import SUMMARY
+from ..runs.folder import finished_runs
 from . import save_figure
 
 REQUIRED = ("trainable_params_without_head", "trainable_params", "test_acc", "method", "dataset")
@@ -48,14 +47,14 @@ def collect_runs(runs_dir: Path) -> list[RunPoint]:
     if not runs_dir.is_dir():
         raise UsageError(f"--plot {runs_dir} is not a folder of runs")
     points = []
-    for path in sorted(runs_dir.rglob(SUMMARY)):
+    for run in finished_runs(runs_dir):
         try:
-            summary = json.loads(path.read_text())
-        except (OSError, ValueError):
+            summary = run.read_summary()
+        except UsageError:
             continue
-        if not isinstance(summary, dict) or any(key not in summary for key in REQUIRED):
+        if any(key not in summary for key in REQUIRED):
             continue
-        points.append(RunPoint(path.parent, str(summary["method"]), str(summary["dataset"]),
+        points.append(RunPoint(run.path, str(summary["method"]), str(summary["dataset"]),
                                int(summary["trainable_params_without_head"]), int(summary["trainable_params"]),
                                float(summary["test_acc"])))
     return sorted(points, key=lambda p: (p.dataset, p.method, str(p.run)))

@@ -9,7 +9,6 @@ t-SNE, drawn coloured by class and written as CSV (``x, y, label, class_name``; 
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from ..common.errors import UsageError
 from ..data.loaders import ImageLoader
 from ..data.splits import build_splits
 from ..resolve.recipes import RECIPES
-from ..runs.folder import SUMMARY
+from ..runs.folder import RunFolder, finished_runs
 from ..runs.trained import TrainedModel
 from . import save_figure
 
@@ -40,17 +39,15 @@ LEGEND_CLASSES = 20  # up to this many classes get a legend; more get a colour b
 
 
 def offers(run: Path, embedding: str) -> bool:
-    """Whether a run's method offers ``embedding`` (its resolved ``config.yaml``; no model built)."""
-    from ..runs.folder import load_run_config
-
+    """Whether a run's method offers ``embedding`` (its stored config; no model built)."""
     try:
-        return embedding in load_run_config(run).method.embeddings()
+        return embedding in RunFolder(run).read_config().method.embeddings()
     except UsageError:  # not a run of this version: it offers nothing to prefer
         return False
 
 
 def find_run(runs_dir: Path, dataset: str, method: str | None = None, prefer: str | None = None) -> Path:
-    """The most recent finished run (a folder with ``summary.json`` and ``best.pt``) on ``dataset``.
+    """The folder of the most recent finished run on ``dataset`` (with its validation-selected checkpoint).
 
     Args:
         runs_dir: searched recursively.
@@ -62,14 +59,13 @@ def find_run(runs_dir: Path, dataset: str, method: str | None = None, prefer: st
         UsageError: no such run; the message says how to make one.
     """
     runs = []
-    for summary_path in sorted(runs_dir.rglob(SUMMARY)) if runs_dir.is_dir() else []:
+    for run in finished_runs(runs_dir):
         try:
-            summary = json.loads(summary_path.read_text())
-        except (OSError, ValueError):
-            continue  # not ours, or being written: not a finished run
-        run = summary_path.parent
+            summary = run.read_summary()
+        except UsageError:
+            continue  # not ours, or damaged: not a finished run
         if (summary.get("dataset") == dataset and (method is None or summary.get("method") == method)
-                and (run / "best.pt").is_file()):
+                and run.best.is_file()):
             runs.append(run)
     if not runs:
         shipped = (RECIPES / f"{dataset}.yaml").is_file()
@@ -77,14 +73,14 @@ def find_run(runs_dir: Path, dataset: str, method: str | None = None, prefer: st
         if method is not None:
             how += f" --set method.name={method}"
         which = f"{method} run" if method else "run"
-        raise UsageError(f"no finished {which} on dataset {dataset} under {runs_dir} (a folder with summary.json "
-                         f"and best.pt); create one with: {how}, or give a checkpoint")
-    runs.sort(key=lambda r: (r / SUMMARY).stat().st_mtime, reverse=True)
+        raise UsageError(f"no finished {which} on dataset {dataset} under {runs_dir} (a run folder with "
+                         f"{RunFolder.SUMMARY} and {RunFolder.BEST}); create one with: {how}, or give a checkpoint")
+    runs.sort(key=RunFolder.finished_at, reverse=True)
     if prefer is not None:
-        offering = [r for r in runs if offers(r, prefer)]
+        offering = [r for r in runs if offers(r.path, prefer)]
         if offering:
-            return offering[0]
-    return runs[0]
+            return offering[0].path
+    return runs[0].path
 
 
 # --------------------------------------------------------------------------------------------------
@@ -128,7 +124,7 @@ def extract(trained: TrainedModel, split: str = "test", max_samples: int | None 
     bad = [name for name in of if name not in EMBEDDINGS]
     if bad or not of:
         raise UsageError(f"--of {', '.join(bad) or 'nothing'}: valid: {', '.join(EMBEDDINGS)}, both")
-    cfg = trained.cfg
+    cfg = trained.config
     splits = build_splits(cfg.data, data_config(trained.model.backbone))
     if list(splits.classes) != trained.classes:
         raise UsageError(f"checkpoint {trained.path}: its dataset now has other classes than it was trained on")
@@ -137,7 +133,7 @@ def extract(trained: TrainedModel, split: str = "test", max_samples: int | None 
     if max_samples is not None and len(dataset) > max_samples:
         rng = np.random.default_rng(seed)
         dataset = dataset.select(np.sort(rng.choice(len(dataset), max_samples, replace=False)))
-    offered = trained.cfg.method.embeddings()
+    offered = trained.config.method.embeddings()
     skipped = [name for name in dict.fromkeys(of) if name not in offered]
     of = [name for name in dict.fromkeys(of) if name in offered]
     if not of:
@@ -277,7 +273,7 @@ def tsne_figures(trained: TrainedModel, out: Path, split: str = "test", max_samp
     csvs = {name: write_csv(out / f"tsne-{name}.csv", coords, data.labels, trained.classes)
             for name, coords in embeddings.items()}
     samples = len(data.labels)
-    title = (f"t-SNE of {trained.cfg.data.name} {split} ({samples} samples, perplexity "
+    title = (f"t-SNE of {trained.config.data.name} {split} ({samples} samples, perplexity "
              f"{perplexity_for(samples):.3g}): {trained.label}")
     figure = save_figure(plot_tsne(embeddings, data.labels, trained.classes, title), out / "tsne.png")
     return TsneOutputs(figure, csvs, samples, data.skipped)

@@ -1,5 +1,9 @@
 """THE resolver: dataclass defaults < recipes (in order) < ``--set a.b=value`` overrides -> a validated Config.
 
+Every layer that makes a run's config is applied here, once, when the run is created (or planned): recipes, a
+method's dataset defaults and published protocol, ``--set``, and the values that follow from the data. A stored
+config (a run's ``config.yaml``, a checkpoint's) never comes back here: :mod:`.stored` reads it as it is.
+
 It sits above the config dataclasses (:mod:`insvp_cli.config.schema`) and the method registry
 (:mod:`insvp_cli.methods`) and imports neither torch nor a method's model. Recipes shipped with the
 package live in ``insvp_cli/recipes/`` (the checkout's ``recipes/`` points there); ``--recipe svhn`` or
@@ -13,7 +17,7 @@ from typing import Any
 
 from ..common.errors import ConfigError
 from ..config.coerce import build_dataclass
-from ..config.overrides import _copy, _merge, overrides_tree
+from ..config.overrides import copy_tree, merge, overrides_tree
 from ..config.schema import DEFAULT_METHOD, Config, DataConfig
 from ..methods import METHODS
 from .needs import bind_requirements
@@ -21,7 +25,7 @@ from .recipes import SWEEP_KEY, Recipe, load_recipe, recipe_list
 
 
 def resolve_config(recipe: Recipe | Sequence[Recipe] | None = None, overrides: Sequence[str] = (), *,
-                   bind: bool = False) -> Config:
+                   bind: bool = True) -> Config:
     """Defaults < recipes (paths, shipped names or mappings, in order) < ``--set`` overrides.
 
     Later recipes override earlier ones key by key (``insvp train --recipe R --recipe best.yaml``). The
@@ -30,20 +34,20 @@ def resolve_config(recipe: Recipe | Sequence[Recipe] | None = None, overrides: S
     a group without a ``name`` belongs to the method selected before it, the first recipe's to the default
     method), so ``--set method.name=B`` on a recipe written for method A drops A's hyper-parameters. B starts
     from its own defaults, then what its authors published for the run's dataset
-    (:meth:`~insvp_cli.config.schema.MethodConfig.dataset_defaults`), then its published protocol's method keys (with
-    ``method.protocol: published``), then the recipes' optional per-method deltas ``methods: {B: {...}}``. A
-    published protocol's ``train`` and ``data`` keys replace the recipes' (:mod:`insvp_cli.config.protocols`); ``--set``
-    wins over everything. A ``sweep`` section (the search space of ``insvp sweep``) is not part of the run's
-    config and is left out.
+    (:meth:`~insvp_cli.config.schema.MethodConfig.dataset_defaults`), then its published protocol's method keys
+    (with ``method.protocol: published``), then the recipes' optional per-method deltas ``methods: {B: {...}}``. A
+    published protocol's ``train`` and ``data`` keys replace the recipes' (:mod:`insvp_cli.config.protocols`);
+    ``--set`` wins over everything. A ``sweep`` section (the search space of ``insvp sweep``) is not part of the
+    run's config and is left out.
 
     Args:
-        recipe: a recipe (path of a YAML file, shipped recipe name, or an already-loaded mapping, e.g. from
-            a checkpoint), a list of them (later ones win), or None.
+        recipe: a recipe (path of a YAML file, shipped recipe name, or an already-loaded mapping of recipe keys),
+            a list of them (later ones win), or None.
         overrides: ``a.b=value`` strings; values are parsed as YAML (``true``, ``0.1``, ``[7, 9, 3]``).
-        bind: also fill in the values that follow from the data the run will read
+        bind: fill in the values that follow from the data the run will read
             (:func:`~insvp_cli.resolve.needs.bind_requirements`: TransHP's coarse classes from the hierarchy file),
-            as a run folder stores its config; this reads the data's hierarchy, so a config rebuilt from a
-            checkpoint, or planned without its data, is resolved without it.
+            as a run folder stores its config. This reads the data's hierarchy; ``False`` for a config planned
+            without its data (checking values, listing runs).
 
     Returns:
         The validated :class:`~insvp_cli.config.schema.Config`.
@@ -51,7 +55,7 @@ def resolve_config(recipe: Recipe | Sequence[Recipe] | None = None, overrides: S
     Raises:
         MissingNeed: with ``bind``, the method needs something the data does not provide.
     """
-    layers = [_copy(r) if isinstance(r, dict) else load_recipe(r) for r in recipe_list(recipe)]
+    layers = [copy_tree(r) if isinstance(r, dict) else load_recipe(r) for r in recipe_list(recipe)]
     override_tree = overrides_tree(overrides)
 
     tree: dict[str, Any] = {}
@@ -69,7 +73,7 @@ def resolve_config(recipe: Recipe | Sequence[Recipe] | None = None, overrides: S
         layer.pop("method", None)
         name = group.get("name", name)
         groups.append((name, group))
-        tree = _merge(tree, layer)
+        tree = merge(tree, layer)
     override_method = _group(override_tree, "method")
     override_tree.pop("method", None)
     name = override_method.get("name", name)
@@ -86,8 +90,8 @@ def resolve_config(recipe: Recipe | Sequence[Recipe] | None = None, overrides: S
     protocol = next((layer["protocol"] for layer in reversed(method_layers) if "protocol" in layer), None)
     published = config_cls.published if protocol == "published" else None
     if published is not None:  # its train and data keys replace the recipes'; --set still wins
-        tree = _merge(tree, {"train": dict(published.train), "data": dict(published.data)})
-    tree = _merge(tree, override_tree)
+        tree = merge(tree, {"train": dict(published.train), "data": dict(published.data)})
+    tree = merge(tree, override_tree)
     method_tree = {**config_cls.dataset_defaults(build_dataclass(DataConfig, tree.get("data", {}), "data")),
                    **(published.method if published is not None else {})}
     for layer in method_layers:

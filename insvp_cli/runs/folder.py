@@ -1,31 +1,39 @@
-"""Run folders: what makes a folder a run of this tool, who may write into it, and what a resume may change.
+"""Run folders: what makes a folder a run of this tool, its files, and what a resume may change.
 
-A run folder holds ``config.yaml`` (written before training starts), ``metrics.jsonl``, ``best.pt``,
-``last.pt``, ``resume.pt`` and, once finished, ``summary.json`` (see :mod:`insvp_cli.train.loop`). While a
-process trains in it, it holds the folder's lock (``.lock``, an OS file lock that dies with the
-process); ``.lock.owner`` says who that is. Nothing here imports torch, so the command line checks a
-folder before any model is built.
+A run folder holds (every file written atomically, so a run killed at any moment loses at most its epoch):
+
+- ``config.yaml``   the config the run was created with, written before training starts; read back as it is
+  (:mod:`insvp_cli.resolve.stored`), never resolved again
+- ``metrics.jsonl`` one row per finished epoch (:mod:`.metrics`)
+- ``best.pt``       trainable weights at the best validation accuracy, with config, classes and metrics
+  (:class:`~.checkpoint.Checkpoint`)
+- ``last.pt``       the same after the last finished epoch
+- ``resume.pt``     what continuing the run needs (:class:`~.checkpoint.ResumePoint`)
+- ``summary.json``  the final result; its presence means the run finished
+- ``.lock``         held while a process trains in the folder (:mod:`.lock`)
+
+Only this package names these files; every other layer asks a :class:`RunFolder`. Nothing here imports torch,
+so the command line checks a folder before any model is built.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ..common.errors import UsageError
+from ..common.atomic import atomic_write_text
+from ..common.errors import ConfigError, UsageError
 from ..config.overrides import flatten
 from ..config.schema import Config
-from ..resolve.layers import resolve_config
-from .lock import LOCK_FILES
-from .metrics import read_metrics
-
-CONFIG = "config.yaml"
-RESUME = "resume.pt"
-SUMMARY = "summary.json"
+from ..resolve.stored import config_from_tree, with_overrides
+from .lock import LOCK_FILES, RunLock
+from .metrics import read_rows, write_rows
 
 # config keys that say where the files are or how fast a run goes, not what it computes: a run folder trained
 # with other values of these holds the same experiment
@@ -40,84 +48,210 @@ RESUMABLE_KEYS = frozenset({
 })
 
 
-def is_run(path: Path) -> bool:
-    return (path / CONFIG).is_file()
+class RunFolder:
+    """One run folder and its files.
+
+    Args:
+        path: the folder (it need not exist yet).
+    """
+
+    CONFIG = "config.yaml"
+    METRICS = "metrics.jsonl"
+    BEST = "best.pt"
+    LAST = "last.pt"
+    RESUME = "resume.pt"
+    SUMMARY = "summary.json"
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @property
+    def best(self) -> Path:
+        """``best.pt``: the validation-selected checkpoint."""
+        return self.path / self.BEST
+
+    @property
+    def last(self) -> Path:
+        """``last.pt``: the checkpoint of the last finished epoch."""
+        return self.path / self.LAST
+
+    @property
+    def resume_file(self) -> Path:
+        return self.path / self.RESUME
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / self.CONFIG
+
+    def is_run(self) -> bool:
+        """A run of this tool: it has its ``config.yaml``."""
+        return self.config_file.is_file()
+
+    def is_finished(self) -> bool:
+        """Its ``summary.json`` was written: every epoch ran and the test split was evaluated."""
+        return (self.path / self.SUMMARY).is_file()
+
+    def finished_at(self) -> float:
+        """When the run finished (its summary's modification time, seconds since the epoch)."""
+        return (self.path / self.SUMMARY).stat().st_mtime
+
+    def lock(self, enabled: bool = True) -> RunLock:
+        """The folder's lock, held while a process trains in it (``enabled=False`` on ranks that do not write)."""
+        return RunLock(self.path, enabled)
+
+    def is_held(self) -> bool:
+        """Another process trains in the folder now (it holds the lock)."""
+        return RunLock.is_held(self.path)
+
+    # ---------------------------------------------------------------------------------------------------------
+    # the stored config
+
+    def read_config(self) -> Config:
+        """The config the run was created with, validated as it is (no layer applied again).
+
+        Raises:
+            UsageError: not a run folder, or a ``config.yaml`` that cannot be read (named).
+        """
+        if not self.is_run():
+            raise UsageError(f"{self.path}: no {self.CONFIG} there; it is not a run folder")
+        try:
+            tree = yaml.safe_load(self.config_file.read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise UsageError(f"{self.config_file} cannot be read ({type(exc).__name__}); the run folder is "
+                             "damaged") from None
+        try:
+            return config_from_tree(tree, str(self.config_file))
+        except ConfigError as exc:
+            raise UsageError(f"{exc}; the run folder was written by another version, or edited") from None
+
+    def write_config(self, cfg: Config) -> None:
+        atomic_write_text(cfg.to_yaml(), self.config_file)
+
+    def resume_config(self, overrides: Sequence[str] = ()) -> Config:
+        """The config to continue the run with: the stored one with the user's ``--set`` values, nothing else.
+
+        Raises:
+            UsageError: not a run folder; a change a resume may not make (:meth:`changes_to`); a finished run whose
+                epochs were not raised. Nothing is written.
+        """
+        stored = self.read_config()
+        after = with_overrides(stored, overrides, str(self.config_file))
+        self.changes_to(after, stored)
+        done = len(self.read_metrics())
+        if self.is_finished() and after.train.epochs <= done:
+            raise UsageError(f"--resume {self.path}: the run finished all {done} epochs ({self.SUMMARY}); raise "
+                             f"train.epochs to train on, e.g. --set train.epochs={done + 10}")
+        return after
+
+    def changes_to(self, cfg: Config, stored: Config | None = None) -> dict[str, tuple[Any, Any]]:
+        """What ``cfg`` changes in the run stored here, refused unless each key is in :data:`RESUMABLE_KEYS`.
+
+        Returns:
+            ``{key: (stored, new)}``; ``{}`` when the folder holds no run yet.
+
+        Raises:
+            UsageError: naming the keys that would change the model, the optimizer state or the data.
+        """
+        if stored is None and not self.is_run():
+            return {}
+        changes = config_changes(stored or self.read_config(), cfg)
+        refused = [key for key in changes if key not in RESUMABLE_KEYS]
+        if "method.name" in refused:  # another method: its own keys differ too, which says nothing more
+            refused = [key for key in refused if key == "method.name" or not key.startswith("method.")]
+        if refused:
+            raise UsageError(f"{self.path}: {', '.join(refused)} cannot change in a resumed run (it would change the "
+                             f"model, the optimizer state or the data); start a new run in another folder. A resume "
+                             f"may change: {', '.join(sorted(RESUMABLE_KEYS))}")
+        return changes
+
+    # ---------------------------------------------------------------------------------------------------------
+    # metrics and summary
+
+    def read_metrics(self, warn: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+        """The rows of ``metrics.jsonl`` (``[]`` if absent); a damaged row is skipped and ``warn`` told which."""
+        return read_rows(self.path / self.METRICS, warn)
+
+    def write_metrics(self, rows: Sequence[dict[str, Any]]) -> None:
+        write_rows(rows, self.path / self.METRICS)
+
+    def read_summary(self) -> dict[str, Any]:
+        """``summary.json`` of a finished run.
+
+        Raises:
+            UsageError: the run has not finished, or its summary cannot be read (named).
+        """
+        path = self.path / self.SUMMARY
+        try:
+            summary = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise UsageError(f"{self.path}: the run has not finished (no {self.SUMMARY})") from None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise UsageError(f"{path} cannot be read ({type(exc).__name__}); the run folder is damaged") from None
+        if not isinstance(summary, dict):
+            raise UsageError(f"{path} is not a run's summary (no mapping)")
+        return summary
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic_write_text(json.dumps(summary, indent=2) + "\n", self.path / self.SUMMARY)
+
+    # ---------------------------------------------------------------------------------------------------------
+    # a new run's folder
+
+    def check_new(self) -> None:
+        """``--out`` of a new run: absent, or an empty folder, in a place this user can write to.
+
+        Raises:
+            UsageError: a file, a folder with other files (a run of this tool: resume it instead), or no write
+                permission; nothing is created or touched.
+        """
+        path = self.path
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"--out {path} is a file, not a folder; choose a new folder for the run")
+        if path.is_dir():
+            if self.is_run():
+                raise UsageError(f"--out {path} already holds a run; continue it with --resume {path} or choose "
+                                 f"another folder")
+            entries = sorted(p.name for p in path.iterdir() if p.name not in LOCK_FILES)
+            if entries:
+                shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+                raise UsageError(f"--out {path} holds files that are not an insvp run ({shown}); choose an empty or "
+                                 f"new folder")
+        existing = next(p for p in (path, *path.absolute().parents) if p.exists())
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise UsageError(f"--out {path}: cannot write into {existing} (permission denied or read-only)")
+
+    @classmethod
+    def default(cls, cfg: Config) -> RunFolder:
+        """``output_dir/run_name``; without a run name, ``<dataset>-<method>-<date>-<time>``."""
+        name = cfg.run_name or f"{cfg.data.name}-{cfg.method.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        return cls(Path(cfg.output_dir) / name)
 
 
-def check_new_run_dir(path: Path) -> None:
-    """``--out`` of a new run: absent, or an empty folder, in a place this user can write to.
+def finished_runs(root: Path) -> Iterator[RunFolder]:
+    """Every finished run under ``root`` (any depth), in path order."""
+    for summary in sorted(root.rglob(RunFolder.SUMMARY)) if root.is_dir() else []:
+        yield RunFolder(summary.parent)
+
+
+def checkpoint_file(path: str | Path) -> Path:
+    """The checkpoint ``path`` names: the file itself, or a run folder's ``best.pt``.
 
     Raises:
-        UsageError: a file, a folder with other files (a run of this tool: resume it instead), or no write
-            permission; nothing is created or touched.
+        UsageError: no such file. Cheap: the command line checks it before it imports torch.
     """
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"--out {path} is a file, not a folder; choose a new folder for the run")
+    path = Path(path)
     if path.is_dir():
-        if is_run(path):
-            raise UsageError(f"--out {path} already holds a run; continue it with --resume {path} or choose "
-                             f"another folder")
-        entries = sorted(p.name for p in path.iterdir() if p.name not in LOCK_FILES)
-        if entries:
-            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-            raise UsageError(f"--out {path} holds files that are not an insvp run ({shown}); choose an empty or "
-                             f"new folder")
-    existing = next(p for p in (path, *path.absolute().parents) if p.exists())
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {path}: cannot write into {existing} (permission denied or read-only)")
-
-
-def load_run_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """The resolved config of a run folder (``config.yaml``), plus ``overrides``."""
-    path = run_dir / CONFIG
+        path = RunFolder(path).best
     if not path.is_file():
-        raise UsageError(f"{run_dir}: no {CONFIG} there; it is not a run folder")
-    try:
-        recipe = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise UsageError(f"{path} cannot be read ({type(exc).__name__}); the run folder is damaged") from None
-    if not isinstance(recipe, dict):
-        raise UsageError(f"{path} is not a run's config (no mapping of groups)")
-    return resolve_config(recipe, overrides)
-
-
-def resume_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """The config to continue ``run_dir`` with: its own, plus overrides.
-
-    Whether the overrides change only :data:`RESUMABLE_KEYS` is checked by ``fit`` (:func:`check_resumable`),
-    which every resumed run goes through, before it writes anything.
-
-    Raises:
-        UsageError: not a run folder; a finished run whose epochs were not raised. Nothing is written.
-    """
-    after = load_run_config(run_dir, overrides)
-    done = len(read_metrics(run_dir))
-    if (run_dir / SUMMARY).is_file() and after.train.epochs <= done:
-        raise UsageError(f"--resume {run_dir}: the run finished all {done} epochs (summary.json); raise train.epochs "
-                         f"to train on, e.g. --set train.epochs={done + 10}")
-    return after
-
-
-def check_resumable(run_dir: Path, cfg: Config) -> dict[str, tuple[Any, Any]]:
-    """Raise unless ``cfg`` may continue the run in ``run_dir``: it changes only :data:`RESUMABLE_KEYS`.
-
-    Returns:
-        What ``cfg`` changes (:func:`config_changes`); ``{}`` when ``run_dir`` holds no run yet.
-
-    Raises:
-        UsageError: naming the keys that would change the model, the optimizer state or the data.
-    """
-    if not is_run(run_dir):
-        return {}
-    changes = config_changes(load_run_config(run_dir), cfg)
-    refused = [key for key in changes if key not in RESUMABLE_KEYS]
-    if "method.name" in refused:  # another method: its own keys differ too, which says nothing more
-        refused = [key for key in refused if key == "method.name" or not key.startswith("method.")]
-    if refused:
-        raise UsageError(f"{run_dir}: {', '.join(refused)} cannot change in a resumed run (it would change the "
-                         f"model, the optimizer state or the data); start a new run in another folder. A resume may "
-                         f"change: {', '.join(sorted(RESUMABLE_KEYS))}")
-    return changes
+        raise UsageError(f"checkpoint {path} does not exist (a run folder holds {RunFolder.BEST} and "
+                         f"{RunFolder.LAST})")
+    return path
 
 
 def config_changes(before: Config, after: Config) -> dict[str, tuple[Any, Any]]:
@@ -136,22 +270,3 @@ def setting_differences(stored: dict[str, Any], wanted: dict[str, Any], limit: i
     differences = [f"{k}: {old!r} there, {new!r} now" for k, (old, new) in flat_differences(stored, wanted).items()
                    if k not in LOCATION_KEYS]
     return "; ".join(differences[:limit]) + (" ..." if len(differences) > limit else "")
-
-
-def default_run_dir(cfg: Config) -> Path:
-    name = cfg.run_name or f"{cfg.data.name}-{cfg.method.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return Path(cfg.output_dir) / name
-
-
-def checkpoint_file(path: str | Path) -> Path:
-    """The checkpoint ``path`` names: the file itself, or a run folder's ``best.pt``.
-
-    Raises:
-        UsageError: no such file. Cheap: the command line checks it before it imports torch.
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "best.pt"
-    if not path.is_file():
-        raise UsageError(f"checkpoint {path} does not exist (a run folder holds best.pt and last.pt)")
-    return path

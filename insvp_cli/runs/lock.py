@@ -12,8 +12,6 @@ from typing import Any
 from ..common.errors import RunInUse, UsageError
 
 LOCK = ".lock"
-
-
 LOCK_FILES = (LOCK, f"{LOCK}.owner")
 
 
@@ -69,6 +67,21 @@ class RunLock:
             # a run that failed before writing anything leaves no folder behind
             (self.run_dir / LOCK).unlink(missing_ok=True)
             self.run_dir.rmdir()
+
+    @staticmethod
+    def is_held(run_dir: Path) -> bool:
+        """Whether another process holds the lock of ``run_dir`` now (a folder without a lock file is free)."""
+        from filelock import FileLock, Timeout
+
+        if not (run_dir / LOCK).is_file():
+            return False
+        probe = FileLock(run_dir / LOCK, timeout=0)
+        try:
+            probe.acquire()
+        except Timeout:
+            return True
+        probe.release()
+        return False
 
     def _holder(self) -> str:
         try:

@@ -1,15 +1,30 @@
-"""Devices by name: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` (``mps`` where torch has it)."""
+"""Devices by name (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``) and the CUDA GPUs a process sees.
+
+Nothing here imports torch until a device is resolved, so planning commands (``insvp reproduce --dry-run``) count
+the GPUs without it.
+"""
 
 from __future__ import annotations
 
-import torch
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..common.errors import UsageError
-from .distributed import DistInfo
+
+if TYPE_CHECKING:
+    import torch
+
+    from .distributed import DistInfo
+
+# one folder per GPU that the NVIDIA driver manages (Linux)
+NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")
 
 
 def resolve_device(name: str, dist_info: DistInfo | None = None, option: str = "train.device") -> torch.device:
     """``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N`` as a device; errors name ``option``."""
+    import torch
+
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -24,3 +39,15 @@ def resolve_device(name: str, dist_info: DistInfo | None = None, option: str = "
         if dist_info is not None and dist_info.enabled:
             return torch.device("cuda", dist_info.local_rank)
     return device
+
+
+def visible_gpus() -> int:
+    """The CUDA GPUs this process sees, counted without torch: the GPUs the NVIDIA driver manages, limited to the
+    entries of ``CUDA_VISIBLE_DEVICES`` when it is set (CUDA stops at the first invalid entry, such as ``-1``)."""
+    installed = len(list(NVIDIA_GPUS.iterdir())) if NVIDIA_GPUS.is_dir() else 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None or not installed:
+        return installed
+    entries = [entry.strip() for entry in visible.split(",")]
+    count = next((i for i, entry in enumerate(entries) if not entry or entry.startswith("-")), len(entries))
+    return min(count, installed)

@@ -1,4 +1,4 @@
-"""One training path for every method: ``build_optimizer``, ``build_scheduler``, ``train_one_epoch``, ``evaluate``.
+"""One training path for every method: ``build_optimizer``, ``Schedule``, ``train_one_epoch``, ``evaluate``.
 
 Plain functions taking explicit objects; nothing here knows which method it trains. Only parameters
 with ``requires_grad`` reach the optimizer, so a frozen backbone gets no weight gradients at all
@@ -28,46 +28,90 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
 
     The method decides which tensors decay (``model.decays(name, param)``): by default not biases, norm
     weights (every 1-D tensor) and the names it lists in ``no_weight_decay()`` (prompt tokens), as in timm
-    and nanoGPT. When every tensor decays there is one group.
+    and nanoGPT. When every tensor decays there is one group. Each group records whether it decays
+    (``group["decay"]``), so that its weight decay follows the config (:func:`apply_weight_decay`).
     """
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if param.requires_grad:
             (decay if model.decays(name, param) else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "decay": True}, {"params": no_decay, "decay": False}]
     groups = [g for g in groups if g["params"]]
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
-    return (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW)(groups, lr=cfg.lr)
+        optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    else:
+        optimizer = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW)(groups, lr=cfg.lr)
+    apply_weight_decay(optimizer, cfg)
+    return optimizer
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int,
-                    restarts: Sequence[int] = ()):
-    """Per-step linear warm-up over ``warmup_fraction`` of the steps, then ``cfg.schedule``: a cosine down to
-    ``min_lr``, or ``multistep``: the learning rate times ``gamma`` from each milestone's epoch on
-    (``int(fraction * epochs)``, as ILM-VP's ``MultiStepLR``).
+def apply_weight_decay(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> None:
+    """``cfg.weight_decay`` on the decaying group, 0 on the other: set when the optimizer is built and again when
+    its saved state is loaded (a resumed run may change the weight decay)."""
+    for group in optimizer.param_groups:
+        group["weight_decay"] = cfg.weight_decay if group["decay"] else 0.0
 
-    ``restarts`` (0-based epochs, a method's ``restart_epochs()``) cut the run into stages; each stage gets
-    the whole schedule, warm-up and decay, over its own steps.
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict, cfg: TrainConfig) -> None:
+    """Load a saved optimizer state (its moments); its hyper-parameters come from ``cfg`` again, the groups keep
+    their decay flags (a state saved before the groups had them has the same groups in the same order)."""
+    decays = [group["decay"] for group in optimizer.param_groups]
+    optimizer.load_state_dict(state)
+    for group, decay in zip(optimizer.param_groups, decays, strict=True):
+        group["decay"] = decay
+    apply_weight_decay(optimizer, cfg)
+
+
+class Schedule:
+    """The learning rate of every optimizer step: a per-step linear warm-up over ``warmup_fraction`` of the steps,
+    then ``cfg.schedule``: a cosine down to ``min_lr``, or ``multistep``: the learning rate times ``gamma`` from each
+    milestone's epoch on (``int(fraction * epochs)``, as ILM-VP's ``MultiStepLR``).
+
+    ``restarts`` (0-based epochs, a method's ``restart_epochs()``) cut the run into stages; each stage gets the
+    whole schedule, warm-up and decay, over its own steps. The rate is a function of the config and the step count
+    alone, so a resumed run builds its schedule from its (possibly changed) config and the steps it has taken.
+
+    Args:
+        cfg: the ``train`` config.
+        steps_per_epoch: optimizer steps of an epoch.
+        restarts: the method's restart epochs.
+        step: steps taken so far (a resumed run's).
     """
-    epochs = sorted({0, *(e for e in restarts if 0 < e < cfg.epochs)})
-    bounds = [e * steps_per_epoch for e in epochs] + [max(1, cfg.epochs * steps_per_epoch)]
-    floor = cfg.min_lr / cfg.lr
 
-    def factor(step: int) -> float:
+    def __init__(self, cfg: TrainConfig, steps_per_epoch: int, restarts: Sequence[int] = (), step: int = 0):
+        self.cfg, self.steps_per_epoch, self.step = cfg, steps_per_epoch, step
+        epochs = sorted({0, *(e for e in restarts if 0 < e < cfg.epochs)})
+        self._bounds = [e * steps_per_epoch for e in epochs] + [max(1, cfg.epochs * steps_per_epoch)]
+
+    def factor(self, step: int) -> float:
+        """The learning rate of step ``step`` as a fraction of ``cfg.lr``."""
+        cfg, bounds = self.cfg, self._bounds
         stage = min(bisect.bisect_right(bounds, step), len(bounds) - 1)  # stage k runs over [bounds[k-1], bounds[k])
         start, total = bounds[stage - 1], max(1, bounds[stage] - bounds[stage - 1])
         warmup, step = int(cfg.warmup_fraction * total), step - start
         if step < warmup:
             return (step + 1) / warmup
         if cfg.schedule == "multistep":
-            stage_epochs = max(1, total // max(1, steps_per_epoch))
-            passed = sum(step // max(1, steps_per_epoch) >= int(m * stage_epochs) for m in cfg.milestones)
-            return cfg.gamma ** passed
+            per_epoch = max(1, self.steps_per_epoch)
+            stage_epochs = max(1, total // per_epoch)
+            return cfg.gamma ** sum(step // per_epoch >= int(m * stage_epochs) for m in cfg.milestones)
+        floor = cfg.min_lr / cfg.lr
         progress = (step - warmup) / max(1, total - warmup)
         return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    def lr(self) -> float:
+        """The learning rate of the next step."""
+        return self.cfg.lr * self.factor(self.step)
+
+    def apply(self, optimizer: torch.optim.Optimizer) -> None:
+        """Set every group's learning rate to that of the next step."""
+        for group in optimizer.param_groups:
+            group["lr"] = self.lr()
+
+    def advance(self, optimizer: torch.optim.Optimizer) -> None:
+        """One step taken: the groups get the next step's learning rate."""
+        self.step += 1
+        self.apply(optimizer)
 
 
 def build_mixup(cfg: TrainConfig, num_classes: int):
@@ -103,7 +147,7 @@ def train_one_epoch(
     model: nn.Module,
     loader: Iterable,
     optimizer: torch.optim.Optimizer,
-    scheduler,
+    schedule: Schedule,
     criterion: nn.Module,
     *,
     device: torch.device,
@@ -154,7 +198,7 @@ def train_one_epoch(
             if grad_clip:
                 nn.utils.clip_grad_norm_(_trainable(optimizer), grad_clip)
             optimizer.step()
-        scheduler.step()
+        schedule.advance(optimizer)
         loss_sum += loss.item() * images.shape[0]
         seen += images.shape[0]
         if on_step is not None:

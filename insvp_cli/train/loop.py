@@ -1,27 +1,19 @@
-"""``fit``: a whole run, from a resolved config to ``summary.json``; and ``evaluate_checkpoint``.
+"""``fit``: a whole run, from its config to ``summary.json``, in a run folder.
 
-Run folder layout (every write atomic: a temp file beside it, then a rename):
-
-- ``config.yaml``   the resolved config, written before training starts
-- ``metrics.jsonl`` one row per finished epoch (loss, lr, accuracies, throughput)
-- ``best.pt``       trainable weights at the best validation accuracy (+ config, metrics)
-- ``last.pt``       trainable weights after the last finished epoch
-- ``resume.pt``     optimizer, scheduler, scaler, RNG, best-so-far and the metric rows: what ``--resume`` needs
-- ``summary.json``  the final result: validation-selected epoch and its test accuracy (exists = finished;
-  ``fit(final_test=False)``, a run that must not see the test split such as a sweep trial, has no ``test_acc``)
-- ``.lock``         held while a process trains in the folder; a second one is refused
-
-Model selection is on the validation split; test accuracy is reported at the selected epoch. With
-``train.test_every_epoch`` the per-epoch test curve is logged as well, and the release's protocol
-("best test accuracy over epochs", selected on the test set) is reported beside ours, labelled as such.
+A new run writes its config first (:class:`~insvp_cli.runs.folder.RunFolder`); a folder that holds a run
+continues it from ``resume.pt`` (:class:`.state.RunState`), after checking that the config changes only what a
+resume may change. Model selection is on the validation split; test accuracy is reported at the selected epoch.
+With ``train.test_every_epoch`` the per-epoch test curve is logged as well, and the release's protocol ("best
+test accuracy over epochs", selected on the test set) is reported beside ours, labelled as such.
+``fit(final_test=False)``, for a run that must not see the test split such as a sweep trial, writes a summary
+without ``test_acc``.
 """
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,34 +23,24 @@ import torch
 from torch import nn
 
 from ..backbone import data_config
-from ..common.atomic import atomic_save, atomic_write_text
 from ..common.errors import ConfigError, RunInterrupted, TrainingDiverged, UsageError
 from ..config.overrides import flatten
 from ..config.schema import Config
 from ..data.base import Splits
 from ..data.loaders import ImageLoader, Loaders, build_loaders, pop_bad_images
 from ..data.splits import build_splits
-from ..methods.base import Method, TrainingData
+from ..methods.base import TrainingData
 from ..methods.build import build_backbone, build_model
-from ..resolve.needs import bind_requirements, coarse_labels
-from ..runs.checkpoint import make_checkpoint, make_resume, read_resume
-from ..runs.folder import CONFIG, RESUME, SUMMARY, check_resumable, default_run_dir
-from ..runs.lock import RunLock
-from ..runs.metrics import METRICS, read_metrics
+from ..resolve.needs import coarse_labels
+from ..runs.checkpoint import Checkpoint
+from ..runs.folder import RunFolder
 from ..runtime.devices import resolve_device
 from ..runtime.distributed import DistInfo, init_distributed, shutdown_distributed
 from ..runtime.precision import Precision
-from .engine import (
-    StepReport,
-    build_criterion,
-    build_mixup,
-    build_optimizer,
-    build_scheduler,
-    evaluate,
-    train_one_epoch,
-)
+from .engine import StepReport, build_criterion, build_mixup, evaluate, train_one_epoch
 from .loggers import MetricLoggers, check_loggers
 from .progress import RunProgress
+from .state import RunState
 
 
 def seed_everything(seed: int) -> None:
@@ -70,59 +52,35 @@ def seed_everything(seed: int) -> None:
 
 
 @dataclass
-class BestSoFar:
-    """The validation-selected epoch; its weights are kept in memory on every rank (no file race)."""
-
-    epoch: int = -1
-    val_acc: float = -1.0
-    state: dict[str, torch.Tensor] | None = None
-
-    def update(self, epoch: int, val_acc: float, model: Method) -> bool:
-        if val_acc > self.val_acc:  # ties keep the earlier epoch
-            self.epoch, self.val_acc = epoch, val_acc
-            self.state = {k: v.detach().cpu().clone() for k, v in model.trainable_state_dict().items()}
-            return True
-        return False
-
-
-@dataclass
 class Run:
     """Everything one training run holds: what ``fit`` builds once and every step of it reads.
 
     Attributes:
-        cfg: the resolved config.
-        run_dir: the run folder.
-        model: the method (not wrapped in DDP).
+        cfg: the run's config.
+        folder: the run folder.
         splits, loaders: the data.
         device, precision, dist: where and how it runs.
-        optimizer, scheduler, scaler: the optimisation state (``scaler`` for fp16 only).
-        best: the validation-selected epoch so far.
-        rows: the metric rows of the finished epochs (also inside ``resume.pt``).
+        state: what changes as it trains (model, optimizer, schedule, scaler, best epoch, metric rows).
         coarse_labels: the coarse class of each class, for methods that need a hierarchy (else ``None``).
     """
 
     cfg: Config
-    run_dir: Path
-    model: Method
+    folder: RunFolder
     splits: Splits
     loaders: Loaders
     device: torch.device
     precision: Precision
     dist: DistInfo
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler | None
-    best: BestSoFar = field(default_factory=BestSoFar)
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    state: RunState
     coarse_labels: list[int] | None = None
+
+    @property
+    def model(self):
+        return self.state.model
 
     @property
     def classes(self) -> list[str]:
         return list(self.splits.classes)
-
-    @property
-    def epochs_done(self) -> int:
-        return self.rows[-1]["epoch"] if self.rows else 0
 
     def training_data(self) -> TrainingData:
         """The training split with the evaluation transform (and, for methods that ask, with its own augmenting
@@ -138,13 +96,14 @@ class Run:
 
 def fit(cfg: Config, run_dir: Path | None = None, *, console=None, final_test: bool = True,
         on_epoch: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Train ``cfg`` into ``run_dir`` (resuming it if it holds a ``resume.pt``); return the summary.
+    """Train ``cfg`` into ``run_dir`` (continuing the run there if it holds one); return the summary.
 
     Works in one process or under ``torchrun`` (one process per device; DDP; rank 0 writes and holds the
     run folder's lock).
 
     Args:
-        cfg: the resolved config.
+        cfg: the run's config, resolved once when the run was created (its data requirements bound); for a run that
+            continues, its stored config with the changes a resume may make.
         run_dir: the run folder (default: ``output_dir/run_name``).
         console: where progress goes (default: stderr).
         final_test: evaluate the test split at the selected epoch. ``False`` for a run that must never see the
@@ -153,36 +112,33 @@ def fit(cfg: Config, run_dir: Path | None = None, *, console=None, final_test: b
             may raise to stop the run, which stays resumable).
 
     Raises:
-        UsageError: the method needs something the data does not provide (checked first, see
-            :func:`~insvp_cli.resolve.needs.bind_requirements`), the folder is locked by another process, or it
-            holds something else than this run.
+        UsageError: the folder is locked by another process, or it holds another run than this config may continue.
         TrainingDiverged: a non-finite loss; the message says what was kept.
         RunInterrupted: Ctrl-C; the run resumes from its last finished epoch.
     """
     if not final_test and cfg.train.test_every_epoch:
         raise UsageError("train.test_every_epoch: true evaluates the test split, which this run must not see")
-    cfg = bind_requirements(cfg)
     check_loggers(cfg.train.loggers)  # a missing extra stops the run before any work
-    run_dir = run_dir or default_run_dir(cfg)
+    folder = RunFolder(run_dir) if run_dir is not None else RunFolder.default(cfg)
     dist_info = init_distributed("cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu")
     try:
-        with RunLock(run_dir, enabled=dist_info.is_main):
-            return _fit(cfg, run_dir, dist_info, console, final_test, on_epoch)
+        with folder.lock(enabled=dist_info.is_main):
+            return _fit(cfg, folder, dist_info, console, final_test, on_epoch)
     except KeyboardInterrupt as exc:
-        raise RunInterrupted(run_dir) from exc
+        raise RunInterrupted(folder.path) from exc
     finally:
         shutdown_distributed(dist_info)
 
 
-def _fit(cfg: Config, run_dir: Path, dist_info: DistInfo, console, final_test: bool,
+def _fit(cfg: Config, folder: RunFolder, dist_info: DistInfo, console, final_test: bool,
          on_epoch: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
-    changes = check_resumable(run_dir, cfg)  # compare, reproduce and sweep resume their folders through here too
-    run = _build_run(cfg, run_dir, dist_info)
-    resumed = _restore(run)
+    changes = folder.changes_to(cfg)  # compare, reproduce and sweep continue their folders through here too
+    run = _build_run(cfg, folder, dist_info)
+    resumed = run.state.restore(folder, cfg)
     if not resumed:
         run.model.prepare(run.training_data())
     if dist_info.is_main:
-        atomic_write_text(cfg.to_yaml(), run_dir / CONFIG)
+        folder.write_config(cfg)
     mixup = build_mixup(cfg.train, len(run.classes))
     criterion = partial(run.model.loss, criterion=build_criterion(cfg.train, mixup))
     train_model: nn.Module = run.model
@@ -191,30 +147,31 @@ def _fit(cfg: Config, run_dir: Path, dist_info: DistInfo, console, final_test: b
             run.model, device_ids=[run.device.index] if run.device.type == "cuda" else None)
     if cfg.train.compile:  # shares run.model's parameters: checkpoints and evaluation stay on the plain model
         train_model = torch.compile(train_model)
+    state = run.state
 
     with (RunProgress(cfg.train.epochs, enabled=dist_info.is_main, console=console) as progress,
-          MetricLoggers(cfg.train.loggers if dist_info.is_main else [], run_dir, flatten(cfg.to_dict())) as loggers):
+          MetricLoggers(cfg.train.loggers if dist_info.is_main else [], folder.path, flatten(cfg.to_dict()))
+          as loggers):
         if resumed:
             changed = "".join(f"; {key} {old} -> {new}" for key, (old, new) in changes.items())
-            progress.message(f"resuming {run_dir} at epoch {run.epochs_done + 1}/{cfg.train.epochs}{changed}")
-        for epoch in range(run.epochs_done, cfg.train.epochs):
+            progress.message(f"resuming {folder} at epoch {state.epochs_done + 1}/{cfg.train.epochs}{changed}")
+        for epoch in range(state.epochs_done, cfg.train.epochs):
             seed_everything(cfg.train.seed + epoch)
             run.loaders.train_sampler.set_epoch(epoch)
             run.model.on_epoch_start(epoch, run.training_data())
-            if epoch in run.model.restart_epochs():  # a new stage: fresh optimizer moments, selection anew
-                run.optimizer.state.clear()
-                run.best = BestSoFar()
-                progress.message(f"epoch {epoch + 1}: {run.cfg.method.name} starts a new training stage")
+            if epoch in run.model.restart_epochs():
+                state.new_stage()
+                progress.message(f"epoch {epoch + 1}: {cfg.method.name} starts a new training stage")
             progress.start_epoch(epoch, len(run.loaders.train))
             try:
                 stats = train_one_epoch(
-                    train_model, run.loaders.train, run.optimizer, run.scheduler, criterion, device=run.device,
-                    precision=run.precision, scaler=run.scaler, mixup=mixup, grad_clip=cfg.train.grad_clip,
+                    train_model, run.loaders.train, state.optimizer, state.schedule, criterion, device=run.device,
+                    precision=run.precision, scaler=state.scaler, mixup=mixup, grad_clip=cfg.train.grad_clip,
                     dist_info=dist_info, on_step=lambda r: progress.step(r.step, _step_line(r)),
                 )
             except TrainingDiverged as exc:
                 raise _diverged(run, exc) from None
-            row: dict[str, Any] = {"epoch": epoch + 1, "lr": run.optimizer.param_groups[0]["lr"], **stats}
+            row: dict[str, Any] = {"epoch": epoch + 1, "lr": state.optimizer.param_groups[0]["lr"], **stats}
             if changes:  # the first epoch after a resume that changed settings says which
                 row["resumed_with"], changes = {key: new for key, (_, new) in changes.items()}, {}
             bad = pop_bad_images(run.loaders.train)
@@ -229,10 +186,10 @@ def _fit(cfg: Config, run_dir: Path, dist_info: DistInfo, console, final_test: b
                 if cfg.train.test_every_epoch:
                     test = _evaluate(run, "test")
                     row.update(test_acc=test["acc"], test_loss=test["loss"])
-                improved = run.best.update(epoch + 1, val["acc"], run.model)
-            run.rows.append(row)
+                improved = state.best.update(epoch + 1, val["acc"], run.model)
+            state.rows.append(row)
             if dist_info.is_main:
-                _save_epoch(run, improved)
+                state.save(folder, cfg, run.classes, improved)
                 loggers.log(row)
             progress.end_epoch(epoch, _epoch_line(row, cfg.train.epochs, improved))
             if on_epoch is not None:
@@ -240,7 +197,7 @@ def _fit(cfg: Config, run_dir: Path, dist_info: DistInfo, console, final_test: b
     return _finish(run, final_test)
 
 
-def _build_run(cfg: Config, run_dir: Path, dist_info: DistInfo) -> Run:
+def _build_run(cfg: Config, folder: RunFolder, dist_info: DistInfo) -> Run:
     device = resolve_device(cfg.train.device, dist_info)
     seed_everything(cfg.train.seed)
     backbone = build_backbone(cfg)
@@ -254,26 +211,16 @@ def _build_run(cfg: Config, run_dir: Path, dist_info: DistInfo) -> Run:
     loaders = build_loaders(splits, cfg.data, distributed=dist_info.enabled, seed=cfg.train.seed,
                             pin_memory=device.type == "cuda")
     precision = Precision.resolve(cfg.train.precision, device)
-    optimizer = build_optimizer(model, cfg.train)
-    scheduler = build_scheduler(optimizer, cfg.train, len(loaders.train), model.restart_epochs())
-    scaler = torch.amp.GradScaler(device.type) if precision.needs_scaler else None
-    return Run(cfg, run_dir, model, splits, loaders, device, precision, dist_info, optimizer, scheduler, scaler,
-               coarse_labels=coarse)
-
-
-def run_or_reuse(cfg: Config, run_dir: Path, console=None) -> dict[str, Any]:
-    """The run's summary: read if the run finished, else trained (or resumed) now."""
-    summary = run_dir / SUMMARY
-    if summary.is_file():
-        return json.loads(summary.read_text())
-    return fit(cfg, run_dir, console=console)
+    state = RunState.start(model, cfg, len(loaders.train), device, fp16=precision.needs_scaler)
+    return Run(cfg, folder, splits, loaders, device, precision, dist_info, state, coarse)
 
 
 def _diverged(run: Run, exc: TrainingDiverged) -> TrainingDiverged:
     """``exc`` with what the run folder keeps and how to go on."""
-    if run.epochs_done:
-        kept = (f"{run.run_dir} keeps epoch {run.epochs_done} (last.pt, best.pt); continue it with a lower "
-                f"learning rate: insvp train --resume {run.run_dir} --set train.lr=...")
+    done, folder = run.state.epochs_done, run.folder
+    if done:
+        kept = (f"{folder} keeps epoch {done} ({folder.LAST}, {folder.BEST}); continue it with a lower learning "
+                f"rate: insvp train --resume {folder} --set train.lr=...")
     else:
         kept = "no epoch finished, so nothing was kept; start again with a lower train.lr or a train.grad_clip"
     return TrainingDiverged(f"{exc}; {kept}")
@@ -300,56 +247,10 @@ def _epoch_line(row: dict[str, Any], epochs: int, improved: bool) -> str:
     return "  ".join(parts)
 
 
-def _save_epoch(run: Run, improved: bool) -> None:
-    """Checkpoints of the epoch just finished, safe against a kill at any point.
-
-    Order matters: ``best.pt``, ``last.pt``, then ``resume.pt`` (which carries the metric rows), then
-    ``metrics.jsonl``. A kill before ``resume.pt`` replays the epoch; a kill after it finds the rows in
-    ``resume.pt``, so ``metrics.jsonl`` never holds a row twice or a torn row.
-    """
-    model, cfg, row, epoch = run.model, run.cfg, run.rows[-1], run.rows[-1]["epoch"]
-    if improved:
-        atomic_save(make_checkpoint(model, cfg, run.classes, {"val_acc": row["val_acc"]}, epoch),
-                    run.run_dir / "best.pt")
-    atomic_save(make_checkpoint(model, cfg, run.classes, row, epoch), run.run_dir / "last.pt")
-    best = {"epoch": run.best.epoch, "val_acc": run.best.val_acc, "state": run.best.state}
-    atomic_save(make_resume(model, run.optimizer, run.scheduler, run.scaler, best, run.rows, epoch),
-                run.run_dir / RESUME)
-    atomic_write_text("".join(json.dumps(r) + "\n" for r in run.rows), run.run_dir / METRICS)
-
-
-def _restore(run: Run) -> bool:
-    """Load ``resume.pt`` if the folder has one; the optimizer's scalar settings come from the (possibly
-    changed) config, so a resumed run applies a new learning rate from its next step."""
-    path = run.run_dir / RESUME
-    if not path.is_file():
-        return False
-    try:
-        state = read_resume(path)
-        run.model.load_state_dict(state["model"], strict=False)
-        run.optimizer.load_state_dict(state["optimizer"])
-        run.scheduler.load_state_dict(state["scheduler"])
-        if run.scaler is not None and state["scaler"] is not None:
-            run.scaler.load_state_dict(state["scaler"])
-        run.best = BestSoFar(**state["best"])
-        run.rows = json.loads(state["rows"]) if "rows" in state else read_metrics(run.run_dir)[: state["epoch"]]
-    except Exception as exc:  # truncated, foreign or from another model: every way it can fail is one message
-        raise UsageError(f"{path} cannot be resumed from ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
-                         f"last.pt keeps the weights of its last epoch") from None
-    train = run.cfg.train
-    run.scheduler.base_lrs = [train.lr for _ in run.optimizer.param_groups]
-    for group, factor in zip(run.optimizer.param_groups, run.scheduler.lr_lambdas, strict=True):
-        group["lr"] = train.lr * factor(run.scheduler.last_epoch)
-        group["initial_lr"] = train.lr
-        if group["weight_decay"]:  # the decay group; the no-decay group stays at 0
-            group["weight_decay"] = train.weight_decay
-    return True
-
-
 def _finish(run: Run, final_test: bool) -> dict[str, Any]:
     """Test accuracy at the validation-selected epoch; written into ``best.pt`` and ``summary.json``."""
-    cfg, model = run.cfg, run.model
-    model.load_state_dict(run.best.state, strict=False)
+    cfg, model, best = run.cfg, run.model, run.state.best
+    model.load_state_dict(best.state, strict=False)
     skipped, tested = {}, {}
     if final_test:
         test = _evaluate(run, "test")
@@ -362,20 +263,20 @@ def _finish(run: Run, final_test: bool) -> dict[str, Any]:
         "backbone": cfg.backbone.name,
         "num_classes": len(run.classes),
         "epochs": cfg.train.epochs,
-        "best_epoch": run.best.epoch,
-        "val_acc": run.best.val_acc,
+        "best_epoch": best.epoch,
+        "val_acc": best.val_acc,
         **({"test_acc": tested["test_acc"]} if tested else {}),
         "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "trainable_params_without_head": sum(p.numel() for n, p in model.named_parameters()
                                              if p.requires_grad and not n.startswith("head.")),
         "skipped_bad_images": skipped,
     }
-    curve = [r["test_acc"] for r in run.rows if "test_acc" in r]
+    curve = [r["test_acc"] for r in run.state.rows if "test_acc" in r]
     if curve:
         summary["release_protocol_best_test_acc"] = max(curve)
         summary["release_protocol_note"] = "best test accuracy over epochs, selected on the test set (as the release)"
     if run.dist.is_main:
-        metrics = {"val_acc": run.best.val_acc, **tested}
-        atomic_save(make_checkpoint(model, cfg, run.classes, metrics, run.best.epoch), run.run_dir / "best.pt")
-        atomic_write_text(json.dumps(summary, indent=2) + "\n", run.run_dir / SUMMARY)
+        metrics = {"val_acc": best.val_acc, **tested}
+        Checkpoint.of(model, cfg, run.classes, metrics, best.epoch).save(run.folder.best)
+        run.folder.write_summary(summary)
     return summary

@@ -38,11 +38,12 @@ from pathlib import Path
 import torch
 
 from ..backbone.weights import read_state_dict
-from ..common.atomic import atomic_save, atomic_save_safetensors, atomic_write_text
+from ..common.atomic import atomic_save_safetensors
 from ..common.errors import UsageError
 from ..config.schema import Config
 from ..resolve.layers import resolve_config
-from ..runs.checkpoint import make_checkpoint
+from ..runs.checkpoint import Checkpoint
+from ..runs.folder import RunFolder
 
 # Release name (prefix, or a whole name) -> our name. See the module docstring for the shapes.
 RELEASE_TO_OURS: dict[str, str] = {
@@ -135,6 +136,9 @@ def convert_official(state_dict_path: Path, recipe: Path | str, out_dir: Path,
     from ..backbone import create_backbone
     from ..methods.build import build_model
 
+    folder = RunFolder(out_dir)
+    if folder.best.exists():
+        raise UsageError(f"--out {out_dir} already holds {folder.BEST}; choose another folder")
     state = read_release_state_dict(state_dict_path)
     cfg = _release_config(resolve_config(recipe, overrides))
     trainable, backbone_state = split_release_state_dict(state)
@@ -158,11 +162,11 @@ def convert_official(state_dict_path: Path, recipe: Path | str, out_dir: Path,
     model = build_model(cfg, num_classes, backbone=create_backbone(cfg.backbone))
     model.load_state_dict({ours: value for ours, (_, value) in trainable.items()}, strict=False)
     # the release stores no class names: only the count is checked
-    ckpt = make_checkpoint(model, cfg, [str(i) for i in range(num_classes)], metrics={}, epoch=0, classes_named=False)
-    ckpt["converted_from"] = str(state_dict_path)
-    atomic_write_text(cfg.to_yaml(), out_dir / "config.yaml")
-    atomic_save(ckpt, out_dir / "best.pt")
-    return Converted(checkpoint=out_dir / "best.pt", config=out_dir / "config.yaml", backbone=backbone_path,
+    classes = [str(i) for i in range(num_classes)]
+    ckpt = Checkpoint.of(model, cfg, classes, {"converted_from": str(state_dict_path)}, epoch=0, classes_named=False)
+    folder.write_config(cfg)
+    ckpt.save(folder.best)
+    return Converted(checkpoint=folder.best, config=folder.config_file, backbone=backbone_path,
                      num_classes=num_classes, tensors=len(state))
 
 

@@ -43,11 +43,10 @@ import torch.nn.functional as F
 from torch.nn.modules.utils import _pair
 from torch.overrides import TorchFunctionMode
 
-from ..backbone import data_config
 from ..common.errors import UsageError, first_sentence
 from ..data.transforms import input_size, preprocess_spec
 from ..methods.insvp.pooling import adaptive_max_pool2d
-from ..runs.trained import load_checkpoint
+from ..runs.trained import TrainedModel
 
 FORMATS = ("onnx", "pt2")
 MODEL_FILES = {"onnx": "model.onnx", "pt2": "model.pt2"}
@@ -105,13 +104,13 @@ def export_model(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | No
         raise UsageError(f"--format {fmt!r} is not supported; valid: {', '.join(FORMATS)}")
     if fmt == "onnx":
         _require_onnx()
-    loaded = load_checkpoint(checkpoint, overrides, device="cpu")
-    ckpt, cfg = loaded.ckpt, loaded.cfg
-    out = Path(out) if out is not None else loaded.path.parent / f"export-{fmt}"
+    trained = TrainedModel.load(checkpoint, overrides, device="cpu")
+    ckpt, cfg = trained.checkpoint, trained.config
+    out = Path(out) if out is not None else ckpt.path.parent / f"export-{fmt}"
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder")
-    model = loaded.model.float()  # in eval mode
-    data_cfg = data_config(model.backbone)
+    model = trained.model.float()  # in eval mode
+    data_cfg = trained.transform_config
     height, width = input_size(cfg.data, data_cfg)
     if fmt == "onnx":
         size = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
@@ -142,14 +141,14 @@ def export_model(checkpoint: str | Path, fmt: str = "onnx", out: str | Path | No
         if not diff <= TOLERANCE:  # also catches NaN
             raise ExportMismatch(f"the exported {fmt} model's logits differ from PyTorch's by {diff:.2e} (more than "
                                  f"{TOLERANCE:g}) on sample inputs; nothing was written to {out}")
-        (staging / "labels.json").write_text(json.dumps([str(c) for c in ckpt["classes"]], indent=2) + "\n")
+        (staging / "labels.json").write_text(json.dumps(ckpt.classes, indent=2) + "\n")
         preprocess = {
             "input": {"name": INPUT_NAME, "shape": [BATCH_AXIS, 3, height, width], "dtype": "float32",
                       "layout": "NCHW", "channels": "RGB"},
-            "output": {"name": OUTPUT_NAME, "shape": [BATCH_AXIS, len(ckpt["classes"])]},
+            "output": {"name": OUTPUT_NAME, "shape": [BATCH_AXIS, len(ckpt.classes)]},
             **preprocess_spec(cfg.data, data_cfg),
             "model": {"method": cfg.method.name, "backbone": cfg.backbone.name, "format": fmt,
-                      "checkpoint": ckpt["path"], "max_diff": diff},
+                      "checkpoint": str(ckpt.path), "max_diff": diff},
         }
         (staging / "preprocess.json").write_text(json.dumps(preprocess, indent=2) + "\n")
         names = sorted(p.name for p in staging.iterdir())

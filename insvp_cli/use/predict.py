@@ -34,8 +34,7 @@ from ..common.atomic import atomic_open
 from ..common.errors import UsageError
 from ..data.base import BadImage, read_rgb
 from ..data.loaders import collate
-from ..runs.trained import eval_transform, load_checkpoint
-from ..runtime.precision import Precision, eval_logits
+from ..runs.trained import TrainedModel
 
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
 
@@ -237,19 +236,17 @@ def predict(
     files = inputs if isinstance(inputs, InputFiles) else InputFiles.find(
         inputs, exclude=out if isinstance(out, (str, Path)) else None)
 
-    loaded = load_checkpoint(checkpoint, overrides, device=device)
-    cfg, model, dev, classes = loaded.cfg, loaded.model, loaded.device, loaded.classes
+    trained = TrainedModel.load(checkpoint, overrides, device=device)
+    cfg, classes = trained.config, trained.classes
     batch_size = cfg.data.batch_size if batch_size is None else batch_size
     workers = cfg.data.num_workers if workers is None else workers
     if batch_size < 1 or workers < 0:
         raise UsageError(f"--batch-size {batch_size} must be >= 1 and --workers {workers} >= 0")
-    loader = DataLoader(ImagePaths(files, eval_transform(cfg, model.backbone)), batch_size=batch_size,
-                        shuffle=False, num_workers=workers, pin_memory=dev.type == "cuda", collate_fn=collate)
-    # the checkpoint's autocast, as in evaluate (bf16 by default on CUDA, fp32 on CPU)
-    precision = Precision.resolve(cfg.train.precision, dev)
+    loader = DataLoader(ImagePaths(files, trained.transform), batch_size=batch_size, shuffle=False,
+                        num_workers=workers, pin_memory=trained.device.type == "cuda", collate_fn=collate)
 
     result = PredictResult(skipped=list(files.unreadable), top_k=min(top_k, len(classes)))
-    rows = _classify(model, loader, files, classes, result.top_k, dev, precision, result, on_batch)
+    rows = _classify(trained, loader, files, result.top_k, result, on_batch)
     start = time.perf_counter()
     if out is None:
         result.rows = list(rows)
@@ -260,15 +257,16 @@ def predict(
     return result
 
 
-def _classify(model: torch.nn.Module, loader: DataLoader, files: InputFiles, classes: list[str], k: int,
-              device: torch.device, precision: Precision, result: PredictResult,
+def _classify(trained: TrainedModel, loader: DataLoader, files: InputFiles, k: int, result: PredictResult,
               on_batch: Callable[[int], None] | None) -> Iterator[Prediction]:
     """Yield a :class:`Prediction` per readable image; count them and record the unreadable ones in ``result``."""
+    classes = trained.classes
     with torch.inference_mode():
         for batch in loader:
             result.skipped.extend(batch.bad)
             if batch.images is not None:
-                logits = eval_logits(model, batch.images, device, precision)  # as evaluate computes them
+                # the checkpoint's autocast, as evaluate computes them (bf16 by default on CUDA, fp32 on the CPU)
+                logits = trained.logits(batch.images)
                 probabilities, labels = logits.float().softmax(dim=1).topk(k, dim=1)  # (B, k) each
                 positions = batch.labels.tolist()  # ImagePaths puts each image's position where a label would be
                 for i, p, y in zip(positions, probabilities.tolist(), labels.tolist(), strict=True):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ...common.errors import UsageError
 from ...common.tables import Spread, Value, csv_table, latex_table, markdown_table
-from ..queue import finished_seeds, seed_test_accuracies
+from ..queue import finished_seeds, test_accuracies
 from .paper_tables import PAPER_TABLES
 from .tables import TABLES, TUNED_SUFFIX, TableDef
 
@@ -64,7 +64,7 @@ def read_results(table: TableDef, runs_dir: Path) -> dict[str, tuple[float, bool
         if tuned is not None:
             results[run.name] = (tuned, True, None)
         elif seeds:
-            spread = Spread.of(seed_test_accuracies(seeds))
+            spread = Spread.of(test_accuracies(seeds))
             results[run.name] = (spread.mean, False, spread if spread.n > 1 else None)
     return results
 

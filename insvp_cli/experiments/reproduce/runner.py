@@ -1,14 +1,10 @@
 """``insvp reproduce``: the runs of one table of the paper, planned, listed (``--dry-run``) and trained.
 
 A plan resolves every run of the table (recipe < the table's overrides < ``data.root`` under
-``--data-root`` < ``--weights-dir`` < the user's ``--set``) and looks at its run folder:
-
-- ``done``: ``summary.json`` exists; the run is skipped.
-- ``resume``: ``config.yaml`` exists but no summary; training continues from ``resume.pt``.
-- ``new``: nothing there yet.
-- ``conflict``: the folder holds a run of other settings (e.g. other epochs); nothing is trained until
-  it is moved away or the settings match, so a table never mixes two protocols silently. Settings that
-  say where things are or how fast they run (:data:`LOCATION_KEYS`) do not count.
+``--data-root`` < ``--weights-dir`` < the user's ``--set``) and asks the run queue what its folder holds
+(:func:`~insvp_cli.experiments.queue.status`): ``done`` (skipped), ``resume`` (continued from its last epoch),
+``new``, ``held`` (another worker trains it now) or ``conflict`` (a run of other settings: nothing is trained
+until it is moved away or the settings match, so a table never mixes two protocols silently).
 
 A run whose method needs something its data does not provide (TransHP on a dataset without a coarse-label
 hierarchy: put ``hierarchy.yaml`` in its data folder) is listed with what is missing, and nothing is
@@ -31,21 +27,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from ...common.errors import RunInUse, TrainingDiverged, UsageError
-from ...config.overrides import flatten, format_override
+from ...config.overrides import format_override
 from ...config.schema import Config
 from ...data.registry import DATASETS
 from ...resolve.layers import resolve_config
 from ...resolve.needs import MissingNeed, bind_requirements
-from ...runs.folder import LOCATION_KEYS, SUMMARY, setting_differences
-from ...train.loop import run_or_reuse
-from ..queue import seed_dirs, seed_override
+from ...runs.folder import RunFolder
+from ..queue import QueuedRun, status, train
 from .sizes import image_steps
-from .tables import TABLES, TUNED_SUFFIX, RunSpec, TableDef
+from .tables import TABLES, RunSpec, TableDef
 
-State = Literal["done", "resume", "new", "conflict"]
+State = Literal["done", "resume", "new", "conflict", "held"]
 Launcher = Literal["process", "torchrun"]
 
 
@@ -79,7 +72,7 @@ class PlannedRun:
 
     @property
     def pending(self) -> bool:
-        return self.state in ("new", "resume")
+        return self.state in ("new", "resume", "held")
 
 
 @dataclass
@@ -131,13 +124,6 @@ class Outcome:
     pending: list[str] = field(default_factory=list)
 
 
-def visible_gpus() -> int:
-    """CUDA devices this process sees (0 without CUDA)."""
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
 def plan_table(table: TableDef | str, data_root: Path, runs_dir: Path, methods: list[str] | None = None,
                overrides: list[str] | tuple[str, ...] = (), weights_dir: Path | None = None,
                ngpus: int = 0, seeds: int = 1) -> Plan:
@@ -161,27 +147,18 @@ def plan_table(table: TableDef | str, data_root: Path, runs_dir: Path, methods: 
     """
     table = TABLES.get(table) if isinstance(table, str) else table
     selected = table.select(methods)
-    runs = [_plan_run(seeded, data_root, runs_dir, tuple(overrides), weights_dir, ngpus)
-            for spec in table.runs(methods) for seeded in _seeded(spec, seeds)]
+    runs = [run for spec in table.runs(methods)
+            for run in _plan_run(spec, data_root, runs_dir, tuple(overrides), weights_dir, ngpus, seeds)]
     return Plan(table, list(dict.fromkeys(c.method for c in selected)), runs, data_root, ngpus)
 
 
-def _seeded(spec: RunSpec, seeds: int) -> list[RunSpec]:
-    """``spec`` and its other seeds: ``<name>-seed<k>`` with ``train.seed`` raised by ``k`` over the recipe's."""
-    if seeds == 1:
-        return [spec]
-    base = resolve_config(_recipe_name(spec), spec.overrides).train.seed
-    return [spec, *(dataclasses.replace(spec, name=seed_dirs(Path(spec.name), seeds)[k].as_posix(),
-                                        overrides=(*spec.overrides, seed_override(base, k)))
-                    for k in range(1, seeds))]
-
-
 def _plan_run(spec: RunSpec, data_root: Path, runs_dir: Path, user: tuple[str, ...], weights_dir: Path | None,
-              ngpus: int) -> PlannedRun:
-    recipe = _recipe_name(spec)
+              ngpus: int, seeds: int) -> list[PlannedRun]:
+    """The run of ``spec`` and its other seeds (:meth:`~insvp_cli.experiments.queue.QueuedRun.seed`), planned."""
+    recipe = recipe_name(spec)
     base = [*spec.overrides, *([f"data.root={data_root / spec.data_folder}"] if spec.data_folder else [])]
     overrides = [*base, *_weights_override(recipe, base, weights_dir), *user]
-    cfg = resolve_config(recipe, overrides)
+    cfg = resolve_config(recipe, overrides, bind=False)  # bound below, where a missing need is kept, not raised
     launcher: Launcher = "torchrun" if ngpus > 1 and cfg.train.device in ("auto", "cuda") else "process"
     if launcher == "torchrun":
         per_process, rest = divmod(cfg.data.batch_size, ngpus)
@@ -190,50 +167,40 @@ def _plan_run(spec: RunSpec, data_root: Path, runs_dir: Path, user: tuple[str, .
                              f"over {ngpus} GPUs; set --set data.batch_size=N with N a multiple of {ngpus}, or "
                              "limit the GPUs with CUDA_VISIBLE_DEVICES")
         overrides.append(f"data.batch_size={per_process}")
-        cfg = resolve_config(recipe, overrides)
+        cfg = resolve_config(recipe, overrides, bind=False)
     missing_need = None
     try:  # the config a run folder stores holds the values that follow from the data (TransHP's coarse classes)
         cfg = bind_requirements(cfg)
     except MissingNeed as exc:
         missing_need = exc
-    run_dir = runs_dir / spec.name
-    state, conflict, location = _state(run_dir, cfg)
-    run = PlannedRun(spec, run_dir, cfg, tuple(overrides), state, launcher, [], image_steps(cfg), conflict,
-                     missing_need)
-    if run.pending:
-        run.command = _command(run, recipe, ngpus, location)
-    return run
+    first = QueuedRun(cfg, runs_dir / spec.name)
+    planned = []
+    for k in range(seeds):
+        queued = first.seed(k)
+        seeded = dataclasses.replace(spec, name=queued.folder.relative_to(runs_dir).as_posix())
+        placement = status(queued)
+        sets = (*overrides, *([first.seed_override(k)] if k else []))
+        run = PlannedRun(seeded, queued.folder, queued.config, sets, placement.status, launcher, [],
+                         image_steps(queued.config), placement.detail if placement.status == "conflict" else "",
+                         missing_need)
+        if run.pending:
+            run.command = _command(run, recipe, ngpus, placement.moved)
+        planned.append(run)
+    return planned
 
 
 def _weights_override(recipe: str | None, base: list[str], weights_dir: Path | None) -> list[str]:
     if weights_dir is None:
         return []
-    weights = resolve_config(recipe, base).backbone.weights
+    weights = resolve_config(recipe, base, bind=False).backbone.weights
     if weights in ("timm", "none") or weights.startswith("asset:"):
         return []
     return [f"backbone.weights={weights_dir / Path(weights).name}"]
 
 
-def _recipe_name(spec: RunSpec) -> str | None:
+def recipe_name(spec: RunSpec) -> str | None:
     """The shipped recipe of a run, by name (``cub``, ``vtab/dtd``): commands that work from any folder."""
     return spec.recipe.removesuffix(".yaml") if spec.recipe is not None else None
-
-
-def _state(run_dir: Path, cfg: Config) -> tuple[State, str, dict[str, Any]]:
-    """(state, what conflicts, location keys whose value changed) of the run folder for ``cfg``."""
-    stored_path = run_dir / "config.yaml"
-    if not stored_path.is_file():
-        return "new", "", {}
-    try:
-        stored = flatten(resolve_config(yaml.safe_load(stored_path.read_text())).to_dict())
-    except (UsageError, yaml.YAMLError) as exc:
-        return "conflict", f"its config.yaml does not resolve ({exc})", {}
-    wanted = flatten(cfg.to_dict())
-    differences = setting_differences(stored, wanted)
-    if differences:
-        return "conflict", differences, {}
-    moved = {k: wanted.get(k) for k in LOCATION_KEYS if stored.get(k) != wanted.get(k)}
-    return ("done" if (run_dir / SUMMARY).is_file() else "resume"), "", moved
 
 
 def _command(run: PlannedRun, recipe: str | None, ngpus: int, location: dict[str, Any]) -> list[str]:
@@ -245,10 +212,10 @@ def _command(run: PlannedRun, recipe: str | None, ngpus: int, location: dict[str
         # `--resume` rebuilds the run from its own config.yaml; only moved folders or devices need saying
         sets = [format_override(k, v) for k, v in location.items() if k not in ("output_dir", "run_name")]
         return [*head, "--resume", str(run.run_dir), *(x for s in sets for x in ("--set", s))]
-    return [*head, *_run_args(recipe, run.overrides, run.run_dir)]
+    return [*head, *run_args(recipe, run.overrides, run.run_dir)]
 
 
-def _run_args(recipe: str | None, overrides: tuple[str, ...], out: Path) -> list[str]:
+def run_args(recipe: str | None, overrides: tuple[str, ...], out: Path) -> list[str]:
     """``--recipe R --set ... --out DIR``: a new run (or sweep) of ``recipe`` with ``overrides`` into ``out``."""
     return [*(["--recipe", recipe] if recipe is not None else []), *(x for s in overrides for x in ("--set", s)),
             "--out", str(out)]
@@ -335,7 +302,7 @@ def run_plan(plan: Plan, console) -> Outcome:
     pending = plan.pending()
     for i, run in enumerate(pending, start=1):
         done = len(outcome.reused) + len(outcome.trained)
-        if (run.run_dir / SUMMARY).is_file():  # finished by another worker since the plan was made
+        if RunFolder(run.run_dir).is_finished():  # finished by another worker since the plan was made
             outcome.reused.append(run.spec.name)
             continue
         console.rule(f"[{i}/{len(pending)}] {run.spec.name} ({run.state}) · {done}/{len(plan.runs)} runs done",
@@ -362,89 +329,8 @@ def _train(run: PlannedRun, console) -> str | None:
         code = subprocess.run(argv).returncode
         return None if code == 0 else f"torchrun exited with code {code}"
     try:
-        run_or_reuse(run.cfg, run.run_dir)
+        train(QueuedRun(run.cfg, run.run_dir), console)
     except TrainingDiverged as exc:
         return str(exc)
     return None
 
-
-# --------------------------------------------------------------------------------------------------
-# Tuned runs: one sweep per run (``--tune``)
-
-
-def tuned_dir(run: PlannedRun) -> Path:
-    """The sweep folder of a run: beside its untuned run folder, named with :data:`TUNED_SUFFIX`."""
-    return run.run_dir.with_name(run.run_dir.name + TUNED_SUFFIX)
-
-
-def sweep_command(run: PlannedRun) -> list[str]:
-    """The ``insvp sweep`` command of a run's sweep (``--tune``)."""
-    return ["insvp", "sweep", *_run_args(_recipe_name(run.spec), run.overrides, tuned_dir(run))]
-
-
-def tune_lines(plan: Plan) -> list[str]:
-    """The overview of ``--tune``: sweeps finished and to run, missing data folders and weights."""
-    finished = sum(_sweep_finished(run) for run in plan.runs)
-    lines = [
-        f"insvp reproduce {plan.table.name} --tune: {plan.table.title}",
-        f"{len(plan.runs)} sweeps (one per run: its method's search space, the selected trial tested; VTAB-1k: "
-        f"then its final run): {finished} finished, {len(plan.runs) - finished} to run",
-        "launch: one trial after another in this process; start this command once per GPU (CUDA_VISIBLE_DEVICES) "
-        "or node to share the trials",
-    ]
-    missing = _missing_tune_data(plan)
-    lines += [f"missing data folder: {folder} ({name})" for folder, name in sorted(missing.items())]
-    return lines
-
-
-def tune_dry_run_lines(plan: Plan) -> list[str]:
-    """A shell script: the overview as comments, then one ``insvp sweep`` command per run."""
-    lines = [f"# {line}" for line in tune_lines(plan)]
-    for i, run in enumerate(plan.runs, start=1):
-        lines.append(f"# [{i}/{len(plan.runs)}] {run.spec.name}: {'finished' if _sweep_finished(run) else 'to run'}")
-        lines.append(shlex.join(sweep_command(run)))
-    return lines
-
-
-def tune_plan(plan: Plan, console) -> Outcome:
-    """Run (or reuse, or join) the sweep of every run of the plan, one after another.
-
-    ``trained``: sweeps finished now; ``reused``: finished before; ``failed``: sweeps without a complete trial;
-    ``pending``: sweeps whose last trials run in another worker.
-
-    Raises:
-        UsageError: before anything runs, a bad search space or a missing data folder.
-    """
-    from ..sweep.plan import plan_sweep
-    from ..sweep.study import run_sweep
-
-    missing = _missing_tune_data(plan)
-    if missing:
-        raise UsageError(f"missing data folders under {plan.data_root}: {', '.join(map(str, sorted(missing)))} "
-                         f"(insvp reproduce {plan.table.name} --dry-run shows the expected layouts)")
-    sweeps = [(run, plan_sweep(_recipe_name(run.spec), run.overrides, tuned_dir(run)))
-              for run in plan.runs]  # every search space is checked before the first trial
-    outcome = Outcome()
-    for i, (run, sweep) in enumerate(sweeps, start=1):
-        if _sweep_finished(run):
-            outcome.reused.append(run.spec.name)
-            continue
-        console.rule(f"[{i}/{len(sweeps)}] {run.spec.name} (sweep)", style="bold")
-        result = run_sweep(sweep, console)
-        if not result.complete:
-            outcome.pending.append(run.spec.name)
-        elif result.best is None:
-            outcome.failed.append((run.spec.name, f"no trial completed (see {sweep.out / 'sweep.md'})"))
-        else:
-            outcome.trained.append(run.spec.name)
-    return outcome
-
-
-def _sweep_finished(run: PlannedRun) -> bool:
-    from ..sweep.outputs import finished_test_acc
-
-    return finished_test_acc(tuned_dir(run)) is not None
-
-
-def _missing_tune_data(plan: Plan) -> dict[Path, str]:
-    return plan.missing_data([r for r in plan.runs if not _sweep_finished(r)])

@@ -37,7 +37,7 @@ def best_recipe(sweep: Sweep, best: TrialRow) -> dict[str, Any]:
 
     It holds every key whose value differs from the recipes', plus the method and the swept keys always.
     """
-    trial = flatten(sweep.trial_config(best.params).to_dict())
+    trial = flatten(sweep.trial(best.params, best.run_dir).config.to_dict())
     base = flatten(resolve_config(sweep.recipes, [f"method.name={trial['method.name']}"]).to_dict())
     always = {"method.name", *best.params}
     delta: dict[str, Any] = {}
@@ -102,7 +102,7 @@ def _train_command(sweep: Sweep, best_yaml: str) -> str:
 
 def write_files(result: SweepResult) -> None:
     """``sweep.md``, ``sweep.csv``, ``sweep.json``, ``sweep.png`` and (once a trial completed) ``best.yaml``."""
-    from ...figures.sweep_plot import sweep_plot
+    from .plot import sweep_plot
 
     sweep, out = result.sweep, result.sweep.out
     headers, rows = table_rows(result)

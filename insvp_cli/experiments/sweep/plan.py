@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from ...data.registry import DATASETS
 from ...resolve.layers import resolve_config
 from ...resolve.recipes import Recipe, load_recipe, recipe_list
 from ...runs.folder import LOCATION_KEYS
+from ..queue import QueuedRun
 from .space import Dimension, build_space, default_space, parse_grid, parse_range, section_space
 
 SAMPLERS = ("grid", "tpe")
@@ -74,16 +75,16 @@ class Sweep:
     def trial_overrides(self, params: dict[str, Any]) -> list[str]:
         return [*self.overrides, *self.search_overrides, *TRIAL_OVERRIDES, *self.param_overrides(params)]
 
-    def trial_config(self, params: dict[str, Any], seed: int = 0) -> Config:
-        """A trial's config; ``seed`` k > 0: its k-th extra seed (``train.seed`` raised by k)."""
-        cfg = resolve_config(self.recipes, self.trial_overrides(params))
-        return cfg if seed == 0 else replace(cfg, train=replace(cfg.train, seed=cfg.train.seed + seed))
+    def trial(self, params: dict[str, Any], run_name: str) -> QueuedRun:
+        """A trial's run: the user's settings and ``params`` on the dataset's search splits, never tested, in
+        ``trials/<run_name>`` (its other seeds: :meth:`~insvp_cli.experiments.queue.QueuedRun.seed`)."""
+        return QueuedRun(resolve_config(self.recipes, self.trial_overrides(params)),
+                         self.out / TRIALS / run_name)
 
-    def final_config(self, params: dict[str, Any]) -> Config:
-        """The final run's config: the user's settings and the chosen values, on the dataset's final splits, with
-        the values that follow from the data filled in (as its run folder stores them)."""
-        return resolve_config(self.recipes, [*self.overrides, *self.param_overrides(params), *self.final_overrides],
-                              bind=True)
+    def final_run(self, params: dict[str, Any]) -> QueuedRun:
+        """The final run: the user's settings and the chosen values on the dataset's final splits, in ``final``."""
+        overrides = [*self.overrides, *self.param_overrides(params), *self.final_overrides]
+        return QueuedRun(resolve_config(self.recipes, overrides), self.out / FINAL)
 
     def identity(self) -> dict[str, Any]:
         """What an existing study must have been made with: the search space, the sampler and the settings
@@ -115,7 +116,7 @@ def plan_sweep(recipes: Recipe | Sequence[Recipe] | None, overrides: Sequence[st
     trees = [r if isinstance(r, dict) else load_recipe(r) for r in recipe_list(recipes)]
     overrides = tuple(overrides)
     # the user's settings alone: errors name their key first; a need the data does not meet stops here too
-    chosen = resolve_config(trees, overrides, bind=True)
+    chosen = resolve_config(trees, overrides)
     dataset = DATASETS.get(chosen.data.name)
     raw = section_space(trees, chosen.method.name, names)
     raw.update(parse_grid(text) for text in grids)
@@ -126,7 +127,7 @@ def plan_sweep(recipes: Recipe | Sequence[Recipe] | None, overrides: Sequence[st
     fixed = {".".join(parse_override(text)[0]) for text in fixed_sets}
 
     def check(key: str, value: Any) -> Config:
-        return resolve_config(trees, [*fixed_sets, format_override(key, value)])
+        return resolve_config(trees, [*fixed_sets, format_override(key, value)], bind=False)
 
     space = build_space(raw, check, sorted(fixed))
     if sampler == "grid":
@@ -142,5 +143,5 @@ def plan_sweep(recipes: Recipe | Sequence[Recipe] | None, overrides: Sequence[st
         raise UsageError(f"--seeds: {seeds}; a trial trains at least one seed")
     return Sweep(Path(out), trees, names, overrides, space, sampler, trials, prune, storage,
                  study or Path(out).as_posix(), tuple(dataset.search_overrides), tuple(dataset.final_overrides),
-                 resolve_config(trees, fixed_sets), seeds)
+                 resolve_config(trees, fixed_sets, bind=False), seeds)
 

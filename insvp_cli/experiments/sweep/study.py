@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import statistics
@@ -14,15 +13,13 @@ from typing import Any
 from filelock import FileLock
 
 from ...common.errors import UsageError, first_sentence
-from ...config.overrides import flatten, format_override
-from ...runs.folder import SUMMARY, is_run, load_run_config, setting_differences
-from ...runs.metrics import read_metrics
-from ...train.loop import fit, run_or_reuse
+from ...config.overrides import format_override
+from ...runs.folder import RunFolder, setting_differences
 from ...use.evaluate import evaluate_checkpoint
-from ..queue import seed_dirs
+from ..queue import QueuedRun, status, train
 from .locks import _recover
 from .outputs import read_result, write_files
-from .plan import FINAL, JOURNAL, TRIALS, Sweep
+from .plan import JOURNAL, Sweep
 from .rows import SweepResult, TrialRow, _retried, select_best, trial_rows
 from .space import Dimension
 
@@ -160,14 +157,15 @@ class _Objective:
         start = time.monotonic()
         try:
             _progress_line(self.console, self.sweep, self.rows, first, params, resumed=first != trial.number)
-            summary = self._train(trial, params, self.sweep.out / TRIALS / run_name)
+            run = self.sweep.trial(params, run_name)
+            summary = self._train(trial, run)
             trial.set_user_attr("best_epoch", summary["best_epoch"])
             if self.sweep.seeds == 1:
                 return summary["val_acc"]
-            # the other seeds, unpruned: the objective is the mean of every seed's best validation accuracy
-            extra = seed_dirs(self.sweep.out / TRIALS / run_name, self.sweep.seeds)[1:]
-            accs = [summary["val_acc"], *(self._seed(params, k, run_dir)["val_acc"]
-                                          for k, run_dir in enumerate(extra, start=1))]
+            # the other seeds, unpruned and never tested: the objective is the mean of every seed's best validation
+            # accuracy
+            accs = [summary["val_acc"], *(train(seed, self.console, final_test=False)["val_acc"]
+                                          for seed in run.seeds(self.sweep.seeds)[1:])]
             trial.set_user_attr("seed_val_accs", accs)
             return statistics.fmean(accs)
         except optuna.TrialPruned as exc:
@@ -190,18 +188,10 @@ class _Objective:
 
         (self.console or Console(stderr=True)).print(line, highlight=False, markup=False, soft_wrap=True)
 
-    def _seed(self, params: dict[str, Any], k: int, run_dir: Path) -> dict[str, Any]:
-        """The summary of extra seed ``k`` of a trial: read if it finished, else trained now (never tested)."""
-        if (run_dir / SUMMARY).is_file():
-            return json.loads((run_dir / SUMMARY).read_text())
-        return fit(self.sweep.trial_config(params, k), run_dir, console=self.console, final_test=False)
-
-    def _train(self, trial, params: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    def _train(self, trial, run: QueuedRun) -> dict[str, Any]:
         import optuna
 
-        if (run_dir / SUMMARY).is_file():  # finished just before its worker was killed
-            return json.loads((run_dir / SUMMARY).read_text())
-        for row in read_metrics(run_dir):  # a retry: what its earlier attempts saw
+        for row in RunFolder(run.folder).read_metrics():  # a retry: what its earlier attempts saw
             if "val_acc" in row:
                 trial.report(row["val_acc"], row["epoch"])
 
@@ -211,8 +201,8 @@ class _Objective:
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned after epoch {row['epoch']}")
 
-        return fit(self.sweep.trial_config(params), run_dir, console=self.console, on_epoch=on_epoch,
-                   final_test=False)
+        # a trial that finished just before its worker was killed is read back
+        return train(run, self.console, final_test=False, on_epoch=on_epoch)
 
 
 def _progress_line(console, sweep: Sweep, rows: list[TrialRow], number: int, params: dict[str, Any],
@@ -266,18 +256,16 @@ def _best_test_acc(sweep: Sweep, best: TrialRow) -> float:
     kept = read_result(sweep.out)
     if kept is not None and kept.get("best", {}).get("run_dir") == best.run_dir and "test_acc" in kept["best"]:
         return kept["best"]["test_acc"]
-    runs = seed_dirs(sweep.out / TRIALS / best.run_dir, sweep.seeds)
-    return statistics.fmean(evaluate_checkpoint(run / "best.pt", "test")["acc"] for run in runs)
+    runs = sweep.trial(best.params, best.run_dir).seeds(sweep.seeds)
+    return statistics.fmean(evaluate_checkpoint(RunFolder(run.folder).best, "test")["acc"] for run in runs)
 
 
 def _final_run(sweep: Sweep, best: TrialRow, console) -> dict[str, Any]:
-    cfg = sweep.final_config(best.params)
-    run_dir = sweep.out / FINAL
-    if is_run(run_dir):
-        differences = setting_differences(flatten(load_run_config(run_dir).to_dict()), flatten(cfg.to_dict()))
-        if differences:
-            raise UsageError(f"{run_dir} holds a final run of other values ({differences}); the selection changed: "
-                             "move that folder away and rerun")
-    return run_or_reuse(cfg, run_dir, console)
+    run = sweep.final_run(best.params)
+    placement = status(run)
+    if placement.status == "conflict":
+        raise UsageError(f"{run.folder} holds a final run of other values ({placement.detail}); the selection "
+                         "changed: move that folder away and rerun")
+    return train(run, console)
 
 

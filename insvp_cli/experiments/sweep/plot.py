@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING
 
 from matplotlib.figure import Figure
 
-from . import save_figure
+from ...figures import save_figure
 
 if TYPE_CHECKING:
-    from ..experiments.sweep.rows import SweepResult, TrialRow
-    from ..experiments.sweep.space import Dimension
+    from .rows import SweepResult, TrialRow
+    from .space import Dimension
 
 
 def _numeric(values: list) -> bool:
