@@ -22,7 +22,7 @@ from .io import atomic_write_text
 from .render import csv_table, markdown_table, short_value
 from .resolve import Recipe, resolve_config
 from .rundir import SUMMARY, read_metrics
-from .seeds import Spread, seed_dirs, seed_override
+from .seeds import Spread, seed_dirs, seed_overrides
 from .training import run_or_reuse
 
 HEADERS = ("method", "extra params", "trainable params", "val acc", "test acc", "train images/s")
@@ -92,7 +92,7 @@ def compare_runs(recipe: Recipe | Sequence[Recipe] | None, methods: list[str], o
             dirs = seed_dirs(out / method, seeds)
             summaries = [run_or_reuse(cfg, dirs[0], console)]
             summaries += [run_or_reuse(resolve_config(
-                recipe, [*overrides, f"method.name={method}", seed_override(cfg.train.seed, k)], bind=True), run_dir,
+                recipe, [*overrides, f"method.name={method}", *seed_overrides(cfg, k)], bind=True), run_dir,
                 console) for k, run_dir in enumerate(dirs[1:], start=1)]
             results.append(MethodResult(method, summaries[0], mean_train_speed(dirs[0]),
                                         seeds=summaries if seeds > 1 else []))

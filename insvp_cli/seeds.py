@@ -3,7 +3,9 @@
 A run trained with several seeds (``insvp compare --seeds N``, ``insvp reproduce --seeds N``) keeps its folder for
 the first seed, so a single-seed run already there counts as seed 0, and puts seed ``k`` beside it in
 ``<run>-seed<k>`` with ``train.seed`` raised by ``k``: only the initialisation and the data order change, the
-splits (``data.seed``) stay. Tables show the mean, the sample standard deviation and the number of seeds.
+splits (``data.seed``) stay, except a few-shot run's K images per class (``data.shots``), whose ``data.shot_seed``
+is raised by ``k`` too, as NOAH's few-shot protocol draws new shots per seed. Tables show the mean, the sample
+standard deviation and the number of seeds.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .rundir import SUMMARY
+
+if TYPE_CHECKING:
+    from .config import Config
 
 SEED_SUFFIX = "-seed"
 
@@ -26,9 +32,10 @@ def seed_dirs(run_dir: Path, seeds: int) -> list[Path]:
     return [run_dir, *(run_dir.with_name(f"{run_dir.name}{SEED_SUFFIX}{k}") for k in range(1, seeds))]
 
 
-def seed_override(base_seed: int, k: int) -> str:
-    """The ``--set`` of seed ``k`` of a run whose own seed is ``base_seed``."""
-    return f"train.seed={base_seed + k}"
+def seed_overrides(cfg: Config, k: int) -> list[str]:
+    """The ``--set`` values of seed ``k`` of a run whose resolved config is ``cfg``."""
+    shots = [f"data.shot_seed={cfg.data.shot_seed + k}"] if cfg.data.shots is not None else []
+    return [f"train.seed={cfg.train.seed + k}", *shots]
 
 
 def finished_seeds(run_dir: Path) -> list[Path]:

@@ -21,7 +21,8 @@ Use::
 Splits: official validation splits are used where they exist (DTD partition 1, Flowers-102, the FGVC
 files, VTAB's ``val200``, ``imagefolder/val``); otherwise ``data.val_fraction`` of each class of the official
 training set is held out (seeded by ``data.seed``, disjoint from what remains). ``data.classes`` keeps a subset of the
-labels (indices into the full class list), renumbered 0..K-1 in the given order.
+labels (indices into the full class list), renumbered 0..K-1 in the given order. ``data.shots: K`` then keeps K
+training images per class (``data.shot_seed`` picks them); validation and test stay whole.
 
 Unreadable images: inside a loader, a file PIL cannot read never raises in a worker process. With
 ``data.on_bad_image: error`` the loader raises :class:`BadImageError` (a ``UsageError``: exit code 2)
@@ -56,6 +57,7 @@ from .base import (
     register_dataset,
     seeded_split,
 )
+from .fewshot import few_shot
 from .loaders import ImageLoader, Loaders, build_loaders, pop_bad_images
 from .transforms import build_transforms, preprocess_spec
 
@@ -87,6 +89,9 @@ def load_splits(cfg: DataConfig) -> Splits:
         # the images the full dataset holds out (seeded_split shuffles each class on its own)
         kept, held = seeded_split(parts.train.labels, cfg.val_fraction, cfg.seed)
         parts = Parts(parts.train.select(kept), parts.train.select(held), parts.test, parts.classes)
+    if cfg.shots is not None:  # before the class subset: a class's K images are picked by its original label
+        parts = Parts(parts.train.select(few_shot(parts.train.labels, cfg.shots, cfg.shot_seed)), parts.val,
+                      parts.test, parts.classes)
     if cfg.classes is not None:
         parts = _keep_classes(parts, cfg.classes)
     return Splits(cfg.name, parts.train, parts.val, parts.test, parts.classes)

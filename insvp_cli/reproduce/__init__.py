@@ -4,9 +4,11 @@
 - :mod:`.tables`: each table as data, cells -> runs (recipe, overrides, run folder); the registry ``TABLES``.
 - :mod:`.runner`: ``insvp reproduce``: plan the runs, list them (``--dry-run``), train what is missing.
 - :mod:`.report`: ``insvp report``: finished runs beside the published numbers.
+- :mod:`.fewshot`: a few-shot table (NOAH's protocol), registered like the paper's.
 """
 
 from ..names import PAPER_TABLES
+from . import fewshot  # noqa: F401  (registers the few-shot table)
 from .paper_tables import PUBLISHED, PublishedTable
 from .report import Report, build_report, render
 from .runner import Plan, plan_table, run_plan

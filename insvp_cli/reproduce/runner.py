@@ -39,7 +39,7 @@ from ..errors import RunInUse, TrainingDiverged, UsageError
 from ..requirements import MissingNeed, bind_requirements
 from ..resolve import flatten, format_override, resolve_config
 from ..rundir import LOCATION_KEYS, SUMMARY, setting_differences
-from ..seeds import seed_dirs, seed_override
+from ..seeds import seed_dirs, seed_overrides
 from ..training import run_or_reuse
 from .sizes import image_steps
 from .tables import TABLES, TUNED_SUFFIX, RunSpec, TableDef
@@ -166,12 +166,13 @@ def plan_table(table: TableDef | str, data_root: Path, runs_dir: Path, methods: 
 
 
 def _seeded(spec: RunSpec, seeds: int) -> list[RunSpec]:
-    """``spec`` and its other seeds: ``<name>-seed<k>`` with ``train.seed`` raised by ``k`` over the recipe's."""
+    """``spec`` and its other seeds: ``<name>-seed<k>`` with ``train.seed`` (and a few-shot run's ``data.shot_seed``)
+    raised by ``k`` over the recipe's."""
     if seeds == 1:
         return [spec]
-    base = resolve_config(_recipe_name(spec), spec.overrides).train.seed
+    base = resolve_config(_recipe_name(spec), spec.overrides)
     return [spec, *(dataclasses.replace(spec, name=seed_dirs(Path(spec.name), seeds)[k].as_posix(),
-                                        overrides=(*spec.overrides, seed_override(base, k)))
+                                        overrides=(*spec.overrides, *seed_overrides(base, k)))
                     for k in range(1, seeds))]
 
 
