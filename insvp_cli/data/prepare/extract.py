@@ -73,7 +73,7 @@ def extract(archive: Path, dest: Path, strip: str = "", progress: Callable[[int]
 
 
 def _extract_tar(archive: Path, dest: Path, strip: str, progress: Callable[[int], None] | None) -> int:
-    written = 0
+    written, folders = 0, {dest}
     with open(archive, "rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as tar:
         for member in tar:  # streamed: a .tar.gz is read once, front to back
             rel = _relative(member.name, strip, archive)
@@ -85,17 +85,35 @@ def _extract_tar(archive: Path, dest: Path, strip: str, progress: Callable[[int]
                 if rel is not None and target is None:
                     raise UnsafeArchive(f"{archive.name}: member {member.name!r} links to {member.linkname!r}, "
                                         "outside the dataset folder; the archive is refused")
-                member.linkname = target or member.linkname
             elif not (member.isfile() or member.isdir()):
                 raise UnsafeArchive(f"{archive.name}: member {member.name!r} is a device or pipe; the archive is "
                                     "refused")
             if rel is not None:
-                member.name = rel
-                tar.extract(member, dest, filter="data")
-                written += member.isfile()
+                written += _write_member(tar, member, dest / rel, dest, strip, folders)
             if progress is not None:
                 progress(raw.tell())
     return written
+
+
+def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, dest: Path, strip: str,
+                  folders: set[Path]) -> int:
+    """Write one checked member: files and folders without the archive's owners, modes and times (plain files
+    for a dataset), links as links. Returns 1 for a file written."""
+    if member.isdir():
+        target.mkdir(parents=True, exist_ok=True)
+        folders.add(target)
+        return 0
+    if target.parent not in folders:  # one mkdir per folder, not per file: archives hold thousands per folder
+        target.parent.mkdir(parents=True, exist_ok=True)
+        folders.add(target.parent)
+    if member.issym():
+        os.symlink(member.linkname, target)
+    elif member.islnk():
+        os.link(dest / member.linkname[len(strip):].strip("/"), target)
+    else:
+        with tar.extractfile(member) as src, open(target, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+    return 1
 
 
 def _extract_zip(archive: Path, dest: Path, strip: str, progress: Callable[[int], None] | None) -> int:

@@ -132,7 +132,11 @@ class Display:
 
     @contextmanager
     def bar(self, what: str, total: int | None, unit: str = "bytes") -> Iterator:
-        """A bar of bytes (or of ``unit="files"``); yields ``update(completed, total=None)``."""
+        """A bar of bytes (or of ``unit="files"``); yields ``update(completed, total=None)``. Logs (not a terminal)
+        get the lines of :meth:`say` only."""
+        if not self.console.is_terminal:
+            yield lambda completed, new_total=None: None
+            return
         counts = (DownloadColumn(), TransferSpeedColumn()) if unit == "bytes" else (MofNCompleteColumn(),)
         columns = (TextColumn("{task.description}"), BarColumn(), *counts, TimeRemainingColumn())
         with Progress(*columns, console=self.console, transient=True) as progress:
