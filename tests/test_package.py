@@ -39,7 +39,8 @@ def test_the_wheel_holds_every_recipe_and_the_quickstart_backbone(wheel):
     recipes = {f"insvp_cli/recipes/{name}.yaml" for name in shipped_recipes()}
     assert len(recipes) > 40 and recipes <= names
     assert "insvp_cli/assets/quickstart-vit-mnist04.safetensors" in names
-    splits = {f"insvp_cli/data/splits/{name}/{split}.json.gz" for name in FGVC_SETS for split in ("train", "val", "test")}
+    splits = {f"insvp_cli/data/splits/{name}/{split}.json.gz" for name in FGVC_SETS for split in ("train", "val",
+                                                                                                   "test")}
     assert splits <= names and "insvp_cli/data/splits/README.md" in names  # VPT's FGVC splits, with their source
 
 
