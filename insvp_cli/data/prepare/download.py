@@ -17,7 +17,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-CHUNK = 1 << 20
+CHUNK = 1 << 16  # a dropped connection loses the chunk in flight: at most this much is fetched twice
 TIMEOUT = (15, 60)  # seconds to connect, seconds between two reads: a stalled connection is retried
 # errors after the response started (a dropped connection, a stalled read): resumed from the partial file
 DROPPED = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)

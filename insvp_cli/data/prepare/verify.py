@@ -33,15 +33,17 @@ def verify(path: Path, remote: Remote, advance: Callable[[int], None] | None = N
         What was checked, for the log: ``"sha256 ok"``, ``"size ok, no published checksum"``, ...
 
     Raises:
-        VerifyError: the size or the digest differs (both values in the message).
+        VerifyError: the size or the digest differs (the message has both digests, and both sizes if they differ).
     """
     size = path.stat().st_size
-    if remote.size is not None and size != remote.size:
-        raise VerifyError(f"{remote.name}: size {size:,} bytes, expected {remote.size:,} ({path})")
+    sizes = "" if remote.size is None or size == remote.size else f"; size {size:,} bytes, expected {remote.size:,}"
     if remote.digest is None:
+        if sizes:
+            raise VerifyError(f"{remote.name}: {sizes[2:]} ({path})")
         return "size ok, no published checksum" if remote.size is not None else "no published checksum or size"
     algo, _, expected = remote.digest.partition(":")
     actual = digest_of(path, algo, advance)
-    if actual != expected:
-        raise VerifyError(f"{remote.name}: {algo} {actual}, expected {expected} ({path}, from {remote.checksum_from})")
+    if actual != expected or sizes:
+        raise VerifyError(f"{remote.name}: {algo} {actual}, expected {expected}{sizes} ({path}, the expected values "
+                          f"from {remote.checksum_from})")
     return f"{algo} ok"
