@@ -152,3 +152,14 @@ def test_shots_shrink_the_training_split_only():
 def test_shots_out_of_range_is_a_one_line_usage_error(cli):
     code, out = cli("data", "check", "mnist5k", "--set", "data.shots=0")
     assert code == 2 and "data.shots: 0 is not >= 1" in out
+
+
+def test_docs_list_every_file_with_its_size():
+    from insvp_cli.cli.data import _size
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
+    for source in map(SOURCES.get, SOURCES.names()):
+        assert f"`{source.folder}/`" in text or source.name.startswith("vtab/")
+        for remote in source.files:
+            size = "unknown" if remote.size is None else _size(remote.size)
+            assert f"`{remote.name}` {size}" in text, remote.name
