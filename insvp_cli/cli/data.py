@@ -69,7 +69,7 @@ def prepare(
     Exit code 0: every dataset ready. 1: one failed (a download, a checksum, an archive, the check; the others are
     still prepared). 2: usage error. 130: interrupted; the same command continues.
     """
-    from ..data.prepare import Display, Options, PrepareError, load_pinned, plan
+    from ..data.prepare import Display, Options, load_pinned, plan
     from ..data.prepare import prepare as run_prepare
     from ..errors import UsageError
 
@@ -81,8 +81,6 @@ def prepare(
         return
     try:
         failed = run_prepare(list(names), options, Display(console))
-    except PrepareError as exc:  # pragma: no cover - prepare() reports these per dataset
-        failed = [str(exc)]
     except KeyboardInterrupt:
         _error("interrupted; the same command continues (partial downloads are kept, partial dataset folders "
                "removed)", label="")
