@@ -163,3 +163,10 @@ def test_docs_list_every_file_with_its_size():
         for remote in source.files:
             size = "unknown" if remote.size is None else _size(remote.size)
             assert f"`{remote.name}` {size}" in text, remote.name
+
+
+def test_reproduce_says_how_to_fetch_missing_data(tmp_path):
+    from insvp_cli.reproduce.runner import header_lines, plan_table
+
+    lines = header_lines(plan_table("table5", tmp_path, tmp_path / "runs"))
+    assert f"  insvp data prepare cifar100 cub nabirds svhn --root {tmp_path} fetches them" in lines

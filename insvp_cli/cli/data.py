@@ -54,8 +54,8 @@ def prepare(
                             "mirror: used instead of the sources' URLs, verified the same way.", show_default=False)]
     = None,
     sources: Annotated[Path | None, typer.Option(
-        help="YAML of your own pinned files, 'NAME: {size: N, sha256: HEX}', replacing the table's size and digest of "
-             "those files (a mirror's re-packed archives).", show_default=False)] = None,
+        help="YAML of your own pinned files (per file name: size and sha256 or md5), replacing the table's size and "
+             "digest of those files (a mirror's re-packed archives).", show_default=False)] = None,
     retries: Annotated[int, typer.Option(min=0, help="Attempts after a refused or dropped connection, each resuming "
                                                      "the partial file, with exponential backoff.")] = 5,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the files, where each comes from, their sizes and "

@@ -143,6 +143,9 @@ def read_fgvc(name: str, cfg: DataConfig) -> Parts:
     if not image_root.is_dir():
         raise UsageError(f"{name}: image folder {image_root} not found; expected {spec.layout()}")
     annotations = {split: read_split_file(path, name) for split, path in split_files(name, cfg, root).items()}
+    first = next(iter(annotations["train"]), None)
+    if first is not None and not (image_root / first).is_file():  # not this dataset's images (or none at all)
+        raise UsageError(f"{name}: {image_root / first}, the first training image, not found; expected {spec.layout()}")
     # a class id may be "001" in one file and 1 in another only if someone rewrote a file; key by text
     ids = sorted({str(c) for ann in annotations.values() for c in ann.values()}, key=_sort_key)
     label_of = {class_id: i for i, class_id in enumerate(ids)}

@@ -258,6 +258,13 @@ def _run_args(recipe: str | None, overrides: tuple[str, ...], out: Path) -> list
 # Showing and running a plan
 
 
+def _prepare_command(plan: Plan, missing: dict[Path, str]) -> str:
+    """The ``insvp data prepare`` command that makes the missing data folders."""
+    from ..data.prepare import prepare_command
+
+    return prepare_command([Path(f).relative_to(plan.data_root).as_posix() for f in sorted(missing)], plan.data_root)
+
+
 def header_lines(plan: Plan) -> list[str]:
     """The overview: runs by state, estimated work, launcher, missing data folders and weight files."""
     table, pending = plan.table, plan.pending()
@@ -277,6 +284,8 @@ def header_lines(plan: Plan) -> list[str]:
         lines.append(f"missing data folders under {plan.data_root} ({len(missing)}):")
         lines += [f"  {folder}  ({name})" for folder, name in sorted(missing.items())]
         lines += [f"  {name} expects: {DATASETS.get(name).layout}" for name in sorted(set(missing.values()))]
+        command = _prepare_command(plan, missing)
+        lines += [f"  {command} fetches them"] if command else []
     elif pending:
         lines.append(f"data: every data folder is present under {plan.data_root}")
     lines += [f"missing backbone weights: {path} (pass --weights-dir DIR or --set backbone.weights=PATH)"
@@ -321,8 +330,10 @@ def run_plan(plan: Plan, console) -> Outcome:
                          f"({conflicts[0].conflict}); move them away, choose another --runs, or pass the same --set")
     missing = plan.missing_data()
     if missing:
+        command = _prepare_command(plan, missing)
         raise UsageError(f"missing data folders under {plan.data_root}: {', '.join(map(str, sorted(missing)))} "
-                         f"(insvp reproduce {plan.table.name} --dry-run shows the expected layouts)")
+                         f"(insvp reproduce {plan.table.name} --dry-run shows the expected layouts"
+                         + (f"; {command} fetches them)" if command else ")"))
     weights = plan.missing_weights()
     if weights:
         raise UsageError(f"missing backbone weights: {', '.join(map(str, weights))}; pass --weights-dir DIR or "
@@ -419,8 +430,10 @@ def tune_plan(plan: Plan, console) -> Outcome:
 
     missing = _missing_tune_data(plan)
     if missing:
+        command = _prepare_command(plan, missing)
         raise UsageError(f"missing data folders under {plan.data_root}: {', '.join(map(str, sorted(missing)))} "
-                         f"(insvp reproduce {plan.table.name} --dry-run shows the expected layouts)")
+                         f"(insvp reproduce {plan.table.name} --dry-run shows the expected layouts"
+                         + (f"; {command} fetches them)" if command else ")"))
     sweeps = [(run, plan_sweep(_recipe_name(run.spec), run.overrides, tuned_dir(run)))
               for run in plan.runs]  # every search space is checked before the first trial
     outcome = Outcome()

@@ -10,9 +10,9 @@ five FGVC datasets, the 19 VTAB-1k tasks) on disk in one command, verified, resu
 
 from . import fgvc, torchvision_sets, vtab  # noqa: F401  (register the sources)
 from .run import MARKER, Display, Options, Planned, PrepareError, plan, prepare
-from .sources import GROUPS, SOURCES, Place, Remote, Source, Unpack, expand, load_pinned
+from .sources import GROUPS, SOURCES, Place, Remote, Source, Unpack, expand, load_pinned, prepare_command
 
 __all__ = [
     "GROUPS", "MARKER", "SOURCES", "Display", "Options", "Place", "Planned", "PrepareError", "Remote", "Source",
-    "Unpack", "expand", "load_pinned", "plan", "prepare",
+    "Unpack", "expand", "load_pinned", "plan", "prepare", "prepare_command",
 ]

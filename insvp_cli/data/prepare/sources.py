@@ -139,6 +139,13 @@ def expand(names: list[str]) -> list[Source]:
     return list(picked.values())
 
 
+def prepare_command(folders: list[str], root: Path) -> str:
+    """The ``insvp data prepare`` command that makes the data ``folders`` (relative to ``root``) it has sources for."""
+    by_folder = {SOURCES.get(n).folder: n for n in SOURCES.names()}
+    names = [by_folder[f] for f in folders if f in by_folder]
+    return f"insvp data prepare {' '.join(names)} --root {root}" if names else ""
+
+
 def load_pinned(path: Path) -> dict[str, Remote]:
     """The user's own sizes and digests (``--sources FILE``): a YAML mapping ``FILE NAME: {size: N, sha256: HEX}``
     (or ``md5``), e.g. for a mirror that serves re-packed archives; each replaces the table's values of that file.
