@@ -78,7 +78,8 @@ def test_dry_run_lists_files_sizes_and_the_total(tmp_path):
     assert proc.returncode == 0, proc.stderr
     for text in ("cifar-10-python.tar.gz", "CUB_200_2011.tgz", "1.2 GB", "food-101.tar.gz", "5.0 GB"):
         assert text in proc.stdout
-    assert "to download: 15 files, " in proc.stdout and "of unknown size" in proc.stdout
+    # 15 files, NABirds' by hand; the unknown sizes: CIFAR-100's and GTSRB's three (the checksums are published)
+    assert "to download: 14 files, 8.3 GB plus 4 of unknown size" in proc.stdout and "by hand: accept" in proc.stdout
     assert not any(tmp_path.iterdir())  # nothing written
 
 
