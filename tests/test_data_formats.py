@@ -226,8 +226,10 @@ def test_fgvc_split_dir_and_names(tmp_path, shared_dir):
     for split in ("train", "val", "test"):
         (root / f"{split}.json").rename(split_dir / f"{split}.json")
     with pytest.raises(UsageError, match="train.json"):
-        load_splits(DataConfig(name="cub", root=str(root)))
+        load_splits(DataConfig(name="cub", root=str(root), split_dir=str(tmp_path / "nowhere")))
     splits = load_splits(DataConfig(name="cub", root=str(root), split_dir=str(split_dir)))
+    shipped = load_splits(DataConfig(name="cub", root=str(root)))  # no JSON in the root: VPT's, shipped with insvp
+    assert shipped.train.files() == splits.train.files() and list(shipped.test.labels) == list(splits.test.labels)
     assert splits.classes[0] == "001.Black_footed_Albatross" and splits.classes[-1] == "200.Common_Yellowthroat"
     nabirds = tmp_path / "nabirds"
     make_fgvc("nabirds", nabirds, shared_dir, images="few")

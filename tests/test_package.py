@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from insvp_cli.data.fgvc import FGVC_SETS
 from insvp_cli.resolve.recipes import RECIPES, find_recipe, shipped_recipes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,6 +39,9 @@ def test_the_wheel_holds_every_recipe_and_the_quickstart_backbone(wheel):
     recipes = {f"insvp_cli/recipes/{name}.yaml" for name in shipped_recipes()}
     assert len(recipes) > 40 and recipes <= names
     assert "insvp_cli/assets/quickstart-vit-mnist04.safetensors" in names
+    splits = {f"insvp_cli/data/fgvc_splits/{name}/{split}.json.gz" for name in FGVC_SETS for split in ("train", "val",
+                                                                                                   "test")}
+    assert splits <= names and "insvp_cli/data/fgvc_splits/README.md" in names  # VPT's FGVC splits, with their source
 
 
 def test_an_installed_wheel_runs_from_any_folder(wheel, tmp_path):

@@ -69,7 +69,7 @@ def test_a_published_row_must_fill_its_columns():
 # --------------------------------------------------------------------------------------------------
 # Table definitions and dry runs
 
-EXPECTED_RUNS = {"table1": 180, "table2": 190, "table3": 25, "table4": 30, "table5": 20, "fig7": 23}
+EXPECTED_RUNS = {"table1": 180, "table2": 190, "table3": 25, "table4": 30, "table5": 20, "fig7": 23, "fewshot": 30}
 EXPECTED_METHODS = {
     "table1": ["full", "linear", "partial", "mlp", "bias", "sidetune", "adapter", "adaptformer", "vp", "vpt",
                "damvp", "ilmvp", "yoo", "e2vpt", "transhp", "lion", "autovp", "insvp"],
@@ -78,6 +78,7 @@ EXPECTED_METHODS = {
     "table4": ["full", "vp", "vpt", "damvp", "e2vpt", "insvp"],
     "table5": ["insvp"],
     "fig7": ["insvp"],
+    "fewshot": ["linear", "vpt", "insvp"],
 }
 
 
@@ -142,7 +143,7 @@ def test_dry_run_counts_and_commands_resolve_to_the_planned_configs(name, tmp_pa
 
 def test_insvp_only_counts():
     counts = [len(dry_run(t, "--data-root", "d", "--methods", "insvp")[0]) for t in PAPER_TABLES]
-    assert counts == [10, 19, 5, 5, 20, 23]
+    assert counts == [10, 19, 5, 5, 20, 23, 10]
 
 
 def test_tables_use_their_recipes():
@@ -152,7 +153,18 @@ def test_tables_use_their_recipes():
     assert recipes["table3"] == {f"swin/{f}.yaml" for f in ("cub", "nabirds", "cifar100", "gtsrb", "svhn")}
     assert recipes["table4"] == {f"mocov3/{f}.yaml" for f in ("cub", "nabirds", "cifar100", "gtsrb", "svhn")}
     assert recipes["fig7"] == {"cub.yaml"}
+    assert recipes["fewshot"] == {"food101.yaml", "flowers102.yaml"}
     assert all((REPO / "recipes" / r).is_file() for names in recipes.values() for r in names)
+
+
+def test_fewshot_seeds_draw_their_own_shots(tmp_path):
+    """NOAH's protocol: every seed of a K-shot cell trains on its own K images per class (data.shot_seed)."""
+    plan = plan_table("fewshot", tmp_path, tmp_path, methods=["insvp"], seeds=3)
+    by_name = {run.spec.name: run.cfg for run in plan.runs}
+    assert len(by_name) == 2 * 5 * 3
+    seeds = [by_name[f"vit-b16-in21k/food101/insvp-4shot{suffix}"] for suffix in ("", "-seed1", "-seed2")]
+    assert [(c.data.shots, c.data.shot_seed, c.train.seed - seeds[0].train.seed) for c in seeds] == [
+        (4, 0, 0), (4, 1, 1), (4, 2, 2)]
 
 
 def test_table5_switches_one_component_more_per_row(tmp_path):

@@ -172,7 +172,7 @@ def run(args: Sequence[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except typer.Abort:
-        _error("aborted")
+        print_error("aborted")
         return 1
     except UsageError as exc:
         return _fail(exc, str(exc), 2)
@@ -195,11 +195,11 @@ def run(args: Sequence[str] | None = None) -> int:
 def _fail(exc: BaseException, message: str, code: int, label: str = "error:") -> int:
     if _state["debug"]:
         traceback.print_exception(exc)
-    _error(message, label)
+    print_error(message, label)
     return code
 
 
-def _error(message: str, label: str = "error:") -> None:
+def print_error(message: str, label: str = "error:") -> None:
     prefix = f"[bold red]{label}[/] " if label else ""
     err_console.print(f"{prefix}{escape(message)}", highlight=False, soft_wrap=True)
 

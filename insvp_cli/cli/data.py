@@ -1,4 +1,4 @@
-"""``insvp data``: list the registered datasets and check one before a long run."""
+"""``insvp data``: list the registered datasets, prepare them on disk, check one before a long run."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from .app import TOOLS, App, app, console
+from .app import TOOLS, App, app, console, print_error
 from .options import RecipeOpt, SetOpt, recipes
 
 if TYPE_CHECKING:
     from ..data.check import CheckReport
+    from ..data.prepare.run import Planned
 
-data_app = App(help="Datasets: list them, check one before training.", no_args_is_help=True)
+data_app = App(help="Datasets: list them, prepare them on disk, check one before training.", no_args_is_help=True)
 app.add_typer(data_app, name="data", rich_help_panel=TOOLS)
 
 SHOW_PATHS = 5  # first few missing / unreadable paths printed per split
@@ -36,6 +37,93 @@ def list_datasets() -> None:
         spec = DATASETS.get(name)
         table.add_row(name, spec.summary, escape(spec.layout))
     console.print(table)
+
+
+@data_app.command("prepare")
+def prepare(
+    names: Annotated[list[str], typer.Argument(
+        help="Datasets or groups: all, hta (the ten HTA datasets), fgvc (VPT's five), vtab (the 19 VTAB-1k tasks), or "
+             "names such as cifar10, cub, vtab/dtd (--dry-run all lists them).", metavar="NAME", show_default=False)],
+    root: Annotated[Path, typer.Option(help="Folder of the dataset folders (the recipes read data/<name>, insvp "
+                                            "reproduce --data-root this folder).")] = Path("data"),
+    from_dir: Annotated[Path | None, typer.Option(
+        "--from", help="Folder of files downloaded by hand (another machine, a browser): found by name, verified and "
+                       "used without network.", show_default=False)] = None,
+    mirror: Annotated[str | None, typer.Option(
+        metavar="URL", help="A mirror serving every file by its name (URL/cifar-10-python.tar.gz), e.g. a campus "
+                            "mirror: used instead of the sources' URLs, verified the same way.", show_default=False)]
+    = None,
+    sources: Annotated[Path | None, typer.Option(
+        help="YAML of your own pinned files (per file name: size and sha256 or md5), replacing the table's size and "
+             "digest of those files (a mirror's re-packed archives).", show_default=False)] = None,
+    retries: Annotated[int, typer.Option(min=0, help="Attempts after a refused or dropped connection, each resuming "
+                                                     "the partial file, with exponential backoff.")] = 5,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the files, where each comes from, their sizes and "
+                                                            "the total; fetch nothing.")] = False,
+) -> None:
+    """Download, verify and extract datasets into the layout insvp data list shows, checked as insvp data check does.
+
+    Interrupted downloads resume from their partial file, nothing that verifies is downloaded again, and a dataset
+    folder appears only complete. Workers may share --root (one lock per dataset and per file).
+
+    Exit code 0: every dataset ready. 1: one failed (a download, a checksum, an archive, the check; the others are
+    still prepared). 2: usage error. 130: interrupted; the same command continues.
+    """
+    from ..common.errors import UsageError
+    from ..data.prepare.run import Display, Options, plan
+    from ..data.prepare.run import prepare as run_prepare
+    from ..data.prepare.sources import load_pinned
+
+    if mirror is not None and not mirror.startswith(("http://", "https://")):
+        raise UsageError(f"--mirror: {mirror!r} is not an http:// or https:// URL")
+    options = Options(root, from_dir, mirror, load_pinned(sources) if sources else {}, retries)
+    if dry_run:
+        _print_plan(plan(list(names), options))
+        return
+    try:
+        failed = run_prepare(list(names), options, Display(console))
+    except KeyboardInterrupt:
+        print_error("interrupted; the same command continues (partial downloads are kept, partial dataset folders "
+               "removed)", label="")
+        raise typer.Exit(130) from None
+    for line in failed:
+        print_error(line)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _print_plan(rows: list[Planned]) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="insvp data prepare --dry-run")
+    for column in ("dataset", "file", "size", "checksum", "comes from"):
+        table.add_column(column, justify="right" if column == "size" else "left", overflow="fold")
+    fetch, unknown, names = 0, 0, set()
+    for row in rows:
+        where = {"prepared": "dataset already prepared", "downloaded": "already downloaded",
+                 "from": "--from folder", "by hand": f"by hand: {row.source.manual}"}.get(row.state)
+        size = "unknown" if row.remote.size is None else _size(row.remote.size)
+        if row.state == "download":
+            where = row.remote.urls[0]
+            if row.remote.name not in names:  # a file that several datasets share is fetched once
+                names.add(row.remote.name)
+                fetch += row.remote.size or 0
+                unknown += row.remote.size is None
+        digest = row.remote.digest.split(":")[0] if row.remote.digest else "none published"
+        table.add_row(row.source.name, row.remote.name, size, digest, escape(where))
+    console.print(table)
+    files = len(names)
+    more = f" plus {unknown} of unknown size" if unknown else ""
+    console.print(f"to download: {files} files, {_size(fetch)}{more}", highlight=False)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return ""
 
 
 @data_app.command("check")

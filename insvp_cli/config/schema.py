@@ -49,12 +49,17 @@ class DataConfig:
     Attributes:
         name: a registered dataset name (``insvp data list`` lists them).
         root: the dataset folder as downloaded; ``None`` for datasets shipped with packages.
-        split_dir: folder of ``train.json``/``val.json``/``test.json`` for the FGVC sets (default: root).
+        split_dir: folder of ``train.json``/``val.json``/``test.json`` for the FGVC sets (default: the files in
+            root if there are, else VPT's splits shipped with insvp).
         download: let torchvision download the dataset when the machine is online.
         val_fraction: share of the official training set held out for validation where a dataset has
             no official validation split (paper 0.1; the release used 0.2).
         seed: seed of every split.
         classes: keep only these class ids, remapped to 0..K-1 (e.g. ``[5, 6, 7, 8, 9]``).
+        shots: few-shot training: keep ``shots`` training images of each class (>= 1; all of a class with fewer;
+            ``None``: every image); validation and test stay whole (NOAH's FGVC protocol: 1, 2, 4, 8, 16).
+        shot_seed: which ``shots`` images (>= 0): the same seed picks the same images, and a class's pick does not
+            depend on the other classes.
         hierarchy: a YAML or JSON file mapping each class (by name, or by label index) to a coarse label, for
             methods that need a coarse-label hierarchy (TransHP); ``None``: ``hierarchy.yaml`` (or ``.json``) in
             ``data.root`` if there is one, else the dataset's built-in hierarchy (CIFAR-100's 20 superclasses).
@@ -77,6 +82,8 @@ class DataConfig:
     val_fraction: float = bounded(0.1, gt=0, lt=1)
     seed: int = bounded(0, ge=0)
     classes: list[int] | None = bounded(None, ge=0)
+    shots: int | None = bounded(None, ge=1)
+    shot_seed: int = bounded(0, ge=0)
     hierarchy: str | None = None
     image_size: int | None = bounded(None, ge=1)
     resize: Literal["crop", "direct"] = "crop"

@@ -23,7 +23,8 @@ Use::
 Splits: official validation splits are used where they exist (DTD partition 1, Flowers-102, the FGVC
 files, VTAB's ``val200``, ``imagefolder/val``); otherwise ``data.val_fraction`` of each class of the official
 training set is held out (seeded by ``data.seed``, disjoint from what remains). ``data.classes`` keeps a subset of the
-labels (indices into the full class list), renumbered 0..K-1 in the given order.
+labels (indices into the full class list), renumbered 0..K-1 in the given order. ``data.shots: K`` then keeps K
+training images per class (``data.shot_seed`` picks them); validation and test stay whole.
 
 Unreadable images: inside a loader, a file PIL cannot read never raises in a worker process. With
 ``data.on_bad_image: error`` the loader raises :class:`BadImageError` (a ``UsageError``: exit code 2)

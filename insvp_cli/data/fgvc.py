@@ -1,8 +1,9 @@
 """The fine-grained sets of the HTA benchmark with VPT's FGVC splits (InsVP, ACM MM 2024, §4.1; docs/method.md §4).
 
 Each split is a JSON file ``{"relative/image/path.jpg": class_id}`` (``train.json``, ``val.json``,
-``test.json``) in ``data.split_dir`` (default ``data.root``), with paths relative to the dataset's image
-root. Class ids (strings such as ``"001"`` for CUB, integers elsewhere) map to contiguous labels by sorted
+``test.json``), with paths relative to the dataset's image root, read from ``data.split_dir`` when set, else from
+``data.root`` when it holds ``train.json``, else from VPT's files shipped with insvp (``insvp_cli/data/fgvc_splits``,
+gzipped). Class ids (strings such as ``"001"`` for CUB, integers elsewhere) map to contiguous labels by sorted
 id, over the union of the three files: NABirds' ``val.json`` lacks two of the 555 classes, and a
 per-file mapping would shift every label after them.
 
@@ -12,6 +13,7 @@ Oxford Flowers 1020/1020/6149/102, Stanford Dogs 10800/1200/8580/120, Stanford C
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from .base import ImageFiles, Parts
 from .registry import register_dataset, require_root
 
 SPLITS = ("train", "val", "test")
+SHIPPED_SPLITS = Path(__file__).with_name("fgvc_splits")  # <dataset>/<split>.json.gz, see its README.md
 ClassId = str | int
 
 
@@ -43,7 +46,8 @@ class FgvcSet:
     def layout(self) -> str:
         images = f"<root>/{self.image_dir}" if self.image_dir else "<root>"
         return (f"images under {images} at the paths listed in VPT's train.json / val.json / test.json "
-                f"(e.g. {images}/{self.example}), the JSON files in data.split_dir (default: data.root)")
+                f"(e.g. {images}/{self.example}); the JSON files ship with insvp (data.split_dir, or the files in "
+                "data.root, replace them)")
 
 
 def _sort_key(class_id: ClassId) -> tuple[int, int | str]:
@@ -110,14 +114,26 @@ def read_split_file(path: Path, name: str) -> dict[str, ClassId]:
     if not path.is_file():
         raise UsageError(f"{name}: split file {path} not found; expected {FGVC_SETS[name].layout()}")
     try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = json.loads(gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, gzip.BadGzipFile) as exc:
         raise UsageError(f"{name}: split file {path} is not valid JSON ({exc})") from None
     if not isinstance(data, dict) or not all(
         isinstance(k, str) and isinstance(v, (str, int)) and not isinstance(v, bool) for k, v in data.items()
     ):
         raise UsageError(f'{name}: split file {path} must map image paths to class ids, e.g. {{"a/b.jpg": "3"}}')
     return data
+
+
+def split_files(name: str, cfg: DataConfig, root: Path) -> dict[str, Path]:
+    """The train / val / test split files of dataset ``name``: ``data.split_dir``'s, else those in the root, else
+    the shipped ones."""
+    if cfg.split_dir:
+        folder, suffix = Path(cfg.split_dir).expanduser(), ".json"
+    elif (root / "train.json").is_file():
+        folder, suffix = root, ".json"
+    else:
+        folder, suffix = SHIPPED_SPLITS / name, ".json.gz"
+    return {split: folder / f"{split}{suffix}" for split in SPLITS}
 
 
 def read_fgvc(name: str, cfg: DataConfig) -> Parts:
@@ -127,8 +143,10 @@ def read_fgvc(name: str, cfg: DataConfig) -> Parts:
     image_root = root / spec.image_dir
     if not image_root.is_dir():
         raise UsageError(f"{name}: image folder {image_root} not found; expected {spec.layout()}")
-    split_dir = Path(cfg.split_dir).expanduser() if cfg.split_dir else root
-    annotations = {split: read_split_file(split_dir / f"{split}.json", name) for split in SPLITS}
+    annotations = {split: read_split_file(path, name) for split, path in split_files(name, cfg, root).items()}
+    first = next(iter(annotations["train"]), None)
+    if first is not None and not (image_root / first).is_file():  # not this dataset's images (or none at all)
+        raise UsageError(f"{name}: {image_root / first}, the first training image, not found; expected {spec.layout()}")
     # a class id may be "001" in one file and 1 in another only if someone rewrote a file; key by text
     ids = sorted({str(c) for ann in annotations.values() for c in ann.values()}, key=_sort_key)
     label_of = {class_id: i for i, class_id in enumerate(ids)}

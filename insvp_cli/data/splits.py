@@ -1,4 +1,5 @@
-"""Reading a dataset's splits: the registered reader, validation carving, class subsets, transforms."""
+"""Reading a dataset's splits: the registered reader, validation carving, few-shot training splits, class subsets,
+transforms."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import numpy as np
 from ..common.errors import UsageError
 from ..config.schema import DataConfig
 from .base import LabelledImages, Parts, Splits, seeded_split
+from .fewshot import few_shot
 from .registry import DATASETS
-from .transforms import build_transforms
 
 
 def load_splits(cfg: DataConfig) -> Splits:
@@ -30,6 +31,9 @@ def load_splits(cfg: DataConfig) -> Splits:
         # the images the full dataset holds out (seeded_split shuffles each class on its own)
         kept, held = seeded_split(parts.train.labels, cfg.val_fraction, cfg.seed)
         parts = Parts(parts.train.select(kept), parts.train.select(held), parts.test, parts.classes)
+    if cfg.shots is not None:  # before the class subset: a class's K images are picked by its original label
+        parts = Parts(parts.train.select(few_shot(parts.train.labels, cfg.shots, cfg.shot_seed)), parts.val,
+                      parts.test, parts.classes)
     if cfg.classes is not None:
         parts = _keep_classes(parts, cfg.classes)
     return Splits(cfg.name, parts.train, parts.val, parts.test, parts.classes)
@@ -46,6 +50,8 @@ def build_splits(cfg: DataConfig, data_cfg: Mapping[str, Any]) -> Splits:
     Returns:
         :class:`Splits` whose datasets yield ``(float tensor (3, H, W), int label)``.
     """
+    from .transforms import build_transforms  # torchvision: only when images are read
+
     splits = load_splits(cfg)
     train_tf, eval_tf = build_transforms(cfg, data_cfg, flip=DATASETS.get(cfg.name).flip)
     return Splits(splits.name, splits.train.with_transform(train_tf), splits.val.with_transform(eval_tf),

@@ -15,12 +15,12 @@ function, :func:`status`:
 Several seeds of one run (``--seeds N``) are made one way everywhere (:meth:`QueuedRun.seed`): seed 0 is the run's
 own folder, so a single-seed run already there counts as seed 0, and seed ``k`` goes beside it in
 ``<run>-seed<k>`` with ``train.seed`` raised by ``k``; only the initialisation and the data order change, the
-splits (``data.seed``) stay.
+splits (``data.seed``) stay, except a few-shot run's K images per class (``data.shots``), whose ``data.shot_seed``
+is raised by ``k`` too, as NOAH's few-shot protocol draws new shots per seed.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +30,7 @@ from typing import Any, Literal
 from ..common.errors import RunInUse, UsageError
 from ..config.overrides import flatten, format_override
 from ..config.schema import Config
+from ..resolve.stored import with_overrides
 from ..runs.folder import LOCATION_KEYS, RunFolder, setting_differences
 
 Status = Literal["new", "resume", "done", "conflict", "held"]
@@ -49,20 +50,23 @@ class QueuedRun:
     folder: Path
 
     def seed(self, k: int) -> QueuedRun:
-        """Seed ``k`` of this run: ``<folder>-seed<k>`` with ``train.seed`` raised by ``k`` (seed 0: the run itself)."""
+        """Seed ``k`` of this run: ``<folder>-seed<k>`` with the values of :meth:`seed_overrides` (seed 0: the run
+        itself)."""
         if k == 0:
             return self
-        train = dataclasses.replace(self.config.train, seed=self.config.train.seed + k)
-        return QueuedRun(dataclasses.replace(self.config, train=train),
+        return QueuedRun(with_overrides(self.config, self.seed_overrides(k), f"seed {k} of {self.folder}"),
                          self.folder.with_name(f"{self.folder.name}{SEED_SUFFIX}{k}"))
 
     def seeds(self, n: int) -> list[QueuedRun]:
         """Seeds ``0 .. n-1`` of this run."""
         return [self.seed(k) for k in range(n)]
 
-    def seed_override(self, k: int) -> str:
-        """The ``--set`` that makes seed ``k`` from this run's recipe (for the commands a dry run prints)."""
-        return format_override("train.seed", self.config.train.seed + k)
+    def seed_overrides(self, k: int) -> list[str]:
+        """The ``--set`` values that make seed ``k`` of this run: ``train.seed`` raised by ``k``, and a few-shot run's
+        ``data.shot_seed`` too (also what a dry run prints, so its commands make the same runs)."""
+        cfg = self.config
+        shots = [format_override("data.shot_seed", cfg.data.shot_seed + k)] if cfg.data.shots is not None else []
+        return [format_override("train.seed", cfg.train.seed + k), *shots]
 
 
 @dataclass(frozen=True)

@@ -179,7 +179,7 @@ def _plan_run(spec: RunSpec, data_root: Path, runs_dir: Path, user: tuple[str, .
         queued = first.seed(k)
         seeded = dataclasses.replace(spec, name=queued.folder.relative_to(runs_dir).as_posix())
         placement = status(queued)
-        sets = (*overrides, *([first.seed_override(k)] if k else []))
+        sets = (*overrides, *(first.seed_overrides(k) if k else []))
         run = PlannedRun(seeded, queued.folder, queued.config, sets, placement.status, launcher, [],
                          image_steps(queued.config), placement.detail if placement.status == "conflict" else "",
                          missing_need)
@@ -225,6 +225,21 @@ def run_args(recipe: str | None, overrides: tuple[str, ...], out: Path) -> list[
 # Showing and running a plan
 
 
+def prepare_command(plan: Plan, missing: dict[Path, str]) -> str:
+    """The ``insvp data prepare`` command that makes the missing data folders (``""``: none can)."""
+    from ...data.prepare.sources import prepare_command
+
+    return prepare_command([Path(f).relative_to(plan.data_root).as_posix() for f in sorted(missing)], plan.data_root)
+
+
+def missing_data_error(plan: Plan, missing: dict[Path, str]) -> UsageError:
+    """The error of a plan whose runs need data folders that are not there."""
+    command = prepare_command(plan, missing)
+    return UsageError(f"missing data folders under {plan.data_root}: {', '.join(map(str, sorted(missing)))} "
+                      f"(insvp reproduce {plan.table.name} --dry-run shows the expected layouts"
+                      + (f"; {command} fetches them)" if command else ")"))
+
+
 def header_lines(plan: Plan) -> list[str]:
     """The overview: runs by state, estimated work, launcher, missing data folders and weight files."""
     table, pending = plan.table, plan.pending()
@@ -244,6 +259,8 @@ def header_lines(plan: Plan) -> list[str]:
         lines.append(f"missing data folders under {plan.data_root} ({len(missing)}):")
         lines += [f"  {folder}  ({name})" for folder, name in sorted(missing.items())]
         lines += [f"  {name} expects: {DATASETS.get(name).layout}" for name in sorted(set(missing.values()))]
+        command = prepare_command(plan, missing)
+        lines += [f"  {command} fetches them"] if command else []
     elif pending:
         lines.append(f"data: every data folder is present under {plan.data_root}")
     lines += [f"missing backbone weights: {path} (pass --weights-dir DIR or --set backbone.weights=PATH)"
@@ -288,8 +305,7 @@ def run_plan(plan: Plan, console) -> Outcome:
                          f"({conflicts[0].conflict}); move them away, choose another --runs, or pass the same --set")
     missing = plan.missing_data()
     if missing:
-        raise UsageError(f"missing data folders under {plan.data_root}: {', '.join(map(str, sorted(missing)))} "
-                         f"(insvp reproduce {plan.table.name} --dry-run shows the expected layouts)")
+        raise missing_data_error(plan, missing)
     weights = plan.missing_weights()
     if weights:
         raise UsageError(f"missing backbone weights: {', '.join(map(str, weights))}; pass --weights-dir DIR or "

@@ -10,8 +10,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from ...common.errors import UsageError
-from .runner import Outcome, Plan, PlannedRun, recipe_name, run_args
+from .runner import Outcome, Plan, PlannedRun, missing_data_error, recipe_name, run_args
 from .tables import TUNED_SUFFIX
 
 
@@ -63,8 +62,7 @@ def tune_plan(plan: Plan, console) -> Outcome:
 
     missing = _missing_tune_data(plan)
     if missing:
-        raise UsageError(f"missing data folders under {plan.data_root}: {', '.join(map(str, sorted(missing)))} "
-                         f"(insvp reproduce {plan.table.name} --dry-run shows the expected layouts)")
+        raise missing_data_error(plan, missing)
     sweeps = [(run, plan_sweep(recipe_name(run.spec), run.overrides, tuned_dir(run)))
               for run in plan.runs]  # every search space is checked before the first trial
     outcome = Outcome()
