@@ -217,18 +217,18 @@ class ServedRuns:
 
 @pytest.fixture(scope="session")
 def served_runs(tmp_path_factory) -> ServedRuns:
-    """Four runs of two epochs on scikit-learn's digits (a few seconds each) and eight images."""
+    """Four runs of one epoch on a few hundred of scikit-learn's digits (a few seconds each) and eight images."""
     from insvp_cli.data import load_splits
     from insvp_cli.resolve import resolve_config
     from insvp_cli.training import fit
 
     root = tmp_path_factory.mktemp("served")
     plans = {"insvp-a": ("insvp", "[0, 1, 2]", "p8_d48_32px"), "linear-a": ("linear", "[3, 4, 5, 6]", "p8_d48_32px"),
-             "insvp-b": ("insvp", "[7, 8, 9]", "p8_d48_32px"), "vpt-c": ("vpt", "[0, 1, 2, 3, 4]", "p4_d96_32px")}
+             "insvp-b": ("insvp", "[7, 8, 9]", "p8_d48_32px"), "vpt-c": ("vpt", "[0, 1, 2, 3]", "p4_d96_32px")}
     runs = {}
     for name, (method, classes, vit) in plans.items():
         runs[name] = root / name
-        fit(resolve_config(None, [*tiny_run(method, 2, classes=classes), *tiny_overrides(vit, method)]), runs[name])
+        fit(resolve_config(None, [*tiny_run(method, 1, classes=classes), *tiny_overrides(vit, method)]), runs[name])
     digits = load_splits(resolve_config(None, ["data.name=digits"]).data)
     images = []
     for i in range(7):

@@ -33,10 +33,12 @@ async function loadTasks() {
   const select = $("task");
   for (const task of tasks) {
     state.tasks.set(task.name, task);
-    select.add(new Option(`${task.name} (${task.method})`, task.name));
+    select.add(new Option(task.name === task.method ? task.name : `${task.name} (${task.method})`, task.name));
   }
-  $("summary").textContent = `${tasks.length} task${tasks.length === 1 ? "" : "s"} on ` +
-    `${new Set(tasks.map((t) => t.backbone.fingerprint)).size} backbone(s) in memory`;
+  // a backbone in memory: each group of tasks that share one, and each task with its own
+  const backbones = new Set(tasks.map((t) => [t.name, ...t.backbone.shared_with].sort().join("\n"))).size;
+  $("summary").textContent = `${tasks.length} task${tasks.length === 1 ? "" : "s"} on ${backbones} ` +
+    `backbone${backbones === 1 ? "" : "s"} in memory`;
   showTask();
 }
 
