@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                 load(server, [(m, images[0]) for m in METHODS for _ in range(2)], 1, reference)  # warm-up
                 seconds, latencies, failures, wrong = load(server, jobs, args.clients, reference)
                 server.stop()
-                forwards = int(re.search(r"answered in (\d+) forwards", server.output).group(1))
+                forwards = int(re.search(r"answered in (\d+) forward", server.output).group(1))
             p50, p99 = np.percentile(np.asarray(latencies) * 1000, [50, 99])
             rows.append((mode, options[1], len(latencies), failures, wrong, len(latencies) / seconds, p50, p99,
                          forwards - len(METHODS) * 2))

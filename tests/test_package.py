@@ -1,4 +1,5 @@
-"""The package as pip installs it: a wheel carries its recipes and the quickstart backbone and runs anywhere."""
+"""The package as pip installs it: a wheel carries its recipes, the quickstart backbone and the serve page, and runs
+anywhere."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ def test_the_wheel_holds_every_recipe_and_the_quickstart_backbone(wheel):
     recipes = {f"insvp_cli/recipes/{name}.yaml" for name in shipped_recipes()}
     assert len(recipes) > 40 and recipes <= names
     assert "insvp_cli/assets/quickstart-vit-mnist04.safetensors" in names
+    assert {f"insvp_cli/serve/page/{name}" for name in ("index.html", "app.js", "style.css")} <= names
 
 
 def test_an_installed_wheel_runs_from_any_folder(wheel, tmp_path):

@@ -121,6 +121,8 @@ def test_the_token_guards_every_route_but_health(server):
                          timeout=10).status_code == 401
     schema = requests.get(f"{url}/openapi.json", headers=server.headers, timeout=10).json()
     assert {"/health", "/tasks", "/tasks/{task}/predict"} <= set(schema["paths"])
+    assert schema["security"] == [{"bearer": []}] and schema["paths"]["/health"]["get"]["security"] == []
+    assert set(schema["paths"]["/tasks/{task}/predict"]["post"]["responses"]) == {"200", "400", "401", "404", "413"}
     # the page: /?token= once sets a cookie (and leaves the address bar), which then opens every route
     with requests.Session() as browser:
         first = browser.get(f"{url}/?token={TOKEN}", allow_redirects=False, timeout=10)

@@ -59,8 +59,9 @@ def serve(
             on_task=lambda spec, i: status.update(f"loading task {spec.name} ({i + 1}/{len(specs)})"),
             on_ready=lambda tasks, url: (status.stop(), _announce(tasks, url, settings.token)),
         )
-    err_console.print(f"stopped on SIGTERM: {result.answered} prediction requests answered in {result.batches} "
-                      f"forwards", highlight=False, soft_wrap=True, markup=False)
+    requests, forwards = result.answered, result.batches
+    err_console.print(f"stopped on SIGTERM: {requests} prediction request{'s' * (requests != 1)} answered in "
+                      f"{forwards} forward{'s' * (forwards != 1)}", highlight=False, soft_wrap=True, markup=False)
 
 
 def _announce(tasks: dict, url: str, token: str | None) -> None:
@@ -77,5 +78,5 @@ def _announce(tasks: dict, url: str, token: str | None) -> None:
                       Text(backbone))
     console.print(table)
     page = f"{url}/?token={token}" if token else f"{url}/"
-    console.print(f"serving {len(tasks)} tasks on {url} (page: {page}, API schema: {url}/docs); "
-                  f"SIGTERM or Ctrl-C stops", highlight=False, soft_wrap=True, markup=False)
+    console.print(f"serving {len(tasks)} task{'s' * (len(tasks) != 1)} on {url} (page: {page}, API schema: "
+                  f"{url}/docs); SIGTERM or Ctrl-C stops", highlight=False, soft_wrap=True, markup=False)

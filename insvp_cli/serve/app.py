@@ -105,6 +105,22 @@ def create_app(tasks: dict[str, Task], settings: ServeSettings) -> FastAPI:
     app.state.answered = 0
     app.add_middleware(Guard, token=settings.token, max_body=settings.max_upload_bytes)
 
+    schema = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema as this app answers: a bad parameter is a 400 (not FastAPI's 422), and the bearer token
+        is required on every route but /health when one is set."""
+        document = schema()
+        for operations in document["paths"].values():
+            for operation in operations.values():
+                operation["responses"].pop("422", None)
+        if settings.token:
+            document.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+            document["security"] = [{"bearer": []}]
+        return document
+
+    app.openapi = openapi
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(f"{' '.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
@@ -130,26 +146,26 @@ def create_app(tasks: dict[str, Task], settings: ServeSettings) -> FastAPI:
         explain: Annotated[Explain | None, Query(description="gradcam: add the Grad-CAM of the top class")] = None,
     ) -> dict[str, Any]:
         """Classify the uploaded images with one task: the same classes and probabilities as ``insvp predict``."""
-        served = _task(tasks, task)
+        chosen = _task(tasks, task)
         names = [f.filename or f"file {i + 1}" for i, f in enumerate(files)]
         data = [await f.read() for f in files]
         loop = asyncio.get_running_loop()
-        images = list(await asyncio.gather(*(loop.run_in_executor(decoder, decode, d, n, served.served.transform)
+        images = list(await asyncio.gather(*(loop.run_in_executor(decoder, decode, d, n, chosen.served.transform)
                                              for d, n in zip(data, names, strict=True))))
         del data
-        probabilities = await _model(served, worker.predict(served.name, images))
-        k = min(top_k, len(served.classes))
+        probabilities = await _model(chosen, worker.predict(chosen.name, images))
+        k = min(top_k, len(chosen.classes))
         rows = []
         for name, p in zip(names, probabilities, strict=True):
             values, labels = p.topk(k)
-            rows.append({"file": name, "classes": [served.classes[j] for j in labels.tolist()],
+            rows.append({"file": name, "classes": [chosen.classes[j] for j in labels.tolist()],
                          "probabilities": values.tolist()})
         if explain is not None:
             for row, image in zip(rows, images, strict=True):
-                row["gradcam"] = await _model(served, worker.call(partial(gradcam, served.served, image,
-                                                                          served.classes)))
+                row["gradcam"] = await _model(chosen, worker.call(partial(gradcam, chosen.served, image,
+                                                                          chosen.classes)))
         app.state.answered += 1
-        return {"task": served.name, "predictions": rows}
+        return {"task": chosen.name, "predictions": rows}
 
     @app.get("/", include_in_schema=False)
     async def page(token: str | None = None) -> Response:

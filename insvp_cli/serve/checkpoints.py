@@ -35,11 +35,14 @@ class Checkpoint:
         cfg: its resolved config.
         contents: what the file holds (:func:`~insvp_cli.checkpoint.read_checkpoint`); its weights are dropped once
             the model is restored.
+        holds_backbone_weights: whether its weights change the backbone: every backbone tensor trained (no
+            fingerprint: ``full``), or some did (``backbone.*`` weights: ``partial``, ``bias``).
     """
 
     path: Path
     cfg: Config
     contents: dict[str, Any]
+    holds_backbone_weights: bool
 
     @property
     def classes(self) -> list[str]:
@@ -50,13 +53,6 @@ class Checkpoint:
         """The backbone it was trained on, as the checkpoint records it: name, weights source, fingerprint."""
         return dict(self.contents["backbone"])
 
-    @property
-    def holds_backbone_weights(self) -> bool:
-        """Whether its weights change the backbone: every backbone tensor trains (no fingerprint: ``full``), or some
-        do (``backbone.*`` weights: ``partial``, ``bias``)."""
-        weights = self.contents["state_dict"] or {}
-        return self.identity.get("fingerprint") is None or any(k.startswith("backbone.") for k in weights)
-
 
 def read(path: Path, overrides: tuple[str, ...] = ()) -> Checkpoint:
     """Read and check ``path`` and resolve its config with ``overrides``.
@@ -65,10 +61,12 @@ def read(path: Path, overrides: tuple[str, ...] = ()) -> Checkpoint:
         UsageError: not a readable insvp checkpoint, or a bad override.
     """
     contents = read_checkpoint(path)
-    return Checkpoint(Path(contents["path"]), checkpoint_config(contents, list(overrides)), contents)
+    holds = contents["backbone"].get("fingerprint") is None or any(k.startswith("backbone.")
+                                                                    for k in contents["state_dict"])
+    return Checkpoint(Path(contents["path"]), checkpoint_config(contents, list(overrides)), contents, holds)
 
 
-def device(name: str) -> torch.device:
+def torch_device(name: str) -> torch.device:
     """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` as a device.
 
     Raises:

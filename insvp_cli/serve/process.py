@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .settings import TOKEN_ENV
 
-READY = re.compile(r"serving \d+ tasks on (http://\S+) ")
+READY = re.compile(r"serving \d+ tasks? on (http://\S+) ")  # what the command prints once its tasks are loaded
 
 
 def insvp_command() -> list[str]:

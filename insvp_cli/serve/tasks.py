@@ -83,7 +83,7 @@ def load_tasks(specs: Sequence[TaskSpec], device: str = "auto", overrides: Seque
     Raises:
         UsageError: a bad device, checkpoint or override; a backbone that a checkpoint was not trained on.
     """
-    dev = checkpoints.device(device)
+    dev = checkpoints.torch_device(device)
     read = [checkpoints.read(spec.checkpoint, tuple(overrides)) for spec in specs]
     keys = [sharing_key(c) for c in read]
     backbones: dict[tuple, nn.Module] = {}
