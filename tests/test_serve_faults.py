@@ -71,7 +71,7 @@ def test_a_truncated_or_foreign_file_is_a_400_naming_it(server, png):
 def test_a_body_over_the_limit_is_a_413_with_or_without_its_length(server, png):
     big = np.random.default_rng(0).integers(0, 256, 20 * 2**20, dtype=np.uint8).tobytes()
     started = time.monotonic()
-    _problem(_post(server, files=[("files", ("big.png", big))]), 413, "over the upload limit of 10 MB")
+    _problem(_post(server, files=[("files", ("big.png", big))]), 413, "over the upload limit of 10 MiB")
 
     def chunks():  # no Content-Length: the body is counted as it arrives
         yield b'--xyz\r\nContent-Disposition: form-data; name="files"; filename="big.png"\r\n\r\n'

@@ -26,8 +26,8 @@ def serve(
                                                 "to this (1: never).", metavar="N")] = 32,
     batch_wait: Annotated[float, typer.Option(help="Milliseconds the first image of a batch waits for others.",
                                               metavar="MS")] = 5.0,
-    max_upload: Annotated[float, typer.Option(help="The largest request body, in MB (larger: 413).",
-                                              metavar="MB")] = 10.0,
+    max_upload: Annotated[float, typer.Option(help="The largest request body, in MiB (larger: 413).",
+                                              metavar="MIB")] = 10.0,
     drain_timeout: Annotated[float, typer.Option(help="Seconds that requests in flight get to finish after "
                                                  "SIGTERM or Ctrl-C.", metavar="S")] = 30.0,
     access_log: Annotated[bool, typer.Option("--access-log", help="Log one line per request.")] = False,

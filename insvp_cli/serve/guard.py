@@ -27,7 +27,7 @@ class BodyTooLarge(HTTPException):
     """A body that passed the upload limit while it was read (an HTTPException, so FastAPI answers it as it is)."""
 
     def __init__(self, limit: int):
-        super().__init__(413, f"the request body is over the upload limit of {limit / 2**20:g} MB (--max-upload)")
+        super().__init__(413, f"the request body is over the upload limit of {limit / 2**20:g} MiB (--max-upload)")
 
 
 class Guard:

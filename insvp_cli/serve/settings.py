@@ -69,11 +69,9 @@ def task_specs(args: list[str]) -> list[TaskSpec]:
 
 
 def _derived_name(checkpoint: Path) -> str:
-    stem = checkpoint.resolve().parent.name if checkpoint.name == "best.pt" else checkpoint.stem
-    if checkpoint.name == "last.pt":
-        stem = f"{checkpoint.resolve().parent.name}-last"
-    name = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).lstrip("._-")
-    return name or "task"
+    run = checkpoint.resolve().parent.name
+    stem = {"best.pt": run, "last.pt": f"{run}-last"}.get(checkpoint.name, checkpoint.stem)
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).lstrip("._-") or "task"
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,7 @@ class ServeSettings:
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``, for every task.
         max_batch: images per forward; concurrent requests to one task are merged up to this (1: never merged).
         batch_wait_ms: how long the first image of a batch may wait for others to join it.
-        max_upload_mb: the largest request body accepted (413 beyond).
+        max_upload_mb: the largest request body accepted, in MiB (413 beyond).
         drain_timeout: seconds that requests in flight get to finish after SIGTERM.
         access_log: log one line per request.
         overrides: ``--set`` values applied to every checkpoint's config (e.g. ``backbone.weights=PATH``).
@@ -118,14 +116,14 @@ class ServeSettings:
         if self.batch_wait_ms < 0:
             raise UsageError(f"--batch-wait {self.batch_wait_ms:g}: give a number of milliseconds >= 0")
         if self.max_upload_mb <= 0:
-            raise UsageError(f"--max-upload {self.max_upload_mb:g}: give a number of megabytes > 0")
+            raise UsageError(f"--max-upload {self.max_upload_mb:g}: give a number of MiB > 0")
         if self.drain_timeout <= 0:
             raise UsageError(f"--drain-timeout {self.drain_timeout:g}: give a number of seconds > 0")
         return self
 
     @property
     def max_upload_bytes(self) -> int:
-        return int(self.max_upload_mb * 1024 * 1024)
+        return int(self.max_upload_mb * 2**20)
 
     @property
     def loopback(self) -> bool:
