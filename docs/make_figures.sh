@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the README's figures, docs/gradcam.png and docs/tsne.png, from the offline quickstart.
+# Regenerates the README's figures, docs/gradcam.png, docs/tsne.png and docs/serve.png, from the offline quickstart.
 #
 #   bash docs/make_figures.sh
 #
@@ -31,3 +31,6 @@ run "${insvp[@]}" gradcam runs/quickstart/insvp/best.pt docs/digit-8.png --compa
 run "${insvp[@]}" tsne --dataset mnist5k --out runs/figures
 run cp runs/figures/digit-8-gradcam.png docs/gradcam.png
 run cp runs/figures/tsne.png docs/tsne.png
+
+# the page of insvp serve in a headless Chromium (the system's chromium and chromedriver, selenium from the test extra)
+run "$python" docs/serve_page.py

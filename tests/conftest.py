@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a hub lookup must fail at once, never retry
 if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -125,6 +126,26 @@ def tiny_config(overrides: list[str]):
     return bind_requirements(resolve_config(None, ["data.name=cifar100", *overrides]))
 
 
+TINY_CLASSES = ["cat", "dog", "bird", "fish", "frog"]
+
+
+def tiny_checkpoint(folder: Path, overrides: list[str], classes: list[str] = TINY_CLASSES) -> Path:
+    """``folder/best.pt``: a tiny random-init model (:func:`tiny_config`) whose trainable weights are moved off their
+    initialisation, so that zero-initialised parts (the adapters' up-projections) do not hide their whole path from a
+    comparison."""
+    from insvp_cli.methods.build import build_model
+    from insvp_cli.runs.checkpoint import Checkpoint
+
+    cfg = tiny_config(overrides)
+    model = build_model(cfg, len(classes))
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.requires_grad:
+                param.add_(0.05 * torch.randn_like(param))
+    Checkpoint.of(model, cfg, list(classes), {}, 0).save(folder / "best.pt")
+    return folder / "best.pt"
+
+
 @pytest.fixture
 def shared_dir() -> Path:
     if not SHARED.is_dir():
@@ -177,3 +198,42 @@ def digit_run(tmp_path_factory) -> DigitRun:
         "data.name=imagefolder", f"data.root={root}", "data.classes=null", "train.epochs=1"])
     fit(cfg, tmp / "run")
     return DigitRun(tmp / "run" / "best.pt", root)
+
+
+@dataclass(frozen=True)
+class ServedRuns:
+    """Tiny trained runs for ``insvp serve`` and images to send them.
+
+    Attributes:
+        runs: task name -> run folder: ``insvp-a``, ``linear-a`` and ``insvp-b`` on one tiny ViT (two methods, three
+            tasks sharing one backbone), ``vpt-c`` on another.
+        images: PNG digits of scikit-learn's test split (8x8) and one 45x37 RGB image that the transforms resize.
+    """
+
+    runs: dict[str, Path]
+    images: list[Path]
+
+
+@pytest.fixture(scope="session")
+def served_runs(tmp_path_factory) -> ServedRuns:
+    """Four runs of one epoch on a few hundred of scikit-learn's digits (a few seconds each) and eight images."""
+    from insvp_cli.data.splits import load_splits
+    from insvp_cli.resolve.layers import resolve_config
+    from insvp_cli.train.loop import fit
+
+    root = tmp_path_factory.mktemp("served")
+    plans = {"insvp-a": ("insvp", "[0, 1, 2]", "p8_d48_32px"), "linear-a": ("linear", "[3, 4, 5, 6]", "p8_d48_32px"),
+             "insvp-b": ("insvp", "[7, 8, 9]", "p8_d48_32px"), "vpt-c": ("vpt", "[0, 1, 2, 3]", "p4_d96_32px")}
+    runs = {}
+    for name, (method, classes, vit) in plans.items():
+        runs[name] = root / name
+        fit(resolve_config(None, [*tiny_run(method, 1, classes=classes), *tiny_overrides(vit, method)]), runs[name])
+    digits = load_splits(resolve_config(None, ["data.name=digits"]).data)
+    images = []
+    for i in range(7):
+        image, label = digits.test[i]
+        images.append(root / f"digit-{i}-{digits.classes[label]}.png")
+        image.save(images[-1])
+    images.append(root / "colour.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (37, 45, 3), dtype=np.uint8)).save(images[-1])
+    return ServedRuns(runs, images)

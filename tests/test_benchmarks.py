@@ -25,7 +25,7 @@ def bench(monkeypatch):
 
 
 @pytest.mark.parametrize("script", ["flops", "throughput", "startup", "export_throughput", "profile_insvp",
-                                    "gpu_report"])
+                                    "gpu_report", "serve_memory", "serve_load"])
 def test_every_benchmark_imports_against_the_package(script, bench):
     if script == "export_throughput" and importlib.util.find_spec("onnxruntime") is None:
         pytest.skip('needs the export extra: pip install "insvp[export]"')

@@ -19,34 +19,16 @@ import torch.nn.functional as F
 import insvp_cli
 from insvp_cli.common.errors import UsageError
 from insvp_cli.methods import METHODS
-from insvp_cli.methods.build import build_model
 from insvp_cli.methods.insvp.pooling import adaptive_max_pool2d
-from insvp_cli.runs.checkpoint import Checkpoint
 from insvp_cli.use.export import FORMATS, MODEL_FILES, TOLERANCE, export_model, logit_difference
-from tests.conftest import REPO, tiny_config, tiny_overrides, tiny_swin_overrides
+from tests.conftest import REPO, tiny_checkpoint, tiny_overrides, tiny_swin_overrides
+from tests.conftest import TINY_CLASSES as CLASSES
 
 needs_onnx = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None,
                                 reason='ONNX export needs the export extra: pip install "insvp[export]"')
 PARAMS = [pytest.param(fmt, marks=needs_onnx) if fmt == "onnx" else fmt for fmt in FORMATS]
-CLASSES = ["cat", "dog", "bird", "fish", "frog"]
 # LION's solver is unrolled to its iteration cap in the exported graph: a lower cap traces the same steps faster
 FEWER_STEPS = {"lion": ["method.max_iter=6"]}
-
-
-def _checkpoint(tmp_path: Path, overrides: list[str]) -> Path:
-    """A checkpoint of a tiny random-init model whose trainable weights are moved off their initialisation.
-
-    Zero-initialised parts (the adapters' up-projections) would otherwise hide their whole path from the
-    comparison.
-    """
-    cfg = tiny_config(overrides)
-    model = build_model(cfg, len(CLASSES))
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.requires_grad:
-                param.add_(0.05 * torch.randn_like(param))
-    Checkpoint.of(model, cfg, CLASSES, {}, 0).save(tmp_path / "best.pt")
-    return tmp_path / "best.pt"
 
 
 def _run_exported(folder: Path, fmt: str, x: torch.Tensor) -> torch.Tensor:
@@ -73,7 +55,7 @@ def _assert_exported_like_pytorch(checkpoint: Path, folder: Path, fmt: str) -> N
 @pytest.mark.parametrize("fmt", PARAMS)
 @pytest.mark.parametrize("method", METHODS.names())
 def test_every_method_exports_on_a_vit(method, fmt, tmp_path):
-    checkpoint = _checkpoint(tmp_path, [*tiny_overrides("p8_d48_32px", method), *FEWER_STEPS.get(method, [])])
+    checkpoint = tiny_checkpoint(tmp_path, [*tiny_overrides("p8_d48_32px", method), *FEWER_STEPS.get(method, [])])
     result = export_model(checkpoint, fmt)
     assert result.out == tmp_path / f"export-{fmt}" and result.max_diff <= TOLERANCE
     assert sorted(p.name for p in result.files) == ["labels.json", MODEL_FILES[fmt], "preprocess.json"]
@@ -84,7 +66,7 @@ def test_every_method_exports_on_a_vit(method, fmt, tmp_path):
 @pytest.mark.parametrize("fmt", PARAMS)
 def test_insvp_on_swin_exports(fmt, tmp_path):
     """VPT's Swin scheme: prompts in every (shifted, padded) window, per-stage widths, G_s projections."""
-    checkpoint = _checkpoint(tmp_path, tiny_swin_overrides("w6_d16_40px", "insvp"))
+    checkpoint = tiny_checkpoint(tmp_path, tiny_swin_overrides("w6_d16_40px", "insvp"))
     result = export_model(checkpoint, fmt, tmp_path / "out")
     _assert_exported_like_pytorch(checkpoint, result.out, fmt)
 
@@ -126,7 +108,7 @@ def test_quickstart_model_readme_consumer_agrees_with_predict(digit_run, tmp_pat
 def test_a_mismatch_exits_1_and_leaves_the_earlier_export(tmp_path, monkeypatch, cli):
     import onnxruntime as ort
 
-    checkpoint = _checkpoint(tmp_path, tiny_overrides("p8_d48_32px", "linear"))
+    checkpoint = tiny_checkpoint(tmp_path, tiny_overrides("p8_d48_32px", "linear"))
     out = tmp_path / "exported"
     export_model(checkpoint, "onnx", out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
@@ -150,7 +132,7 @@ def test_a_model_torch_export_cannot_trace_exits_2(tmp_path, monkeypatch, cli):
         model.forward = lambda x: forward(x) if x.mean() > 0 else -forward(x)  # a branch on the data
         return model
 
-    checkpoint = _checkpoint(tmp_path, tiny_overrides("p8_d48_32px", "linear"))
+    checkpoint = tiny_checkpoint(tmp_path, tiny_overrides("p8_d48_32px", "linear"))
     monkeypatch.setattr(trained, "build_trained_model", restore_data_dependent)
     code, err = cli("export", str(checkpoint), "--format", "pt2")
     lines = err.strip().splitlines()
@@ -164,14 +146,14 @@ def test_a_model_over_2_gib_is_refused_for_onnx(tmp_path, monkeypatch):
     import insvp_cli.use.export as export
 
     monkeypatch.setattr(export, "ONNX_MAX_BYTES", 1024)
-    checkpoint = _checkpoint(tmp_path, tiny_overrides("p8_d48_32px", "linear"))
+    checkpoint = tiny_checkpoint(tmp_path, tiny_overrides("p8_d48_32px", "linear"))
     with pytest.raises(UsageError, match="one ONNX file holds at most 2 GiB: use --format pt2"):
         export_model(checkpoint, "onnx")
 
 
 def test_missing_extra_through_the_installed_script(tmp_path):
     """Without onnxruntime the command names the extra to install, in one line, with exit status 2."""
-    checkpoint = _checkpoint(tmp_path, tiny_overrides("p8_d48_32px", "linear"))
+    checkpoint = tiny_checkpoint(tmp_path, tiny_overrides("p8_d48_32px", "linear"))
     shim = tmp_path / "shim" / "onnxruntime"
     shim.mkdir(parents=True)
     (shim / "__init__.py").write_text("raise ImportError(\"No module named 'onnxruntime'\")\n")
@@ -184,6 +166,6 @@ def test_missing_extra_through_the_installed_script(tmp_path):
 
 
 def test_an_unknown_format_exits_2(tmp_path, cli):
-    checkpoint = _checkpoint(tmp_path, tiny_overrides("p8_d48_32px", "linear"))
+    checkpoint = tiny_checkpoint(tmp_path, tiny_overrides("p8_d48_32px", "linear"))
     code, err = cli("export", str(checkpoint), "--format", "torchscript")
     assert code == 2 and "'torchscript' is not one of 'onnx', 'pt2'" in err and "Traceback" not in err

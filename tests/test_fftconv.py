@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from insvp_cli.methods.build import build_model
 from insvp_cli.methods.insvp.colgrad import conv2d_column_grad
 from insvp_cli.methods.insvp.fftconv import PromptConv2d, fft_conv2d, fft_size, prefers_fft
-from tests.conftest import tiny_config, tiny_overrides
-from tests.test_export import PARAMS, _assert_exported_like_pytorch, _checkpoint
+from tests.conftest import tiny_checkpoint, tiny_config, tiny_overrides
+from tests.test_export import PARAMS, _assert_exported_like_pytorch
 
 
 def _close(actual: torch.Tensor, expected: torch.Tensor) -> None:
@@ -169,8 +169,8 @@ def test_release_prompters_give_the_same_logits_with_either_implementation(impl)
 def test_an_fft_model_exports_with_direct_convolutions(fmt, tmp_path):
     from insvp_cli.use.export import TOLERANCE, export_model
 
-    checkpoint = _checkpoint(tmp_path, [*tiny_overrides("p8_d48_32px", "insvp"), "method.preset=release",
-                                        "method.conv_impl=fft"])
+    checkpoint = tiny_checkpoint(tmp_path, [*tiny_overrides("p8_d48_32px", "insvp"), "method.preset=release",
+                                            "method.conv_impl=fft"])
     result = export_model(checkpoint, fmt)
     assert result.max_diff <= TOLERANCE
     _assert_exported_like_pytorch(checkpoint, result.out, fmt)

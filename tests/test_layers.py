@@ -17,7 +17,7 @@ PACKAGE = Path(insvp_cli.__file__).resolve().parent
 
 # bottom to top: a module may import its own layer and the layers below, never one above (docs/architecture.md)
 LAYERS = ("common", "config", "runtime", "backbone", "data", "methods", "resolve", "runs", "train", "use", "figures",
-          "experiments", "cli")
+          "serve", "experiments", "cli")
 # the files of a run folder: only the run layer opens them
 RUN_FILES = ("config.yaml", "best.pt", "last.pt", "resume.pt", "summary.json", "metrics.jsonl")
 MAX_LINES = 400

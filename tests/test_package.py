@@ -1,4 +1,5 @@
-"""The package as pip installs it: a wheel carries its recipes and the quickstart backbone and runs anywhere."""
+"""The package as pip installs it: a wheel carries its recipes, the quickstart backbone and the serve page, and runs
+anywhere."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ def test_the_wheel_holds_every_recipe_and_the_quickstart_backbone(wheel):
     splits = {f"insvp_cli/data/fgvc_splits/{name}/{split}.json.gz" for name in FGVC_SETS for split in ("train", "val",
                                                                                                    "test")}
     assert splits <= names and "insvp_cli/data/fgvc_splits/README.md" in names  # VPT's FGVC splits, with their source
+    assert {f"insvp_cli/serve/page/{name}" for name in ("index.html", "app.js", "style.css")} <= names
 
 
 def test_an_installed_wheel_runs_from_any_folder(wheel, tmp_path):

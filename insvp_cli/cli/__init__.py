@@ -4,7 +4,8 @@ Importing a module registers its commands; the import order below is the order `
 """
 
 from . import (  # noqa: F401, I001
-    train, predict, export, compare, quickstart, sweep, reproduce, report, params, figures, data, convert, recipes,
+    train, predict, export, serve, compare, quickstart, sweep, reproduce, report, params, figures, data, convert,
+    recipes,
 )
 from .app import app, main, run
 
