@@ -238,3 +238,30 @@ def test_divergence_in_the_first_epoch_says_nothing_was_kept(tmp_path, monkeypat
                         lambda cfg, mixup: lambda logits, y: real(cfg, mixup)(logits, y) * float("nan"))
     with pytest.raises(TrainingDiverged, match="no epoch finished, so nothing was kept"):
         fit(resolve_config(None, tiny_run("linear", 1)), tmp_path / "run")
+
+
+def test_a_resume_file_of_format_2_continues_the_run(tmp_path):
+    """resume.pt written by earlier versions (the scheduler's state, groups without their decay flag) still resumes,
+    to the same numbers as the run that was never interrupted."""
+    cfg = resolve_config(None, tiny_run("vpt", 3))
+    full = fit(cfg, tmp_path / "full")
+
+    def stop(row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(RunInterrupted):
+        fit(cfg, tmp_path / "old", on_epoch=stop)
+    path = tmp_path / "old" / "resume.pt"
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    step = state.pop("step")
+    for group in state["optimizer"]["param_groups"]:
+        group["initial_lr"] = cfg.train.lr
+        del group["decay"]
+    torch.save({**state, "format_version": 2, "scheduler": {"last_epoch": step, "base_lrs": [cfg.train.lr] * 2},
+                "rng": {}}, path)
+    assert fit(cfg, tmp_path / "old") == full
+
+    def without_timings(run):
+        return [{k: v for k, v in r.items() if "seconds" not in k and "per_s" not in k} for r in rows(run)]
+
+    assert without_timings(tmp_path / "old") == without_timings(tmp_path / "full")
