@@ -140,7 +140,7 @@ def plot(
     out: Annotated[Path, typer.Option("--out", "-o", help="The figure to write (.png, .pdf or .svg).",
                                       parser=out_file(*FIGURE_FORMATS))] = Path("figures/curves.png"),
 ) -> None:
-    """Training curves of one or many runs: loss, val and test accuracy and learning rate per epoch, one PNG."""
+    """Training curves of one or many runs: loss, val and test accuracy and learning rate per epoch, one figure."""
     from ..figures.curves import plot_curves
 
     def warn(line: str) -> None:

@@ -78,15 +78,15 @@ class _NamedStdout:
         return getattr(self._stream, name)
 
     def write(self, text):
-        try:
-            return self._stream.write(text)
-        except OSError as exc:
-            exc.filename = exc.filename or STDOUT
-            raise
+        return self._named(self._stream.write, text)
 
     def flush(self) -> None:
+        self._named(self._stream.flush)
+
+    @staticmethod
+    def _named(call, *args):
         try:
-            self._stream.flush()
+            return call(*args)
         except OSError as exc:
             exc.filename = exc.filename or STDOUT
             raise

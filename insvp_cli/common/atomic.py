@@ -32,14 +32,15 @@ def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO
     """Open a temp file beside ``path`` for writing; on a clean exit fsync it and rename it over ``path``.
 
     Whatever goes wrong inside the block (an error, Ctrl-C), the temp file is removed and ``path`` keeps
-    its previous contents (or stays absent). ``kwargs`` go to :func:`open` (e.g. ``newline=""`` for csv).
+    its previous contents (or stays absent); a write error names ``path``, never the temp file. ``kwargs`` go to
+    :func:`open` (e.g. ``newline=""`` for csv).
     """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as exc:
-        raise _about(exc, path) from None
+        raise _about(exc, path, None) from None
     try:
         # mkstemp's file is private (0600): give it the mode a plain open() would (the file's own, or the umask's)
         os.chmod(tmp, path.stat().st_mode & 0o7777 if path.exists() else _NEW_FILE_MODE)
@@ -50,15 +51,16 @@ def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise _about(exc, path) from exc
+        raise _about(exc, path, tmp) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def _about(exc: OSError, path: Path) -> OSError:
-    """``exc`` naming ``path``, the file the user asked for, instead of the hidden temp file (or nothing)."""
-    if exc.errno is None:
+def _about(exc: OSError, path: Path, tmp: str | None) -> OSError:
+    """``exc`` naming ``path``, the file the user asked for, instead of the hidden temp file ``tmp`` (or nothing); an
+    error about another file (read inside the block) stays as it is."""
+    if exc.errno is None or exc.filename not in (None, tmp):
         return exc
     return type(exc)(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
 

@@ -1,9 +1,10 @@
 """Typed configuration: dataclasses that validate themselves, and the coercion that builds them from YAML.
 
 This is the bottom layer: it imports neither torch nor the methods. Every numeric key carries its valid
-range (:func:`bounded`) and every choice its set (``Literal``); :func:`build_dataclass` checks both, so a
-bad value is an error that names the key path and what would be valid before any work starts. The
-resolver that layers defaults < recipes < ``--set`` is :mod:`insvp_cli.resolve.layers`.
+range with both ends (:func:`bounded`; the shared upper ends and why: :mod:`.limits`) and every choice its set
+(``Literal``); :func:`build_dataclass` checks both, so a bad value is an error that names the key path and what
+would be valid before any work starts. The resolver that layers defaults < recipes < ``--set`` is
+:mod:`insvp_cli.resolve.layers`.
 """
 
 from __future__ import annotations
