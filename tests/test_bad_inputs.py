@@ -24,7 +24,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import INSVP, tiny_run
+from tests.conftest import INSVP, insvp, tiny_run
 from tests.faults import fault_env
 
 Q = ("train", "--recipe", "quickstart", "--set", "train.epochs=1")  # the issue's shorthand
@@ -81,10 +81,6 @@ def files(*paths: str) -> Callable[[Path, Path], None]:
             (here / path).parent.mkdir(parents=True, exist_ok=True)
             (here / path).write_text("mine\n")
     return setup
-
-
-def _rm(*names: str) -> Callable[[Path], None]:
-    return lambda run: [(run / n).unlink() for n in names]
 
 
 def _write(name: str, data: bytes | str) -> Callable[[Path], None]:
@@ -435,9 +431,7 @@ def test_every_bad_input_is_one_honest_line_and_writes_nothing(trained, fixtures
 
 
 def test_workers_beyond_the_cpus_are_capped_with_one_note(trained, fixtures):
-    proc = subprocess.run([str(INSVP), "predict", str(trained / "best.pt"), str(fixtures / "imgs"), "--workers",
-                           "500"], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-                          timeout=300)
+    proc = insvp("predict", trained / "best.pt", fixtures / "imgs", "--workers", "500")
     assert proc.returncode == 0, proc.stderr
     notes = [line for line in proc.stderr.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and notes[0].startswith("note: --workers: 500 worker processes capped at"), proc.stderr
@@ -448,8 +442,7 @@ def test_a_damaged_summary_is_skipped_with_one_warning_line(trained, tmp_path):
     for name in ("good", "damaged"):
         shutil.copytree(trained, tmp_path / "runs" / name)
     (tmp_path / "runs" / "damaged" / "summary.json").write_text('{"method": "insvp", "test_acc": ')
-    proc = subprocess.run([str(INSVP), "params", "--plot", str(tmp_path / "runs"), "--out", str(tmp_path / "p.png")],
-                          capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    proc = insvp("params", "--plot", tmp_path / "runs", "--out", tmp_path / "p.png")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip() == (f"warning: skipped: {tmp_path / 'runs' / 'damaged' / 'summary.json'} cannot be "
                                    "read (JSONDecodeError); the run folder is damaged")
@@ -460,8 +453,7 @@ def test_plot_draws_what_is_there_of_damaged_metrics_with_a_warning_per_line(tra
     run = Path(shutil.copytree(trained, tmp_path / "run"))
     with (run / "metrics.jsonl").open("ab") as f:  # the issue's damaged rows, each on its own line
         f.write(b'{"epoch": 2, "lr": NaN, "train_loss": Infinity}\n[1, 2]\n\xff\xfe\n{"epoch": 3}\n{"epoch": 4, "tr')
-    proc = subprocess.run([str(INSVP), "plot", str(run), "--out", str(tmp_path / "c.png")], capture_output=True,
-                          text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    proc = insvp("plot", run, "--out", tmp_path / "c.png")
     assert proc.returncode == 0, proc.stderr
     metrics = run / "metrics.jsonl"
     assert proc.stderr.splitlines() == [f"warning: {metrics}:3: skipped: the line is not an epoch's row (an object "
@@ -473,15 +465,12 @@ def test_plot_draws_what_is_there_of_damaged_metrics_with_a_warning_per_line(tra
 
 def test_a_label_the_font_cannot_draw_is_no_warning(trained, tmp_path):
     run = shutil.copytree(trained, tmp_path / "运行")  # matplotlib's default font has no CJK glyphs
-    proc = subprocess.run([str(INSVP), "plot", str(run), "--out", str(tmp_path / "c.png")], capture_output=True,
-                          text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    proc = insvp("plot", run, "--out", tmp_path / "c.png")
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
 
 
 def test_a_run_with_more_workers_than_cpus_notes_it_once_and_no_loader_warning(tmp_path):
-    proc = subprocess.run([str(INSVP), "train", *(x for s in tiny_run("linear", 1, "data.num_workers=64")
-                                                  for x in ("--set", s)), "--out", str(tmp_path / "run")],
-                          capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=600)
+    proc = insvp("train", *_sets(*tiny_run("linear", 1, "data.num_workers=64")), "--out", tmp_path / "run")
     assert proc.returncode == 0, proc.stderr
     notes = [line for line in proc.stderr.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and notes[0].startswith("note: data.num_workers: 64 worker processes capped at")
