@@ -334,7 +334,7 @@ def test_e2vpt_table_runs_follow_its_two_stages_and_the_recipes_token_counts():
      "error: method.num_clusters: 20 clusters from method.cluster_samples=10 images"),
     (["method.name=e2vpt", "method.min_tokens=20"],
      "error: method.min_tokens: 20 is more than method.visual_tokens=10"),
-    (["method.name=sidetune", "method.side_image_size=32"], "error: method.side_image_size: 32 is not >= 63"),
+    (["method.name=sidetune", "method.side_image_size=32"], "error: method.side_image_size: 32 is not in [63, 4096]"),
     (["method.name=transhp", "method.revision=current", "method.block=1"],
      "error: method.block: 1 applies to method.revision=first only"),
 ])

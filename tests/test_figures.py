@@ -324,7 +324,7 @@ def test_params_plot_draws_every_finished_run(cli, runs, tmp_path):
     code, output = cli("params", "--plot", tmp_path / "empty")
     assert code == 2 and output.startswith(f"error: no finished run under {tmp_path / 'empty'} (a folder with "
                                            "summary.json); train one with: insvp train --recipe RECIPE")
-    assert cli("params", "--plot", runs, "--out", tmp_path / "fig5.pdf")[0] == 2
+    assert cli("params", "--plot", runs, "--out", tmp_path / "fig5.txt")[0] == 2
     assert cli("params", "--out", tmp_path / "fig5.png")[0] == 2
     assert cli("params", "--plot", runs, "--compare")[0] == 2
 

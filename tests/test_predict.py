@@ -159,10 +159,10 @@ def test_long_input_without_out_streams_csv_to_stdout(digit_run, monkeypatch):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--out", "preds.txt"], "--out preds.txt: the file name must end in .csv or .jsonl"),
-    (["--top-k", "0"], "--top-k 0 must be >= 1"),
+    (["--out", "preds.txt"], "--out preds.txt: its suffix '.txt'; the formats written are .csv or .jsonl"),
+    (["--top-k", "0"], "Invalid value for '--top-k'"),
     (["--device", "gpu"], "--device: 'gpu' is not a device"),
-    (["--batch-size", "0"], "--batch-size 0 must be >= 1"),
+    (["--batch-size", "0"], "Invalid value for '--batch-size'"),
 ])
 def test_usage_errors_exit_2_in_one_line(digit_run, cli, args, message):
     code, err = cli("predict", str(digit_run.checkpoint), str(digit_run.test_images[0]), *args)

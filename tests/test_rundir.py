@@ -109,11 +109,11 @@ def test_resume_applies_a_new_learning_rate_and_records_it(two_epochs, tmp_path)
 
 
 @pytest.mark.parametrize(("override", "message"), [
-    ("train.grad_clip=-1", "train.grad_clip: -1.0 is not > 0"),
-    ("train.min_lr=-0.1", "train.min_lr: -0.1 is not >= 0"),
+    ("train.grad_clip=-1", "train.grad_clip: -1.0 is not in (0, 1000000]"),
+    ("train.min_lr=-0.1", "train.min_lr: -0.1 is not in [0, 1000000]"),
     ("train.min_lr=0.1", "train.min_lr: 0.1 is above train.lr"),
-    ("train.eval_every=0", "train.eval_every: 0 is not >= 1"),
-    ("train.weight_decay=-1", "train.weight_decay: -1.0 is not >= 0"),
+    ("train.eval_every=0", "train.eval_every: 0 is not in [1, 100000]"),
+    ("train.weight_decay=-1", "train.weight_decay: -1.0 is not in [0, 1000000]"),
     ("train.label_smoothing=2.0", "train.label_smoothing: 2.0 is not in [0, 1)"),
     ("train.lr=.nan", "train.lr: nan is not a finite number"),
     ("train.device=tpu", "train.device: 'tpu' is not valid"),

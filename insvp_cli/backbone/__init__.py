@@ -18,6 +18,7 @@ from torch import nn
 
 from ..common.errors import UsageError, first_sentence
 from ..config.schema import BackboneConfig
+from ..runtime.memory import check_parameters
 from .patch_embed import use_patch_conv
 from .weights import _attach_classifier, load_local_weights, resolve_weights_path
 
@@ -46,6 +47,10 @@ def create_backbone(cfg: BackboneConfig, keep_classifier: bool = False) -> nn.Mo
     weights = cfg.weights
     headless = {**kwargs, "num_classes": 0}
     try:
+        if cfg.kwargs:  # a size the user chose: weighed on the meta device (no memory) before it is built
+            with torch.device("meta"):
+                check_parameters(timm.create_model(arch, pretrained=False, **headless),
+                                 f"backbone {cfg.name} with backbone.kwargs {cfg.kwargs}")
         if weights == "timm":
             model = _create_from_hub(cfg.name, kwargs if keep_classifier else headless)
         else:
@@ -56,6 +61,9 @@ def create_backbone(cfg: BackboneConfig, keep_classifier: bool = False) -> nn.Mo
                 model = timm.create_model(cfg.name, pretrained=False, **(kwargs if default_head else headless))
     except TypeError as exc:  # a kwargs key the architecture does not take
         raise UsageError(f"backbone.kwargs: {cfg.name} does not take them ({exc})") from None
+    except (ValueError, AssertionError, RuntimeError) as exc:  # values the architecture cannot be built with
+        raise UsageError(f"backbone.kwargs: {cfg.name} cannot be built with {cfg.kwargs} "
+                         f"({first_sentence(exc)})") from None
     _check_input_size(model, cfg)
     if weights not in ("timm", "none"):
         classifier = load_local_weights(model, resolve_weights_path(weights))
@@ -96,6 +104,15 @@ def freeze(model: nn.Module) -> None:
     """Stop gradients into ``model``'s weights and put it in eval mode (no dropout / drop-path)."""
     model.requires_grad_(False)
     model.eval()
+
+
+def token_shape(model: nn.Module) -> tuple[int, int]:
+    """``(tokens, width)`` of the first block's input per image (patches plus class and register tokens); ``(0, 0)``
+    for a model without a patch embedding."""
+    patches = getattr(getattr(model, "patch_embed", None), "num_patches", None)
+    if patches is None:
+        return 0, 0
+    return patches + getattr(model, "num_prefix_tokens", 0), getattr(model, "embed_dim", model.num_features)
 
 
 def data_config(model: nn.Module) -> dict[str, Any]:

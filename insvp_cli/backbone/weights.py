@@ -74,7 +74,11 @@ def load_local_weights(model: nn.Module, path: Path) -> dict[str, torch.Tensor]:
     head = _classifier_prefixes(model)
     classifier = {k: v for k, v in state_dict.items() if k.startswith(head)}
     state_dict = {k: v for k, v in state_dict.items() if not k.startswith(head)}
-    result = model.load_state_dict(state_dict, strict=False)
+    try:
+        result = model.load_state_dict(state_dict, strict=False)
+    except RuntimeError as exc:  # tensors of other shapes: weights of another size of the architecture
+        raise UsageError(f"backbone.weights: {path} does not fit {type(model).__name__} as backbone.name and "
+                         f"backbone.kwargs build it ({_first_mismatch(exc)})") from None
     missing = [k for k in result.missing_keys if not k.startswith(head)]
     unexpected = list(result.unexpected_keys)
     if missing or unexpected:
@@ -145,6 +149,12 @@ def _classifier_prefixes(model: nn.Module) -> tuple[str, ...]:
     classifier = getattr(model, "pretrained_cfg", {}).get("classifier", "head")
     names = classifier if isinstance(classifier, (list, tuple)) else [classifier]
     return tuple(f"{n}." for n in names)
+
+
+def _first_mismatch(exc: RuntimeError) -> str:
+    """The first ``size mismatch for KEY: ...`` line of ``load_state_dict``'s many-line error."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return next((line for line in lines if line.startswith("size mismatch")), lines[-1] if lines else str(exc))
 
 
 def _short(keys: list[str], limit: int = 6) -> str:

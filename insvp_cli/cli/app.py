@@ -17,7 +17,9 @@ so ``insvp --help``, usage errors and shell completion never pay for importing t
 
 from __future__ import annotations
 
+import errno
 import inspect
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -29,6 +31,8 @@ from rich.markup import escape
 from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from ..common.errors import RunInterrupted, TrainingDiverged, UsageError
+from ..runtime.memory import human_bytes
+from . import streams
 
 # help panels, in the order the commands are listed
 TRAIN, PAPER, INSPECT, TOOLS = "Train and use a model", "Reproduce the paper", "Inspect", "Tools"
@@ -156,21 +160,41 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error."),
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an error, and the libraries' "
+                                                      "warnings."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     _state["debug"] = debug
+    if debug:
+        streams.show_library_messages()
 
 
 def run(args: Sequence[str] | None = None) -> int:
     """Run the command line on ``args`` (default: ``sys.argv[1:]``) and return its exit code (see the module doc)."""
     _state["debug"] = False
+    if streams.stdout_closed():
+        print_error("stdout is closed, so nothing could be printed; redirect it instead (> FILE or > /dev/null)")
+        return 1
+    with streams.quiet_libraries(print_error), streams.named_stdout():
+        return _run(args)
+
+
+def _run(args: Sequence[str] | None) -> int:
     try:
-        code = app(args=list(args) if args is not None else None, prog_name="insvp", standalone_mode=False)
-        return code if isinstance(code, int) else 0
-    except typer.TyperException as exc:  # the parser's errors (click's, bundled with typer): the usual message
-        exc.show()
-        return exc.exit_code
+        try:
+            code = app(args=list(args) if args is not None else None, prog_name="insvp", standalone_mode=False)
+            sys.stdout.flush()  # a write error of stdout is reported here, not by the interpreter at exit
+            return code if isinstance(code, int) else 0
+        except SystemExit as exc:  # the parser's silent exit 1 on a closed pipe: handled as the error it was
+            if isinstance(exc.__context__, OSError):
+                raise exc.__context__ from None
+            raise
+    except typer.TyperException as exc:  # the parser's errors (click's, bundled with typer)
+        if not hasattr(exc, "ctx"):  # not a usage error: click's own message
+            exc.show()
+            return exc.exit_code
+        command = exc.ctx.command_path if exc.ctx is not None else "insvp"
+        return _fail(exc, f"{' '.join(exc.format_message().split())} ({command} --help shows the usage)", 2)
     except typer.Abort:
         print_error("aborted")
         return 1
@@ -185,11 +209,33 @@ def run(args: Sequence[str] | None = None) -> int:
     except TrainingDiverged as exc:
         return _fail(exc, str(exc), 1, label="training stopped:")
     except OSError as exc:
-        where = f" ({exc.filename})" if exc.filename else ""
-        return _fail(exc, f"{exc.strerror or exc}{where}", 1)
+        if exc.filename == streams.STDOUT:
+            streams.discard_stdout()  # what it still holds cannot be written either
+            if isinstance(exc, BrokenPipeError):  # `insvp ... | head` has what it wanted: quiet, as Unix tools are
+                return 0
+        return _fail(exc, _os_error(exc), 1)
     except Exception as exc:
+        if _out_of_memory(exc):
+            return _fail(exc, _out_of_memory(exc), 1)
         first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
         return _fail(exc, f"unexpected {type(exc).__name__}: {first} (insvp --debug ... shows the traceback)", 1)
+
+
+def _out_of_memory(exc: Exception) -> str:
+    """The line for PyTorch's allocation failures (``""`` for any other error): what was asked, and what to lower."""
+    text = str(exc)
+    if type(exc).__name__ != "OutOfMemoryError" and "can't allocate memory" not in text:
+        return ""
+    asked = re.search(r"allocate (\d+) bytes|[Tt]ried to allocate ([\d.]+ [KMGT]iB)", text)
+    size = "" if asked is None else f" ({human_bytes(int(asked[1])) if asked[1] else asked[2]} asked at once)"
+    return (f"out of memory{size}; lower data.batch_size, or the sizes of the model (prompt lengths, backbone.kwargs, "
+            "the image size)")
+
+
+def _os_error(exc: OSError) -> str:
+    """``reason (path)``: a file-system error in words, with the file it concerns."""
+    reason = "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+    return f"{reason} ({exc.filename})" if exc.filename else reason
 
 
 def _fail(exc: BaseException, message: str, code: int, label: str = "error:") -> int:

@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
+from ..common.paths import check_output_folder
+from ..config.limits import MAX_SEEDS
 from ..methods import COMPARED_BY_DEFAULT
 from .app import TRAIN, app, console
-from .options import RecipeOpt, SetOpt, recipes, split_names
+from .options import RecipeOpt, SetOpt, out_folder, recipes, split_names
 
 
 def print_comparison(results, title: str, out: Path, tuned: bool = False) -> None:
@@ -25,7 +27,7 @@ def compare(
     recipe: RecipeOpt = None,
     methods: Annotated[str, typer.Option(metavar="M1,M2,...", help="Comma-separated method names.")] = (
         ",".join(COMPARED_BY_DEFAULT)),
-    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="PATH", show_default=False,
+    out: Annotated[Path | None, typer.Option("--out", "-o", metavar="PATH", show_default=False, parser=out_folder(),
                                              help="Folder of the runs (or sweeps) and the tables (default: "
                                                   "runs/compare, with --sweep runs/compare-tuned).")] = None,
     overrides: SetOpt = None,
@@ -35,13 +37,13 @@ def compare(
     seeds: Annotated[int, typer.Option(min=1, help="Train each method with this many seeds (train.seed, +1, ...; "
                                                    "OUT/METHOD, OUT/METHOD-seed1, ...): accuracies as mean ± std "
                                                    "(N). With --sweep: every trial trains them and the sweep "
-                                                   "selects on the mean.")] = 1,
+                                                   "selects on the mean.", max=MAX_SEEDS)] = 1,
 ) -> None:
     """Train several methods on the same recipe (same seed, data, schedule) and compare them (paper Table 1)."""
     from ..experiments.compare import compare_runs
 
     names = split_names(methods, "--methods", ",".join(COMPARED_BY_DEFAULT))
-    out = out if out is not None else Path("runs/compare-tuned" if sweep else "runs/compare")
+    out = out if out is not None else check_output_folder(Path("runs/compare-tuned" if sweep else "runs/compare"))
     results = compare_runs(recipes(recipe), names, out, overrides or [], console=None, sweep=sweep, seeds=seeds)
     title = f"{', '.join(names)} on {' + '.join(recipe) if recipe else 'the defaults'}"
     if seeds > 1:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .app import TOOLS, App, app, console, print_error
-from .options import RecipeOpt, SetOpt, recipes
+from .options import RecipeOpt, SetOpt, out_folder, recipes
 
 if TYPE_CHECKING:
     from ..data.check import CheckReport
@@ -45,7 +45,8 @@ def prepare(
         help="Datasets or groups: all, hta (the ten HTA datasets), fgvc (VPT's five), vtab (the 19 VTAB-1k tasks), or "
              "names such as cifar10, cub, vtab/dtd (--dry-run all lists them).", metavar="NAME", show_default=False)],
     root: Annotated[Path, typer.Option(help="Folder of the dataset folders (the recipes read data/<name>, insvp "
-                                            "reproduce --data-root this folder).")] = Path("data"),
+                                            "reproduce --data-root this folder).", parser=out_folder("--root"))] = (
+        Path("data")),
     from_dir: Annotated[Path | None, typer.Option(
         "--from", help="Folder of files downloaded by hand (another machine, a browser): found by name, verified and "
                        "used without network.", show_default=False)] = None,
@@ -57,7 +58,7 @@ def prepare(
         help="YAML of your own pinned files (per file name: size and sha256 or md5), replacing the table's size and "
              "digest of those files (a mirror's re-packed archives).", show_default=False)] = None,
     retries: Annotated[int, typer.Option(min=0, help="Attempts after a refused or dropped connection, each resuming "
-                                                     "the partial file, with exponential backoff.")] = 5,
+                                                     "the partial file, with exponential backoff.", max=100)] = 5,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the files, where each comes from, their sizes and "
                                                             "the total; fetch nothing.")] = False,
 ) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from .app import TRAIN, app, console, err_console
-from .options import CheckpointArg, SetOpt
+from .options import CheckpointArg, SetOpt, out_folder
 
 
 class ExportFormat(str, Enum):
@@ -23,7 +23,8 @@ def export(
     fmt: Annotated[ExportFormat, typer.Option("--format", "-f", help="onnx: one model.onnx for onnxruntime; "
                                               "pt2: model.pt2 for torch.export.load.")] = ExportFormat.onnx,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: export-FORMAT beside "
-                                             "the checkpoint).", metavar="PATH", show_default=False)] = None,
+                                             "the checkpoint).", metavar="PATH", show_default=False,
+                                             parser=out_folder())] = None,
     overrides: SetOpt = None,
 ) -> None:
     """Export the whole model (backbone, prompt generators, head) with a dynamic batch axis.

@@ -9,8 +9,10 @@ from typing import Annotated
 import typer
 
 from ..common.errors import UsageError
+from ..config.limits import MAX_COUNT, SEED_MAX
+from ..figures import FIGURE_FORMATS
 from .app import INSPECT, app, console, err_console
-from .options import CheckpointArg, DeviceOpt, RunsOpt, SetOpt
+from .options import CheckpointArg, DeviceOpt, RunsOpt, SetOpt, out_file, out_folder
 
 
 class CamMethod(str, Enum):
@@ -37,7 +39,8 @@ def gradcam(
     checkpoint: CheckpointArg,
     images: Annotated[list[str], typer.Argument(help="Image files, folders of images, or glob patterns (quoted).",
                                                 show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the figures.")] = Path("figures"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the figures.", parser=out_folder())] = (
+        Path("figures")),
     target: Annotated[str | None, typer.Option(help="Class to explain: a class name, else a label index "
                                                     "(default: the predicted class).", show_default=False)] = None,
     cam: Annotated[CamMethod, typer.Option(help="Class activation map method (pytorch-grad-cam).")] = CamMethod.gradcam,
@@ -82,11 +85,12 @@ def tsne(
     split: Annotated[TsneSplit, typer.Option(help="The split (always with the evaluation transform).")] = (
         TsneSplit.test),
     max_samples: Annotated[int, typer.Option(help="A seeded random subset of this many samples; 0: all.",
-                                             min=0)] = 2000,
+                                             min=0, max=MAX_COUNT)] = 2000,
     of: Annotated[Embedding, typer.Option(help="What to embed: the final features (Fig. 8), InsVP's specific "
                                                "prompt p_s (Fig. 6), or both.")] = Embedding.both,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for tsne.png and the CSVs.")] = Path("figures"),
-    seed: Annotated[int, typer.Option(help="Seeds the subset, PCA and t-SNE.")] = 0,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for tsne.png and the CSVs.",
+                                      parser=out_folder())] = Path("figures"),
+    seed: Annotated[int, typer.Option(help="Seeds the subset, PCA and t-SNE.", min=0, max=SEED_MAX)] = 0,
     device: DeviceOpt = "auto",
     overrides: SetOpt = None,
 ) -> None:
@@ -96,12 +100,12 @@ def tsne(
     With --dataset, a run with p_s is preferred when p_s is asked for. --set overrides change the
     checkpoint's config, e.g. data.root=PATH.
     """
+    if (checkpoint is None) == (dataset is None):
+        raise UsageError("give either a checkpoint (insvp tsne CKPT) or --dataset NAME")
     from ..figures.tsne import EMBEDDINGS, find_run, offers, tsne_figures
     from ..runs.folder import RunFolder
     from ..runs.trained import TrainedModel
 
-    if (checkpoint is None) == (dataset is None):
-        raise UsageError("give either a checkpoint (insvp tsne CKPT) or --dataset NAME")
     wanted = list(EMBEDDINGS) if of is Embedding.both else [of.value]
     if dataset is not None:
         run = find_run(runs, dataset, method, prefer="specific-prompt" if "specific-prompt" in wanted else None)
@@ -133,9 +137,10 @@ def tsne(
 def plot(
     runs: Annotated[list[Path], typer.Argument(help="Run folders of insvp train (finished or not).", metavar="RUN...",
                                                show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="The PNG to write.")] = Path("figures/curves.png"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="The figure to write (.png, .pdf or .svg).",
+                                      parser=out_file(*FIGURE_FORMATS))] = Path("figures/curves.png"),
 ) -> None:
-    """Training curves of one or many runs: loss, val and test accuracy and learning rate per epoch, one PNG."""
+    """Training curves of one or many runs: loss, val and test accuracy and learning rate per epoch, one figure."""
     from ..figures.curves import plot_curves
 
     def warn(line: str) -> None:

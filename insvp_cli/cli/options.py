@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from ..common.paths import check_output_file, check_output_folder
 from ..experiments.reproduce.paper_tables import PAPER_TABLES
 
 
@@ -53,6 +55,17 @@ def table_name(value: str) -> str:
     if registry is not None and value in registry.TABLES.names():
         return value
     raise typer.BadParameter(f"{value!r} is not one of {', '.join(PAPER_TABLES)}")
+
+
+def out_file(*suffixes: str, option: str = "--out") -> Callable[[str | Path], Path]:
+    """The parser of an option naming a file to write in one of ``suffixes``: checked as it is parsed, before any
+    work (:func:`~insvp_cli.common.paths.check_output_file`)."""
+    return lambda value: check_output_file(value, suffixes, option)
+
+
+def out_folder(option: str = "--out") -> Callable[[str | Path], Path]:
+    """The parser of an option naming a folder to write into: checked as it is parsed, before any work."""
+    return lambda value: check_output_folder(value, option)
 
 
 DeviceOpt = Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")]

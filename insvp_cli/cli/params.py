@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..common.errors import UsageError
+from ..config.limits import MAX_CLASSES
+from ..figures import FIGURE_FORMATS
 from .app import INSPECT, app, console
-from .options import Format, RecipeOpt, SetOpt, recipes
+from .options import Format, RecipeOpt, SetOpt, out_file, recipes
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -27,14 +29,15 @@ def params(
                                                show_default=False)] = None,
     backbone: Annotated[str | None, typer.Option(help="timm model name (overrides backbone.name).",
                                                  show_default=False)] = None,
-    num_classes: Annotated[int, typer.Option(help="Classes of the head.", min=1)] = 100,
+    num_classes: Annotated[int, typer.Option(help="Classes of the head.", min=1, max=MAX_CLASSES)] = 100,
     compare: Annotated[bool, typer.Option("--compare", help="One row per registered method (paper Fig. 5).")] = False,
     overrides: SetOpt = None,
     fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
     plot: Annotated[Path | None, typer.Option(help="Plot test accuracy vs trainable parameters of every finished "
                                                    "run under this folder (paper Fig. 5).", show_default=False)] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="With --plot: the PNG file (default: "
-                                             "PLOT/params-vs-accuracy.png).", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="With --plot: the figure file, .png, .pdf or .svg "
+                                             "(default: PLOT/params-vs-accuracy.png).", show_default=False,
+                                             parser=out_file(*FIGURE_FORMATS))] = None,
 ) -> None:
     """Count the parameters of each component (prompters, prompts, head, frozen backbone). No weights needed.
 
@@ -42,6 +45,22 @@ def params(
     parameters without and with the head and their share of the backbone. method.KEY=value overrides apply
     to the methods that have KEY. With --plot RUNS: the trained runs' parameters against their accuracy.
     """
+    from ..resolve.layers import resolve_config
+
+    if plot is not None:
+        _plot(plot, out, compare or method is not None)
+        return
+    if out is not None:
+        raise UsageError("--out is the file of --plot; use it with --plot RUNS_DIR")
+    if compare and method:
+        raise UsageError("--compare builds every registered method; leave out --method")
+    sets = list(overrides or [])
+    if method:
+        sets.insert(0, f"method.name={method}")
+    if backbone and not compare:
+        sets.insert(0, f"backbone.name={backbone}")
+    # one method's config: bad values fail before torch (--compare checks its method keys against every method)
+    cfg = None if compare else resolve_config(recipes(recipe), [*sets, "backbone.weights=none"])
     from ..experiments.params import compare_methods
     from ..methods.params import (
         COMPARISON_HEADERS,
@@ -51,26 +70,12 @@ def params(
         count_parameters,
         shape_only,
     )
-    from ..resolve.layers import resolve_config
 
-    if plot is not None:
-        _plot(plot, out, compare or method is not None)
-        return
-    if out is not None:
-        raise UsageError("--out is the file of --plot; use it with --plot RUNS_DIR")
-    sets = list(overrides or [])
     if compare:
-        if method:
-            raise UsageError("--compare builds every registered method; leave out --method")
         reports = compare_methods(backbone, num_classes, sets, recipe=recipes(recipe), on_skip=_skipped)
         _emit(fmt, COMPARISON_HEADERS, comparison_rows(reports), [r.to_dict() for r in reports],
               _comparison_title(reports))
         return
-    if method:
-        sets.insert(0, f"method.name={method}")
-    if backbone:
-        sets.insert(0, f"backbone.name={backbone}")
-    cfg = resolve_config(recipes(recipe), [*sets, "backbone.weights=none"])
     report = count_parameters(shape_only(cfg, num_classes), cfg.method.name, cfg.backbone.name)
     if fmt is Format.table:
         console.print(param_table(report))

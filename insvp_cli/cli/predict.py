@@ -8,8 +8,10 @@ from typing import Annotated
 
 import typer
 
+from ..config.limits import MAX_BATCH, MAX_CLASSES, MAX_WORKERS
+from ..use.formats import PREDICTION_FORMATS
 from .app import TRAIN, app, console, err_console
-from .options import CheckpointArg, DeviceOpt, SetOpt
+from .options import CheckpointArg, DeviceOpt, SetOpt, out_file
 
 SHORT_INPUT = 20  # up to this many files the rows are shown as a table; beyond, a progress bar
 
@@ -20,15 +22,18 @@ def predict(
     inputs: Annotated[list[str], typer.Argument(help="Image files, folders (recursive) or glob patterns (quoted).",
                                                 metavar="INPUT...", show_default=False)],
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="Classes per image (at most the number of classes).",
-                                       metavar="K")] = 5,
+                                       metavar="K", min=1, max=MAX_CLASSES)] = 5,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the rows to FILE.csv or FILE.jsonl "
                                              "(atomically). Without it: a table for short inputs, CSV on stdout "
-                                             "for long ones.", metavar="PATH", show_default=False)] = None,
+                                             "for long ones.", metavar="PATH", show_default=False,
+                                             parser=out_file(*PREDICTION_FORMATS))] = None,
     batch_size: Annotated[int | None, typer.Option(help="Images per batch (default: the checkpoint's "
-                                                   "data.batch_size).", metavar="N", show_default=False)] = None,
+                                                   "data.batch_size).", metavar="N", show_default=False, min=1,
+                                                   max=MAX_BATCH)] = None,
     device: DeviceOpt = "auto",
     workers: Annotated[int | None, typer.Option(help="Loader worker processes (default: the checkpoint's "
-                                                "data.num_workers).", metavar="N", show_default=False)] = None,
+                                                "data.num_workers; at most the CPUs this process may use).",
+                                                metavar="N", show_default=False, min=0, max=MAX_WORKERS)] = None,
     overrides: SetOpt = None,
 ) -> None:
     """Classify image files with a checkpoint's model: path, top-k classes and probabilities per image.
@@ -39,12 +44,12 @@ def predict(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..use.predict import InputFiles, output_format, write_predictions
-    from ..use.predict import predict as run_predict
+    from ..use.inputs import InputFiles
 
-    if out is not None:
-        output_format(out)  # a bad file name fails before the model is built
-    files = InputFiles.find(inputs, exclude=out)
+    files = InputFiles.find(inputs, exclude=out)  # a missing input is answered before torch is imported
+    from ..use.predict import predict as run_predict
+    from ..use.predict import write_predictions
+
     short = len(files) <= SHORT_INPUT
     with Progress(TextColumn("[bold]images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err_console, transient=True, redirect_stdout=False, redirect_stderr=False,

@@ -9,12 +9,13 @@ import typer
 
 from .app import TRAIN, app, console
 from .compare import print_comparison
-from .options import SetOpt
+from .options import SetOpt, out_folder
 
 
 @app.command(rich_help_panel=TRAIN)
 def quickstart(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder of the quickstart runs.")] = Path("runs/quickstart"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder of the quickstart runs.", parser=out_folder())] = (
+        Path("runs/quickstart")),
     pretrain: Annotated[bool, typer.Option("--pretrain", help="Also pretrain the backbone on digits 0-4 instead of "
                                                               "using the shipped one (the command that made it).")]
     = False,

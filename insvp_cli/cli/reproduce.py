@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..config.limits import MAX_SEEDS
 from .app import PAPER, app, console
 from .options import TABLE_METAVAR, RunsOpt, SetOpt, split_names, table_name
 
@@ -33,7 +34,7 @@ def reproduce(
                                                       "default grid) into RUN-tuned; insvp report then shows the "
                                                       "tuned cells, marked.")] = False,
     seeds: Annotated[int, typer.Option(min=1, help="Train every run with this many seeds (RUN, RUN-seed1, ...); "
-                                                   "insvp report shows mean ± std (N).")] = 1,
+                                                   "insvp report shows mean ± std (N).", max=MAX_SEEDS)] = 1,
     gpus: Annotated[str | None, typer.Option(metavar="0,1,...", help="Start one worker per GPU (CUDA_VISIBLE_DEVICES), "
                                              "sharing the table's runs; logs in RUNS/workers/.",
                                              show_default=False)] = None,
@@ -50,8 +51,8 @@ def reproduce(
     from ..runtime.devices import visible_gpus
 
     names = None if methods is None else split_names(methods, "--methods", DEFAULT_METHOD)
-    if gpus is not None and not dry_run:
-        devices = workers.parse_gpus(gpus)
+    devices = None if gpus is None else workers.parse_gpus(gpus)  # checked with --dry-run too
+    if devices is not None and not dry_run:
         runner.plan_table(table, data_root, runs, names, overrides or [], weights_dir, seeds=seeds)  # fail fast
         args = workers.reproduce_args(table, data_root, runs, seeds, weights_dir, methods, tune, overrides or [])
         if workers.run_workers(args, devices, runs, _say):

@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 
 from ..common.errors import RunInterrupted
+from ..config.limits import MAX_SEEDS, MAX_TRIALS
 from .app import TRAIN, app, console
-from .options import RecipeOpt, SetOpt, recipes
+from .options import RecipeOpt, SetOpt, out_folder, recipes
 
 
 class Sampler(str, Enum):
@@ -20,7 +21,7 @@ class Sampler(str, Enum):
 
 @app.command(rich_help_panel=TRAIN)
 def sweep(
-    out: Annotated[Path, typer.Option("--out", "-o", metavar="PATH", show_default=False,
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="PATH", show_default=False, parser=out_folder(),
                                       help="Sweep folder: trials/, study.journal, sweep.md, best.yaml, ... The same "
                                            "for every worker.")],
     recipe: RecipeOpt = None,
@@ -33,7 +34,7 @@ def sweep(
         help="Search KEY in [LO, HI] (log-uniform with :log); needs --sampler tpe. Repeatable.")] = None,
     sampler: Annotated[Sampler, typer.Option(help="grid: every point of the grids once; tpe: --trials N trials of "
                                                   "Optuna's TPE.")] = Sampler.grid,
-    trials: Annotated[int | None, typer.Option(metavar="N", show_default=False,
+    trials: Annotated[int | None, typer.Option(metavar="N", show_default=False, min=1, max=MAX_TRIALS,
                                                help="Trials of --sampler tpe.")] = None,
     prune: Annotated[bool, typer.Option("--prune", help="Stop trials whose validation accuracy is below the median "
                                                         "of earlier trials at the same epoch.")] = False,
@@ -43,7 +44,7 @@ def sweep(
     study: Annotated[str | None, typer.Option(metavar="NAME", show_default=False,
                                               help="Study name in the storage (default: the --out path).")] = None,
     seeds: Annotated[int, typer.Option(min=1, help="Seeds per trial (trial-NNNN, trial-NNNN-seed1, ...): select on "
-                                                   "the mean of their best validation accuracies.")] = 1,
+                                                   "the mean of their best validation accuracies.", max=MAX_SEEDS)] = 1,
 ) -> None:
     """Search hyper-parameters on the validation split, as the works InsVP compares with did.
 
@@ -54,10 +55,11 @@ def sweep(
     several times (one per GPU or node) to share the work; rerun it after an interruption to continue.
     """
     from ..experiments.sweep.plan import plan_sweep
-    from ..experiments.sweep.study import run_sweep
 
     plan = plan_sweep(recipes(recipe), overrides or [], out, grid or [], ranges or [], sampler.value, trials, prune,
                       storage, study, seeds)
+    from ..experiments.sweep.study import run_sweep  # Optuna and torch: once the sweep is known to be good
+
     unit = "point" if plan.sampler == "grid" else "trial"
     console.print(f"sweep {plan.base.method.name} on {plan.base.data.name}: {plan.size} {unit}"
                   f"{'s' if plan.size != 1 else ''} of "

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from .app import TRAIN, app, console
-from .options import CheckpointArg, RecipeOpt, SetOpt, Split, recipes
+from .options import CheckpointArg, RecipeOpt, SetOpt, Split, out_folder, recipes
 
 
 @app.command(rich_help_panel=TRAIN)
@@ -18,7 +18,8 @@ def train(
     recipe: RecipeOpt = None,
     overrides: SetOpt = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder, new or empty (default: "
-                                                                  "output_dir/run_name).", show_default=False)] = None,
+                                                                  "output_dir/run_name).", show_default=False,
+                                             parser=out_folder())] = None,
     resume: Annotated[Path | None, typer.Option(help="Continue the run in this folder; --set may change only "
                                                      "paths, workers, device, epochs and the optimizer's scalars.",
                                                 show_default=False)] = None,

@@ -37,4 +37,4 @@ class TrainingDiverged(RuntimeError):
 def first_sentence(exc: BaseException) -> str:
     """``Type: first sentence`` of an exception, for one-line errors (torch's load errors run to pages)."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc)).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0].split('. ')[0][:200] if text else ''}"
+    return f"{type(exc).__name__}: {text.splitlines()[0].split('. ')[0][:200]}" if text else type(exc).__name__

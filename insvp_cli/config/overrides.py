@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from ..common.errors import ConfigError
+from ..common.yamlio import safe_load
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -20,9 +21,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
         raise ConfigError(f"--set {text!r}: expected KEY.PATH=VALUE, e.g. train.lr=0.001")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({exc.problem})") from None
+        raise ConfigError(f"--set {text!r}: the value is not valid YAML ({getattr(exc, 'problem', exc)})") from None
     return key.strip().split("."), value
 
 

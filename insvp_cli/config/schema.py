@@ -1,9 +1,10 @@
 """Typed configuration: dataclasses that validate themselves, and the coercion that builds them from YAML.
 
 This is the bottom layer: it imports neither torch nor the methods. Every numeric key carries its valid
-range (:func:`bounded`) and every choice its set (``Literal``); :func:`build_dataclass` checks both, so a
-bad value is an error that names the key path and what would be valid before any work starts. The
-resolver that layers defaults < recipes < ``--set`` is :mod:`insvp_cli.resolve.layers`.
+range with both ends (:func:`bounded`; the shared upper ends and why: :mod:`.limits`) and every choice its set
+(``Literal``); :func:`build_dataclass` checks both, so a bad value is an error that names the key path and what
+would be valid before any work starts. The resolver that layers defaults < recipes < ``--set`` is
+:mod:`insvp_cli.resolve.layers`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,18 @@ import yaml
 
 from ..common.errors import ConfigError
 from .coerce import bounded
+from .limits import (
+    MAX_BATCH,
+    MAX_BLOCKS,
+    MAX_CLASSES,
+    MAX_COUNT,
+    MAX_EPOCHS,
+    MAX_FACTOR,
+    MAX_IMAGE_SIZE,
+    MAX_WIDTH,
+    MAX_WORKERS,
+    SEED_MAX,
+)
 from .protocols import Protocol, shared_grid
 
 DEFAULT_METHOD = "insvp"
@@ -33,13 +46,22 @@ class BackboneConfig:
             (random init: tests, ``insvp params``), or a local file (``.safetensors``, ``.pth``/``.pt``,
             a MoCo v3 ``.pth.tar``, Google ``.npz``).
         img_size: input resolution if not the model's default (must be divisible by the patch size).
-        kwargs: extra keyword arguments for ``timm.create_model`` (e.g. ``depth`` for tiny test models).
+        kwargs: extra keyword arguments for ``timm.create_model`` (e.g. ``depth`` for tiny test models); integers in
+            ``[0, MAX_WIDTH]``, block counts (``depth``, ``depths``) at most ``MAX_BLOCKS`` (:mod:`.limits`); what
+            the architecture then weighs is checked against the machine before it is built.
     """
 
     name: str = "vit_base_patch16_224.augreg_in21k"
     weights: str = "timm"
-    img_size: int | None = bounded(None, ge=1)
+    img_size: int | None = bounded(None, ge=1, le=MAX_IMAGE_SIZE)
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for key, value in self.kwargs.items():
+            high = MAX_BLOCKS if key in ("depth", "depths") else MAX_WIDTH
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, int) and not isinstance(item, bool) and not 0 <= item <= high:
+                    raise ConfigError(f"backbone.kwargs.{key}: {item} is not in [0, {high}]")
 
 
 @dataclass
@@ -80,17 +102,17 @@ class DataConfig:
     split_dir: str | None = None
     download: bool = False
     val_fraction: float = bounded(0.1, gt=0, lt=1)
-    seed: int = bounded(0, ge=0)
-    classes: list[int] | None = bounded(None, ge=0)
-    shots: int | None = bounded(None, ge=1)
-    shot_seed: int = bounded(0, ge=0)
+    seed: int = bounded(0, ge=0, le=SEED_MAX)
+    classes: list[int] | None = bounded(None, ge=0, lt=MAX_CLASSES)
+    shots: int | None = bounded(None, ge=1, le=MAX_COUNT)
+    shot_seed: int = bounded(0, ge=0, le=SEED_MAX)
     hierarchy: str | None = None
-    image_size: int | None = bounded(None, ge=1)
+    image_size: int | None = bounded(None, ge=1, le=MAX_IMAGE_SIZE)
     resize: Literal["crop", "direct"] = "crop"
     augment: bool = True
     vtab_protocol: Literal["tune", "final"] = "tune"
-    batch_size: int = bounded(64, ge=1)
-    num_workers: int = bounded(4, ge=0)
+    batch_size: int = bounded(64, ge=1, le=MAX_BATCH)
+    num_workers: int = bounded(4, ge=0, le=MAX_WORKERS)
     on_bad_image: Literal["error", "skip"] = "error"
 
 
@@ -135,27 +157,27 @@ class TrainConfig:
             :mod:`insvp_cli.train.loggers`).
     """
 
-    epochs: int = bounded(100, ge=1)
-    lr: float = bounded(1e-3, gt=0)
-    weight_decay: float = bounded(1e-3, ge=0)
+    epochs: int = bounded(100, ge=1, le=MAX_EPOCHS)
+    lr: float = bounded(1e-3, gt=0, le=MAX_FACTOR)
+    weight_decay: float = bounded(1e-3, ge=0, le=MAX_FACTOR)
     optimizer: Literal["adamw", "adam", "sgd"] = "adamw"
     momentum: float = bounded(0.9, ge=0, lt=1)
     schedule: Literal["cosine", "multistep"] = "cosine"
     milestones: list[float] = bounded(default_factory=list, gt=0, lt=1)
     gamma: float = bounded(0.1, gt=0, le=1)
     warmup_fraction: float = bounded(0.2, ge=0, lt=1)
-    min_lr: float = bounded(1e-6, ge=0)
-    mixup: float = bounded(0.8, ge=0)
-    cutmix: float = bounded(1.0, ge=0)
+    min_lr: float = bounded(1e-6, ge=0, le=MAX_FACTOR)
+    mixup: float = bounded(0.8, ge=0, le=MAX_FACTOR)
+    cutmix: float = bounded(1.0, ge=0, le=MAX_FACTOR)
     mix_prob: float = bounded(0.5, ge=0, le=1)
     switch_prob: float = bounded(0.5, ge=0, le=1)
     label_smoothing: float = bounded(0.1, ge=0, lt=1)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    grad_clip: float | None = bounded(None, gt=0)
-    seed: int = bounded(0, ge=0)
+    grad_clip: float | None = bounded(None, gt=0, le=MAX_FACTOR)
+    seed: int = bounded(0, ge=0, le=SEED_MAX)
     device: str = "auto"
     test_every_epoch: bool = False
-    eval_every: int = bounded(1, ge=1)
+    eval_every: int = bounded(1, ge=1, le=MAX_EPOCHS)
     compile: bool = False
     loggers: list[Literal["tensorboard", "mlflow"]] = field(default_factory=list)
 

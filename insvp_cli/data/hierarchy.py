@@ -22,9 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from ..common.errors import UsageError
+from ..common.yamlio import read_yaml
 from ..config.schema import DataConfig
 
 BUILTIN = Path(__file__).resolve().parent / "hierarchies"
@@ -84,12 +83,14 @@ def read_hierarchy(path: Path) -> Hierarchy:
     if not path.is_file():
         raise UsageError(f"hierarchy {path} does not exist (data.hierarchy: a YAML or JSON file mapping classes "
                          "to coarse labels)")
-    try:
-        text = path.read_text()
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
-        raise UsageError(f"hierarchy {path} cannot be read ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if path.suffix != ".json":
+        data = read_yaml(path)
+    else:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise UsageError(f"hierarchy {path} cannot be read ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     if not isinstance(data, dict) or not data:
         raise UsageError(f"hierarchy {path}: expected a mapping of class -> coarse label or coarse label -> "
                          "[classes]")

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from torch.utils.data._utils.collate import default_collate
 
 from ..config.schema import DataConfig
+from ..runtime.cpus import cap_workers
 from .base import BadImage, BadImageError, LabelledImages
 
 if TYPE_CHECKING:
@@ -61,6 +62,8 @@ class ImageLoader(DataLoader):
     """
 
     def __init__(self, dataset: LabelledImages, *, on_bad_image: Literal["error", "skip"] = "error", **kwargs: Any):
+        # more worker processes than CPUs only wait for each other: capped here, with a note, for every loader
+        kwargs["num_workers"] = cap_workers(kwargs.get("num_workers", 0))
         super().__init__(dataset, collate_fn=collate, **kwargs)
         self.on_bad_image = on_bad_image
         self._bad_images: list[str] = []

@@ -20,7 +20,7 @@ from typing import Any
 from ..common.atomic import atomic_write_text
 from ..common.errors import UsageError
 from ..common.tables import Spread, csv_table, markdown_table, short_value
-from ..config.overrides import parse_override
+from ..config.overrides import overrides_tree
 from ..resolve.layers import resolve_config
 from ..resolve.recipes import Recipe
 from ..runs.folder import RunFolder
@@ -78,8 +78,9 @@ def refuse_method_override(overrides: Sequence[str], owner: str) -> None:
     Raises:
         UsageError: naming the ``--set`` and where the methods come from instead.
     """
-    for text in overrides:
-        if parse_override(text)[0] == ["method", "name"]:
+    for text in overrides:  # `method.name=x` and `method={name: x}` alike
+        method = overrides_tree([text]).get("method")
+        if isinstance(method, dict) and "name" in method:
             raise UsageError(f"--set {text}: the methods come from {owner}; leave method.name out of --set")
 
 

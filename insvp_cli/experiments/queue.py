@@ -21,6 +21,7 @@ is raised by ``k`` too, as NOAH's few-shot protocol draws new shots per seed.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..common.errors import RunInUse, UsageError
+from ..common.notes import warn
 from ..config.overrides import flatten, format_override
 from ..config.schema import Config
 from ..resolve.stored import with_overrides
@@ -134,5 +136,17 @@ def finished_seeds(folder: Path) -> list[RunFolder]:
 
 
 def test_accuracies(runs: Sequence[RunFolder]) -> list[float]:
-    """The test accuracy in each finished run's summary."""
-    return [float(run.read_summary()["test_acc"]) for run in runs]
+    """The test accuracy in each finished run's summary; a summary that cannot be read or holds no test accuracy is
+    skipped with a warning (the run counts as missing)."""
+    accuracies = []
+    for run in runs:
+        try:
+            acc = run.read_summary().get("test_acc")
+        except UsageError as exc:
+            warn(f"skipped: {exc}")
+            continue
+        if isinstance(acc, bool) or not isinstance(acc, int | float) or not math.isfinite(acc):
+            warn(f"{run.path / run.SUMMARY}: skipped: its test_acc is {acc!r}, not a number")
+            continue
+        accuracies.append(float(acc))
+    return accuracies

@@ -16,10 +16,15 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 DPI = 100  # small PNGs that still show every pixel of a 32 px input when drawn at 2 in
+# what a figure file may be: a PNG, or the vector formats a paper takes
+FIGURE_FORMATS = (".png", ".pdf", ".svg")
 
 
 def save_figure(fig: Figure, path: Path, dpi: int = DPI) -> Path:
-    """Write ``fig`` to ``path`` (its folder created if needed); torch-free, so drawing metrics needs no model."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    """Write ``fig`` to ``path`` atomically, in the format of its suffix (one of :data:`FIGURE_FORMATS`; its folder
+    created if needed); torch-free, so drawing metrics needs no model."""
+    from ..common.atomic import atomic_open
+
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format=path.suffix.lower().removeprefix(".") or "png", dpi=dpi)
     return path

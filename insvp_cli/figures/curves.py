@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from ..common.errors import UsageError
+from ..common.paths import check_output_file
 from ..runs.folder import RunFolder
+from . import FIGURE_FORMATS
 
 
 def run_label(run: Path, runs: Sequence[Path]) -> str:
@@ -30,14 +32,16 @@ def _points(rows: Sequence[dict[str, Any]], key: str) -> list[tuple[int, float]]
 
 
 def plot_curves(runs: Sequence[Path], out: Path, warn: Callable[[str], None] | None = None) -> Path:
-    """Draw the curves of ``runs`` (run folders) into the PNG ``out``.
+    """Draw the curves of ``runs`` (run folders) into the figure file ``out`` (PNG, PDF or SVG).
 
     A row of ``metrics.jsonl`` that cannot be read is skipped (``warn`` is told which), and a value that is
     missing or not finite leaves a gap in its curve: what is there is drawn.
 
     Raises:
-        UsageError: a path that is not a run folder, or a run that has not finished an epoch yet.
+        UsageError: a path that is not a run folder, a run that has not finished an epoch yet, or an ``out`` that
+            cannot be written as a figure (:data:`~insvp_cli.figures.FIGURE_FORMATS`).
     """
+    check_output_file(out, FIGURE_FORMATS)
     curves = {}
     for run in runs:
         folder = RunFolder(run)

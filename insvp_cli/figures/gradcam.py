@@ -31,13 +31,13 @@ IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".pgm", ".png", ".ppm", ".tif
 
 def collect_images(specs: Sequence[str | Path]) -> list[Path]:
     """The image files of ``specs``, found as ``insvp predict`` finds its inputs
-    (:meth:`~insvp_cli.use.predict.InputFiles.find`: files, folders recursively, glob patterns), in order and each
+    (:meth:`~insvp_cli.use.inputs.InputFiles.find`: files, folders recursively, glob patterns), in order and each
     once; in folders and patterns only image files (:data:`IMAGE_SUFFIXES`) count, a file named directly always.
 
     Raises:
         UsageError: a path that does not exist, or a folder or pattern without images; the message names it.
     """
-    from ..use.predict import InputFiles
+    from ..use.inputs import InputFiles
 
     found: list[Path] = []
     for spec in map(str, specs):  # one at a time, so that an error names its input

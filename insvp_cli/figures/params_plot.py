@@ -19,8 +19,10 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from ..common.errors import UsageError
+from ..common.notes import warn
+from ..common.paths import check_output_file
 from ..runs.folder import finished_runs
-from . import save_figure
+from . import FIGURE_FORMATS, save_figure
 
 REQUIRED = ("trainable_params_without_head", "trainable_params", "test_acc", "method", "dataset")
 MARKERS = "osD^vP*XhP<>"
@@ -50,7 +52,8 @@ def collect_runs(runs_dir: Path) -> list[RunPoint]:
     for run in finished_runs(runs_dir):
         try:
             summary = run.read_summary()
-        except UsageError:
+        except UsageError as exc:
+            warn(f"skipped: {exc}")
             continue
         if any(key not in summary for key in REQUIRED):
             continue
@@ -107,11 +110,9 @@ def params_plot(runs_dir: Path, out: Path | None = None) -> tuple[Path, list[Run
     """Draw every finished run under ``runs_dir`` into ``out`` (default ``runs_dir/params-vs-accuracy.png``).
 
     Raises:
-        UsageError: no finished run, or an output file that is not a PNG.
+        UsageError: no finished run, or an output file that cannot be written as a figure (:data:`FIGURE_FORMATS`).
     """
-    out = out if out is not None else runs_dir / "params-vs-accuracy.png"
-    if out.suffix.lower() != ".png":
-        raise UsageError(f"--out {out}: the plot is written as PNG; give a file name ending in .png")
+    out = check_output_file(out if out is not None else runs_dir / "params-vs-accuracy.png", FIGURE_FORMATS)
     points = collect_runs(runs_dir)
     if not points:
         raise UsageError(f"no finished run under {runs_dir} (a folder with summary.json); "

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 
 from ..backbone import data_config
 from ..common.errors import UsageError
+from ..common.notes import warn
 from ..data.loaders import ImageLoader
 from ..data.splits import build_splits
 from ..resolve.recipes import RECIPES
@@ -62,8 +63,9 @@ def find_run(runs_dir: Path, dataset: str, method: str | None = None, prefer: st
     for run in finished_runs(runs_dir):
         try:
             summary = run.read_summary()
-        except UsageError:
-            continue  # not ours, or damaged: not a finished run
+        except UsageError as exc:  # damaged: not a finished run
+            warn(f"skipped: {exc}")
+            continue
         if (summary.get("dataset") == dataset and (method is None or summary.get("method") == method)
                 and run.best.is_file()):
             runs.append(run)

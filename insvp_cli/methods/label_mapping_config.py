@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..config.coerce import bounded
+from ..config.limits import MAX_CLASSES, MAX_EPOCHS
 from ..config.schema import MethodConfig
 
 
@@ -29,9 +30,9 @@ class LabelMappingConfig(MethodConfig):
     keep_backbone_classifier: ClassVar[bool] = True
 
     image_fraction: float = bounded(128 / 224, gt=0, lt=1)
-    per_class: int = bounded(1, ge=1)
-    remap_every: int | None = bounded(1, ge=1)
-    source_classes: int = bounded(1000, ge=1)
+    per_class: int = bounded(1, ge=1, le=MAX_CLASSES)
+    remap_every: int | None = bounded(1, ge=1, le=MAX_EPOCHS)
+    source_classes: int = bounded(1000, ge=1, le=MAX_CLASSES)
     mapping_weight_decay: bool = False
 
     def learned_mapping(self) -> bool:

@@ -19,16 +19,15 @@ so the command line checks a folder before any model is built.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..common.atomic import atomic_write_text
+from ..common.atomic import atomic_write_text, stale_temp_files
 from ..common.errors import ConfigError, UsageError
+from ..common.paths import check_output_folder
+from ..common.yamlio import read_yaml
 from ..config.overrides import flatten
 from ..config.schema import Config
 from ..resolve.stored import config_from_tree, with_overrides
@@ -109,6 +108,19 @@ class RunFolder:
         """Another process trains in the folder now (it holds the lock)."""
         return RunLock.is_held(self.path)
 
+    def remove_stale_files(self) -> list[Path]:
+        """Remove the temp files of the run's files that a killed process left (``.best.pt.<random>.tmp``, ...: a
+        SIGKILL during an atomic write runs no cleanup). Call it holding the lock, when no writer can be at work.
+
+        Returns:
+            The files removed.
+        """
+        stale = stale_temp_files(self.path, (self.CONFIG, self.METRICS, self.BEST, self.LAST, self.RESUME,
+                                             self.SUMMARY))
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return stale
+
     # ---------------------------------------------------------------------------------------------------------
     # the stored config
 
@@ -121,12 +133,7 @@ class RunFolder:
         if not self.is_run():
             raise UsageError(f"{self.path}: no {self.CONFIG} there; it is not a run folder")
         try:
-            tree = yaml.safe_load(self.config_file.read_text())
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise UsageError(f"{self.config_file} cannot be read ({type(exc).__name__}); the run folder is "
-                             "damaged") from None
-        try:
-            return config_from_tree(tree, str(self.config_file))
+            return config_from_tree(read_yaml(self.config_file), str(self.config_file))
         except ConfigError as exc:
             raise UsageError(f"{exc}; the run folder was written by another version, or edited") from None
 
@@ -147,6 +154,9 @@ class RunFolder:
         if self.is_finished() and after.train.epochs <= done:
             raise UsageError(f"--resume {self.path}: the run finished all {done} epochs ({self.SUMMARY}); raise "
                              f"train.epochs to train on, e.g. --set train.epochs={done + 10}")
+        if after.train.epochs < done:
+            raise UsageError(f"--resume {self.path}: train.epochs={after.train.epochs} is below the {done} epochs the "
+                             f"run has finished; give at least train.epochs={done}")
         return after
 
     def changes_to(self, cfg: Config, stored: Config | None = None) -> dict[str, tuple[Any, Any]]:
@@ -210,9 +220,7 @@ class RunFolder:
             UsageError: a file, a folder with other files (a run of this tool: resume it instead), or no write
                 permission; nothing is created or touched.
         """
-        path = self.path
-        if path.exists() and not path.is_dir():
-            raise UsageError(f"--out {path} is a file, not a folder; choose a new folder for the run")
+        path = check_output_folder(self.path)
         if path.is_dir():
             if self.is_run():
                 raise UsageError(f"--out {path} already holds a run; continue it with --resume {path} or choose "
@@ -222,9 +230,6 @@ class RunFolder:
                 shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
                 raise UsageError(f"--out {path} holds files that are not an insvp run ({shown}); choose an empty or "
                                  f"new folder")
-        existing = next(p for p in (path, *path.absolute().parents) if p.exists())
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise UsageError(f"--out {path}: cannot write into {existing} (permission denied or read-only)")
 
     @classmethod
     def default(cls, cfg: Config) -> RunFolder:
@@ -243,14 +248,19 @@ def checkpoint_file(path: str | Path) -> Path:
     """The checkpoint ``path`` names: the file itself, or a run folder's ``best.pt``.
 
     Raises:
-        UsageError: no such file. Cheap: the command line checks it before it imports torch.
+        UsageError: no such file, or not a regular one. Cheap: the command line checks it before it imports torch.
     """
     path = Path(path)
     if path.is_dir():
         path = RunFolder(path).best
+    if path.exists() and not path.is_file():
+        raise UsageError(f"checkpoint {path} is not a regular file (a device or a pipe); give a {RunFolder.BEST} or "
+                         f"{RunFolder.LAST} file or a run folder")
     if not path.is_file():
         raise UsageError(f"checkpoint {path} does not exist (a run folder holds {RunFolder.BEST} and "
                          f"{RunFolder.LAST})")
+    if path.stat().st_size == 0:
+        raise UsageError(f"checkpoint {path} is empty (a copy or a download cut short)")
     return path
 
 

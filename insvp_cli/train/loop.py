@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..backbone import data_config
+from ..backbone import data_config, token_shape
 from ..common.errors import ConfigError, RunInterrupted, TrainingDiverged, UsageError
 from ..config.overrides import flatten
 from ..config.schema import Config
@@ -36,6 +36,7 @@ from ..runs.checkpoint import Checkpoint
 from ..runs.folder import RunFolder
 from ..runtime.devices import resolve_device
 from ..runtime.distributed import DistInfo, init_distributed, shutdown_distributed
+from ..runtime.memory import check_batch
 from ..runtime.precision import Precision
 from .engine import StepReport, build_criterion, build_mixup, evaluate, train_one_epoch
 from .loggers import MetricLoggers, check_loggers
@@ -123,6 +124,8 @@ def fit(cfg: Config, run_dir: Path | None = None, *, console=None, final_test: b
     dist_info = init_distributed("cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu")
     try:
         with folder.lock(enabled=dist_info.is_main):
+            if dist_info.is_main:
+                folder.remove_stale_files()
             return _fit(cfg, folder, dist_info, console, final_test, on_epoch)
     except KeyboardInterrupt as exc:
         raise RunInterrupted(folder.path) from exc
@@ -154,7 +157,10 @@ def _fit(cfg: Config, folder: RunFolder, dist_info: DistInfo, console, final_tes
           as loggers):
         if resumed:
             changed = "".join(f"; {key} {old} -> {new}" for key, (old, new) in changes.items())
-            progress.message(f"resuming {folder} at epoch {state.epochs_done + 1}/{cfg.train.epochs}{changed}")
+            progress.message(f"resuming {folder} at epoch {state.epochs_done + 1}/{cfg.train.epochs}{changed}"
+                             if state.epochs_done < cfg.train.epochs else
+                             f"finishing {folder}: its {cfg.train.epochs} epochs are done; testing the selected epoch "
+                             f"and writing {folder.SUMMARY}{changed}")
         for epoch in range(state.epochs_done, cfg.train.epochs):
             seed_everything(cfg.train.seed + epoch)
             run.loaders.train_sampler.set_epoch(epoch)
@@ -201,6 +207,7 @@ def _build_run(cfg: Config, folder: RunFolder, dist_info: DistInfo) -> Run:
     device = resolve_device(cfg.train.device, dist_info)
     seed_everything(cfg.train.seed)
     backbone = build_backbone(cfg)
+    check_batch(cfg.data.batch_size, tuple(data_config(backbone)["input_size"][1:]), *token_shape(backbone), device)
     splits = build_splits(cfg.data, data_config(backbone))
     coarse = coarse_labels(cfg, splits.classes)  # read and checked against the classes before anything trains
     model = build_model(cfg, len(splits.classes), backbone).to(device)

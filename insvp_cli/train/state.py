@@ -111,6 +111,9 @@ class RunState:
         path = folder.resume_file
         if not path.is_file():
             return False
+        if path.stat().st_size == 0:
+            raise UsageError(f"{path} is empty (written by another program, or a file system that lost it); "
+                             f"{folder.LAST} keeps the weights of its last epoch")
         try:
             point = ResumePoint.read(path, folder.read_metrics())
             self.model.load_state_dict(point.model, strict=False)

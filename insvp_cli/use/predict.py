@@ -10,18 +10,15 @@ is returned in :attr:`PredictResult.skipped` with the reason, and the other imag
 
 Inputs are files, folders (walked recursively, each folder's entries sorted by name, hidden entries
 skipped) and glob patterns (their matching files, sorted). The paths are held once, compactly, in an
-:class:`InputFiles`, which forked loader workers share without copying; rows are streamed to the
+:class:`~.inputs.InputFiles`, which forked loader workers share without copying; rows are streamed to the
 output file as they come, so neither the path list nor the rows are ever held twice.
 """
 
 from __future__ import annotations
 
 import csv
-import glob
 import json
-import os
 import time
-from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,96 +29,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..common.atomic import atomic_open
 from ..common.errors import UsageError
+from ..common.paths import check_output_file
+from ..config.limits import MAX_BATCH, MAX_WORKERS
 from ..data.base import BadImage, read_rgb
 from ..data.loaders import collate
 from ..runs.trained import TrainedModel
-
-OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
-
-
-class InputFiles:
-    """The files named by a list of inputs, in order, stored as one byte buffer plus end offsets.
-
-    A list of ``str`` costs about 50 bytes of object header per path, and forked DataLoader workers copy
-    the pages of any Python object they touch (reference counts); one ``bytearray`` and one ``array``
-    are two objects whatever the number of files, so the workers share them as they are.
-
-    Attributes:
-        unreadable: folders that could not be listed while walking, as :class:`BadImage` (path, reason).
-    """
-
-    def __init__(self) -> None:
-        self._data = bytearray()
-        self._ends = array("q")
-        self.unreadable: list[BadImage] = []
-
-    def __len__(self) -> int:
-        return len(self._ends)
-
-    def __getitem__(self, i: int) -> str:
-        i = range(len(self))[i]  # negative indices count from the end; out of range raises IndexError
-        start = self._ends[i - 1] if i > 0 else 0
-        return os.fsdecode(bytes(self._data[start : self._ends[i]]))
-
-    def __iter__(self) -> Iterator[str]:
-        return (self[i] for i in range(len(self)))
-
-    def append(self, path: str) -> None:
-        self._data += os.fsencode(path)
-        self._ends.append(len(self._data))
-
-    @classmethod
-    def find(cls, inputs: Sequence[str | Path], exclude: str | Path | None = None) -> InputFiles:
-        """Expand files, folders (recursively) and glob patterns, in the order given.
-
-        A file named twice (directly and through its folder, say) is listed twice. ``exclude`` (the output
-        file) is left out of folders, so a second run into the same folder does not read the first's rows.
-
-        Raises:
-            UsageError: an input that does not exist, a pattern that matches no file, or no file at all.
-        """
-        files = cls()
-        skip = os.path.abspath(exclude) if exclude is not None else None
-        for spec in map(str, inputs):
-            if os.path.isdir(spec):
-                for path in _walk(spec, files.unreadable):
-                    if skip is None or os.path.abspath(path) != skip:
-                        files.append(path)
-            elif os.path.isfile(spec):
-                files.append(spec)
-            elif any(c in spec for c in "*?["):
-                # a pattern's matches are sorted, so they are held twice for that moment; folders never are
-                matches = sorted(p for p in glob.iglob(spec, recursive=True) if os.path.isfile(p))
-                if not matches:
-                    raise UsageError(f"input pattern {spec!r} matches no file")
-                for path in matches:
-                    files.append(path)
-            else:
-                raise UsageError(f"input {spec} does not exist (give image files, folders or quoted glob patterns)")
-        if not files:
-            where = "; ".join(f"{b.path}: {b.reason}" for b in files.unreadable[:3])
-            raise UsageError(f"no files found in {' '.join(map(str, inputs))}" + (f" (unreadable: {where})" if where
-                                                                                    else ""))
-        return files
-
-
-def _walk(folder: str, unreadable: list[BadImage]) -> Iterator[str]:
-    """Regular files under ``folder``, depth first, each folder's entries sorted by name, hidden entries skipped.
-
-    Symbolic links to files are followed, links to folders are not (no cycles). A folder that cannot be
-    listed is recorded in ``unreadable``. Only one folder's entries are held at a time.
-    """
-    try:
-        with os.scandir(folder) as it:
-            entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
-    except OSError as exc:
-        unreadable.append(BadImage(folder, f"{type(exc).__name__}: {exc.strerror or exc}"))
-        return
-    for entry in entries:
-        if entry.is_dir(follow_symlinks=False):
-            yield from _walk(entry.path, unreadable)
-        elif entry.is_file():
-            yield entry.path
+from ..runtime.cpus import cap_workers
+from .formats import PREDICTION_FORMATS
+from .inputs import InputFiles
 
 
 class ImagePaths(Dataset):
@@ -184,11 +99,8 @@ class PredictResult:
 
 
 def output_format(out: str | Path) -> str:
-    """``csv`` or ``jsonl`` from the file name; anything else is a usage error."""
-    suffix = Path(out).suffix.lower()
-    if suffix not in OUTPUT_FORMATS:
-        raise UsageError(f"--out {out}: the file name must end in {' or '.join(OUTPUT_FORMATS)}")
-    return OUTPUT_FORMATS[suffix]
+    """``csv`` or ``jsonl`` from the file name of a file that can be written; anything else is a usage error."""
+    return PREDICTION_FORMATS[check_output_file(out, tuple(PREDICTION_FORMATS)).suffix.lower()]
 
 
 def predict(
@@ -229,8 +141,8 @@ def predict(
         inputs = [inputs]
     if isinstance(out, (str, Path)):
         out_format = output_format(out)
-    elif out_format not in (None, *OUTPUT_FORMATS.values()):
-        raise UsageError(f"out_format: {out_format!r}; valid: {', '.join(OUTPUT_FORMATS.values())}")
+    elif out_format not in (None, *PREDICTION_FORMATS.values()):
+        raise UsageError(f"out_format: {out_format!r}; valid: {', '.join(PREDICTION_FORMATS.values())}")
     if top_k < 1:
         raise UsageError(f"--top-k {top_k} must be >= 1")
     files = inputs if isinstance(inputs, InputFiles) else InputFiles.find(
@@ -240,10 +152,13 @@ def predict(
     cfg, classes = trained.config, trained.classes
     batch_size = cfg.data.batch_size if batch_size is None else batch_size
     workers = cfg.data.num_workers if workers is None else workers
-    if batch_size < 1 or workers < 0:
-        raise UsageError(f"--batch-size {batch_size} must be >= 1 and --workers {workers} >= 0")
+    if not 1 <= batch_size <= MAX_BATCH:
+        raise UsageError(f"--batch-size {batch_size} is not in [1, {MAX_BATCH}]")
+    if not 0 <= workers <= MAX_WORKERS:
+        raise UsageError(f"--workers {workers} is not in [0, {MAX_WORKERS}]")
     loader = DataLoader(ImagePaths(files, trained.transform), batch_size=batch_size, shuffle=False,
-                        num_workers=workers, pin_memory=trained.device.type == "cuda", collate_fn=collate)
+                        num_workers=cap_workers(workers, "--workers"), pin_memory=trained.device.type == "cuda",
+                        collate_fn=collate)
 
     result = PredictResult(skipped=list(files.unreadable), top_k=min(top_k, len(classes)))
     rows = _classify(trained, loader, files, result.top_k, result, on_batch)

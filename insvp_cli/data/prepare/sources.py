@@ -160,13 +160,13 @@ def load_pinned(path: Path) -> dict[str, Remote]:
     Raises:
         UsageError: an unreadable file, an unknown file name, or an entry without ``sha256``/``md5``.
     """
-    import yaml
+    from ...common.yamlio import read_yaml
 
     known = {f.name: f for name in SOURCES.names() for f in SOURCES.get(name).files}
     try:
-        entries = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise UsageError(f"--sources: cannot read {path} ({type(exc).__name__})") from None
+        entries = read_yaml(path)
+    except UsageError as exc:
+        raise UsageError(f"--sources: {exc}") from None
     if not isinstance(entries, dict):
         raise UsageError(f"--sources: {path} must map file names to {{size: N, sha256: HEX}}")
     pinned = {}

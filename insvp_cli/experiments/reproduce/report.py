@@ -63,8 +63,8 @@ def read_results(table: TableDef, runs_dir: Path) -> dict[str, tuple[float, bool
         seeds = finished_seeds(runs_dir / run.name)
         if tuned is not None:
             results[run.name] = (tuned, True, None)
-        elif seeds:
-            spread = Spread.of(test_accuracies(seeds))
+        elif accuracies := test_accuracies(seeds):
+            spread = Spread.of(accuracies)
             results[run.name] = (spread.mean, False, spread if spread.n > 1 else None)
     return results
 

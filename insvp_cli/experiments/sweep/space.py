@@ -10,6 +10,7 @@ import yaml
 
 from ...common.errors import ConfigError, UsageError
 from ...common.tables import short_value
+from ...common.yamlio import safe_load
 from ...config.overrides import flatten
 from ...config.schema import Config
 from ...resolve.recipes import SWEEP_KEY
@@ -68,7 +69,7 @@ def parse_grid(text: str) -> tuple[str, Any]:
     """``KEY=[v1, v2, ...]`` (values in YAML) -> ``(KEY, [v1, v2, ...])``."""
     key, sep, raw = text.partition("=")
     try:
-        values = yaml.safe_load(raw) if sep else None
+        values = safe_load(raw) if sep else None
     except yaml.YAMLError as exc:
         raise UsageError(f"--grid {text!r}: the values are not valid YAML ({exc.problem})") from None
     if not key.strip() or not isinstance(values, list):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from ...config.coerce import bounded
+from ...config.limits import MAX_WIDTH
 from ...config.protocols import VPT_LINEAR_LRS, Protocol, vpt_protocol
 from ...config.schema import MethodConfig
 
@@ -29,7 +30,7 @@ class AdapterConfig(MethodConfig):
     paper_rows: ClassVar[Mapping[str, tuple[str, ...]]] = {"Adapter": ()}
     # VPT ships no config of this transfer type: its solver with base-prompt.yaml's settings, its linear grid
     published: ClassVar[Protocol] = vpt_protocol("prompt", 128, 0.1, VPT_LINEAR_LRS)
-    reduction: int = bounded(8, ge=1)
+    reduction: int = bounded(8, ge=1, le=MAX_WIDTH)
     placement: Literal["pfeiffer", "houlsby"] = "pfeiffer"
     activation: Literal["gelu", "relu"] = "gelu"
     init: Literal["zeros", "houlsby", "lora"] = "zeros"

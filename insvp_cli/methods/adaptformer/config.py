@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from ...config.coerce import bounded
+from ...config.limits import MAX_FACTOR, MAX_WIDTH
 from ...config.protocols import NO_MIXING, Protocol
 from ...config.schema import MethodConfig
 
@@ -33,7 +34,7 @@ class AdaptFormerConfig(MethodConfig):
                "epochs": 100, "warmup_fraction": 0.2, **NO_MIXING},
         data={"batch_size": 512}, method={"head_norm": True, "head_init": "trunc_normal"}, base_lrs=(0.1,),
     )
-    bottleneck: int = bounded(64, ge=1)
-    scale: float = bounded(0.1, ge=0)
+    bottleneck: int = bounded(64, ge=1, le=MAX_WIDTH)
+    scale: float = bounded(0.1, ge=0, le=MAX_FACTOR)
     dropout: float = bounded(0.1, ge=0, lt=1)
     adapter_input: Literal["norm", "residual"] = "residual"

@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 
 from ...common.errors import ConfigError
 from ...config.coerce import bounded
+from ...config.limits import MAX_CLASSES, MAX_EPOCHS
 from ...config.protocols import ILM_STEPS, NO_MIXING, Protocol
 from ..label_mapping_config import LabelMappingConfig
 
@@ -28,8 +29,8 @@ class AutoVPConfig(LabelMappingConfig):
         train={"optimizer": "adam", "lr": 0.001, "weight_decay": 0.0, "epochs": 200, **ILM_STEPS, **NO_MIXING},
     )
     image_fraction: float = bounded(192 / 224, gt=0, lt=1)
-    per_class: int = bounded(5, ge=1)
-    remap_every: int | None = bounded(None, ge=1)
+    per_class: int = bounded(5, ge=1, le=MAX_CLASSES)
+    remap_every: int | None = bounded(None, ge=1, le=MAX_EPOCHS)
     mapping: Literal["fully_connected", "frequency"] = "fully_connected"
 
     def __post_init__(self) -> None:

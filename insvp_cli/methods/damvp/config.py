@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from ...common.errors import ConfigError
 from ...config.coerce import bounded, build_dataclass
+from ...config.limits import MAX_CLASSES, MAX_COUNT, MAX_EPOCHS, MAX_FACTOR, MAX_IMAGE_SIZE
 from ...config.protocols import NO_MIXING, VPT_PROMPT_LRS, VPT_WEIGHT_DECAYS, Protocol
 from ...config.schema import DataConfig, MethodConfig
 
@@ -45,15 +46,15 @@ class DamVPConfig(MethodConfig):
         data={"batch_size": 128}, method={"weight_decay_skip": ["head.*"]}, base_lrs=VPT_PROMPT_LRS,
         weight_decays=VPT_WEIGHT_DECAYS,
     )
-    num_clusters: int = bounded(10, ge=1)
-    pad: int | None = bounded(None, ge=1)
-    cluster_samples: int = bounded(1000, ge=1)
+    num_clusters: int = bounded(10, ge=1, le=MAX_CLASSES)
+    pad: int | None = bounded(None, ge=1, le=MAX_IMAGE_SIZE)
+    cluster_samples: int = bounded(1000, ge=1, le=MAX_COUNT)
     meta_data: list[dict[str, Any]] = field(default_factory=list)
-    meta_epochs: int = bounded(200, ge=1)
-    meta_lr: float = bounded(1.0, gt=0)
-    meta_inner_steps: int = bounded(4, ge=1)
-    meta_step_size: float = bounded(0.5, gt=0)
-    meta_weight_decay: float = bounded(1e-4, ge=0)
+    meta_epochs: int = bounded(200, ge=1, le=MAX_EPOCHS)
+    meta_lr: float = bounded(1.0, gt=0, le=MAX_FACTOR)
+    meta_inner_steps: int = bounded(4, ge=1, le=MAX_EPOCHS)
+    meta_step_size: float = bounded(0.5, gt=0, le=MAX_FACTOR)
+    meta_weight_decay: float = bounded(1e-4, ge=0, le=MAX_FACTOR)
 
     def __post_init__(self) -> None:
         if self.num_clusters > self.cluster_samples:

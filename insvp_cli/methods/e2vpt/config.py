@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Literal
 
 from ...common.errors import ConfigError
 from ...config.coerce import bounded
+from ...config.limits import MAX_EPOCHS, MAX_TOKENS, MAX_WIDTH
 from ...config.protocols import VPT_DECAY, VPT_PROMPT_LRS, VPT_SGD, VPT_WEIGHT_DECAYS, Protocol
 from ...config.schema import DataConfig, MethodConfig
 
@@ -64,19 +65,19 @@ class E2VPTConfig(MethodConfig):
         method={**VPT_DECAY, "prune": True, "prune_epoch": 100}, base_lrs=VPT_PROMPT_LRS,
         weight_decays=VPT_WEIGHT_DECAYS,
     )
-    visual_tokens: int = bounded(10, ge=1)
+    visual_tokens: int = bounded(10, ge=1, le=MAX_TOKENS)
     deep: bool = True
     dropout: float = bounded(0.1, ge=0, lt=1)
-    kv_tokens: int = bounded(5, ge=1)
+    kv_tokens: int = bounded(5, ge=1, le=MAX_TOKENS)
     share_kv: bool = True
     kv_dropout: float = bounded(0.0, ge=0, lt=1)
     prune: bool = False
-    prune_epoch: int = bounded(50, ge=1)
+    prune_epoch: int = bounded(50, ge=1, le=MAX_EPOCHS)
     prune_tokens: float = bounded(0.5, ge=0, lt=1)
     prune_segments: float = bounded(0.5, ge=0, lt=1)
-    segments: int = bounded(16, ge=1)
-    min_tokens: int = bounded(1, ge=1)
-    min_segments: int = bounded(4, ge=1)
+    segments: int = bounded(16, ge=1, le=MAX_WIDTH)
+    min_tokens: int = bounded(1, ge=1, le=MAX_TOKENS)
+    min_segments: int = bounded(4, ge=1, le=MAX_WIDTH)
     head_init: Literal["torch", "vpt", "trunc_normal"] = "vpt"
 
     @classmethod

@@ -37,6 +37,7 @@ from typing import ClassVar, Literal
 
 from ...common.errors import ConfigError
 from ...config.coerce import bounded
+from ...config.limits import MAX_BLOCKS, MAX_FACTOR, MAX_KERNEL, MAX_TOKENS, MAX_WIDTH
 from ...config.protocols import Protocol
 from ...config.schema import MethodConfig
 
@@ -117,19 +118,19 @@ class InsVPConfig(MethodConfig):
     global_prompter: bool = True
     common_prompt: bool = True
     specific_prompter: bool = True
-    prompt_len: int | None = bounded(None, ge=0)
-    prompt_blocks: int | None = bounded(None, ge=0)
+    prompt_len: int | None = bounded(None, ge=0, le=MAX_TOKENS)
+    prompt_blocks: int | None = bounded(None, ge=0, le=MAX_BLOCKS)
     beta_image: float | None = bounded(None, ge=0, le=1)
     beta_feature: float | None = bounded(None, ge=0, le=1)
-    global_weight: float | None = None
-    patch_weight: float | None = None
-    common_weight: float | None = None
-    specific_weight: float | None = None
-    patch_hidden: int = bounded(16, ge=1)
-    global_hidden: int = bounded(6, ge=1)
-    global_kernels: list[int] | None = bounded(None, ge=1)
-    global_dilations: list[int] | None = bounded(None, ge=1)
-    specific_kernels: list[int] = bounded(ge=1, default_factory=lambda: [7, 9, 3])
+    global_weight: float | None = bounded(None, ge=0, le=MAX_FACTOR)
+    patch_weight: float | None = bounded(None, ge=0, le=MAX_FACTOR)
+    common_weight: float | None = bounded(None, ge=0, le=MAX_FACTOR)
+    specific_weight: float | None = bounded(None, ge=0, le=MAX_FACTOR)
+    patch_hidden: int = bounded(16, ge=1, le=MAX_WIDTH)
+    global_hidden: int = bounded(6, ge=1, le=MAX_WIDTH)
+    global_kernels: list[int] | None = bounded(None, ge=1, le=MAX_KERNEL)
+    global_dilations: list[int] | None = bounded(None, ge=1, le=MAX_KERNEL)
+    specific_kernels: list[int] = bounded(ge=1, le=MAX_KERNEL, default_factory=lambda: [7, 9, 3])
     specific_input: Literal["image", "prompted"] | None = None
     common_init: Literal["xavier", "uniform"] | None = None
     dropout: float = bounded(0.1, ge=0, lt=1)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ...config.coerce import bounded
+from ...config.limits import MAX_EPOCHS, MAX_FACTOR, MAX_WIDTH
 from ...config.schema import MethodConfig
 
 
@@ -26,10 +27,10 @@ class LIONConfig(MethodConfig):
 
     name: str = "lion"
     paper_rows: ClassVar[Mapping[str, tuple[str, ...]]] = {"LION": ()}
-    image_channels: int = bounded(8, ge=1)
-    feature_width: int = bounded(64, ge=1)
+    image_channels: int = bounded(8, ge=1, le=MAX_WIDTH)
+    feature_width: int = bounded(64, ge=1, le=MAX_WIDTH)
     contraction: float = bounded(0.9, gt=0, lt=1)
-    max_iter: int = bounded(30, ge=1)
-    tol: float = bounded(1e-4, gt=0)
-    prune_threshold: float = bounded(0.0, ge=0)
-    prune_weight: float = bounded(0.0, ge=0)
+    max_iter: int = bounded(30, ge=1, le=MAX_EPOCHS)
+    tol: float = bounded(1e-4, gt=0, le=MAX_FACTOR)
+    prune_threshold: float = bounded(0.0, ge=0, le=MAX_FACTOR)
+    prune_weight: float = bounded(0.0, ge=0, le=MAX_FACTOR)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from ...config.coerce import bounded
+from ...config.limits import MAX_BLOCKS, MAX_WIDTH
 from ...config.protocols import VPT_LINEAR_LRS, Protocol, vpt_protocol
 from ...config.schema import MethodConfig
 
@@ -27,8 +28,8 @@ class MLPConfig(MethodConfig):
     name: str = "mlp"
     paper_rows: ClassVar[Mapping[str, tuple[str, ...]]] = {"MLP-3": ("method.layers=3",)}
     published: ClassVar[Protocol] = vpt_protocol("linear", 1024, 0.1, VPT_LINEAR_LRS)
-    layers: int = bounded(3, ge=1)
-    hidden: int | None = bounded(None, ge=1)
+    layers: int = bounded(3, ge=1, le=MAX_BLOCKS)
+    hidden: int | None = bounded(None, ge=1, le=MAX_WIDTH)
     norm: bool = True
     dropout: float = bounded(0.1, ge=0, lt=1)
     head_init: Literal["torch", "vpt", "trunc_normal"] = "vpt"

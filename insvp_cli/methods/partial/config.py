@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ...config.coerce import bounded
+from ...config.limits import MAX_BLOCKS
 from ...config.protocols import VPT_LINEAR_LRS, Protocol, vpt_protocol
 from ...config.schema import MethodConfig
 
@@ -23,4 +24,4 @@ class PartialConfig(MethodConfig):
     paper_rows: ClassVar[Mapping[str, tuple[str, ...]]] = {"Partial-1": ("method.blocks=1",)}
     # VPT ships no config of this transfer type: its solver with base-prompt.yaml's settings, its linear grid
     published: ClassVar[Protocol] = vpt_protocol("prompt", 128, 0.1, VPT_LINEAR_LRS)
-    blocks: int = bounded(1, ge=1)
+    blocks: int = bounded(1, ge=1, le=MAX_BLOCKS)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from ...config.coerce import bounded
+from ...config.limits import MAX_IMAGE_SIZE
 from ...config.protocols import VPT_LINEAR_LRS, Protocol, vpt_protocol
 from ...config.schema import MethodConfig
 
@@ -32,5 +33,5 @@ class SidetuneConfig(MethodConfig):
     # VPT ships no config of this transfer type: its solver with base-prompt.yaml's settings, its linear grid
     published: ClassVar[Protocol] = vpt_protocol("prompt", 128, 0.1, VPT_LINEAR_LRS)
     side_weights: str = "torchvision"
-    side_image_size: int | None = bounded(224, ge=MIN_SIDE_SIZE)
+    side_image_size: int | None = bounded(224, ge=MIN_SIDE_SIZE, le=MAX_IMAGE_SIZE)
     head_init: Literal["torch", "vpt", "trunc_normal"] = "vpt"

@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Literal
 
 from ...common.errors import ConfigError
 from ...config.coerce import bounded
+from ...config.limits import MAX_BLOCKS, MAX_CLASSES, MAX_FACTOR
 from ...config.protocols import Protocol
 from ...config.schema import MethodConfig
 
@@ -33,10 +34,10 @@ class TransHPConfig(MethodConfig):
     # label smoothing on every level and timm's weight-decay rule (prototypes decay) are the method's own, under both
     # protocols; its ImageNet schedule (DeiT's) is not a transfer protocol, so the shared one stays
     published: ClassVar[Protocol] = Protocol(source="WangWenhao0716/TransHP (DeiT's timm training script)")
-    coarse_classes: int | None = bounded(None, ge=1)
+    coarse_classes: int | None = bounded(None, ge=1, le=MAX_CLASSES)
     revision: Literal["first", "current"] = "first"
-    block: int | None = bounded(None, ge=0)
-    coarse_weight: float = bounded(1.0, ge=0)
+    block: int | None = bounded(None, ge=0, lt=MAX_BLOCKS)
+    coarse_weight: float = bounded(1.0, ge=0, le=MAX_FACTOR)
 
     def __post_init__(self) -> None:
         if self.revision == "current" and self.block is not None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ...config.coerce import bounded
+from ...config.limits import MAX_IMAGE_SIZE
 from ...config.protocols import NO_MIXING, Protocol
 from ...config.schema import MethodConfig
 
@@ -30,4 +31,4 @@ class VPConfig(MethodConfig):
                "min_lr": 0.0, "epochs": 1000, "warmup_fraction": 0.0025, **NO_MIXING},
         data={"batch_size": 128},
     )
-    pad: int | None = bounded(None, ge=1)
+    pad: int | None = bounded(None, ge=1, le=MAX_IMAGE_SIZE)

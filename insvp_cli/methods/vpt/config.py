@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ...config.coerce import bounded
+from ...config.limits import MAX_TOKENS
 from ...config.protocols import VPT_PROMPT_LRS, Protocol, vpt_protocol
 from ...config.schema import MethodConfig
 
@@ -27,7 +28,7 @@ class VPTConfig(MethodConfig):
     paper_rows: ClassVar[Mapping[str, tuple[str, ...]]] = {"VPT": ()}
     published: ClassVar[Protocol] = vpt_protocol("prompt", 128, 0.1, VPT_PROMPT_LRS, dropout=0.0,
                                                   prompt_weight_decay=True)
-    num_tokens: int = bounded(10, ge=1)
+    num_tokens: int = bounded(10, ge=1, le=MAX_TOKENS)
     deep: bool = True
     dropout: float = bounded(0.1, ge=0, lt=1)
     prompt_weight_decay: bool = False

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from ...config.coerce import bounded
+from ...config.limits import MAX_FACTOR, MAX_TOKENS
 from ...config.protocols import VPT_DECAY, VPT_SGD, Protocol
 from ...config.schema import MethodConfig
 
@@ -33,8 +34,8 @@ class YooConfig(MethodConfig):
                "10 warm-up epochs",
         train={**VPT_SGD, "lr": 0.1, "weight_decay": 0.0}, method=VPT_DECAY,
     )
-    num_tokens: int = bounded(100, ge=1)
-    gate_init: float = 5.0
+    num_tokens: int = bounded(100, ge=1, le=MAX_TOKENS)
+    gate_init: float = bounded(5.0, ge=-MAX_FACTOR, le=MAX_FACTOR)
     temperature: bool = True
     dropout: float = bounded(0.1, ge=0, lt=1)
     head_init: Literal["torch", "vpt", "trunc_normal"] = "vpt"
