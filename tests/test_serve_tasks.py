@@ -151,8 +151,8 @@ def test_task_names_come_from_the_run_folders_and_stay_unique(tmp_path):
     for run in ("svhn-vpt", "other/svhn-vpt", "with space"):
         (tmp_path / run).mkdir(parents=True)
         for name in ("best.pt", "last.pt"):
-            (tmp_path / run / name).write_bytes(b"")
-    (tmp_path / "a=b.pt").write_bytes(b"")
+            (tmp_path / run / name).write_bytes(b"not read here")
+    (tmp_path / "a=b.pt").write_bytes(b"not read here")
     specs = task_specs([str(tmp_path / "svhn-vpt"), str(tmp_path / "other/svhn-vpt/best.pt"),
                         str(tmp_path / "svhn-vpt/last.pt"), f"mine={tmp_path / 'with space'}",
                         str(tmp_path / "with space"), str(tmp_path / "a=b.pt")])
