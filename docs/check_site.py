@@ -12,6 +12,7 @@ check passes; 1, naming what failed, otherwise. Nothing is downloaded: the theme
 from __future__ import annotations
 
 import http.server
+import os
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,7 @@ SCREENSHOT = ROOT / "docs" / "site.png"
 def build(site: Path) -> None:
     """``mkdocs build --strict`` of this checkout into ``site``."""
     subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(site)],
-                   cwd=ROOT, check=True)
+                   cwd=ROOT, check=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})  # no banner about MkDocs 2
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -118,9 +118,17 @@ def test_docstring_markup_becomes_markdown():
 
         x = a + b
 
-    Done.""")
+    ======  ===========
+    hook    default
+    ======  ===========
+    ``a``   one | two
+            three
+    ``b``   four
+    ======  ===========
+    """)
     assert text.splitlines() == ["Uses `G_s` (`load_model`, the model):", "", "- one", "  two", "- three", "",
-                                 "The formula:", "", "```text", "x = a + b", "```", "", "Done."]
+                                 "The formula:", "", "```text", "x = a + b", "```", "", "", "| hook | default |",
+                                 "|---|---|", "| `a` | one \\| two three |", "| `b` | four |"]
 
 
 @needs_mkdocs

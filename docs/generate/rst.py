@@ -32,13 +32,28 @@ def inline(text: str) -> str:
     return _LITERAL.sub(lambda m: f"`{m.group(1)}`", _ROLE.sub(_role, text))
 
 
+def table(block: list[str]) -> list[str]:
+    """A reST simple table (rule, header, rule, rows, rule) as a Markdown table; a line whose first cell is blank
+    continues the row above, as in reST."""
+    starts = [m.start() for m in re.finditer(r"=+", block[0])]
+    rows: list[list[str]] = []
+    for line in (line for line in block[1:] if not _TABLE_RULE.match(line)):
+        cells = [line[a:b].strip() for a, b in zip(starts, [*starts[1:], None], strict=True)]
+        if rows and not cells[0]:
+            rows[-1] = [f"{above} {cell}".strip() for above, cell in zip(rows[-1], cells, strict=True)]
+        else:
+            rows.append(cells)
+    header, *body = ([inline(cell).replace("|", "\\|") for cell in row] for row in rows)
+    return [f"| {' | '.join(header)} |", "|" + "---|" * len(header), *(f"| {' | '.join(row)} |" for row in body)]
+
+
 def _indent(line: str) -> int:
     return len(line) - len(line.lstrip())
 
 
 def markdown(doc: str | None) -> str:
-    """A docstring (or a part of one) as Markdown: inline markup, ``::`` literal blocks and simple tables become
-    Markdown code, and a list gets the blank line before it that Markdown needs."""
+    """A docstring (or a part of one) as Markdown: inline markup becomes Markdown code, ``::`` literal blocks code
+    blocks, simple tables Markdown tables, and a list gets the blank line before it that Markdown needs."""
     if not doc:
         return ""
     lines = inspect.cleandoc(doc).splitlines()
@@ -51,8 +66,8 @@ def markdown(doc: str | None) -> str:
             while end < len(lines) and rules < 3:
                 rules += bool(_TABLE_RULE.match(lines[end]))
                 end += 1
-            out += ["", "```text", *lines[i:end], "```", ""]
-            i = end
+            out += ["", *table(lines[i:end]), ""]
+            i, in_list = end, False
             continue
         if line.rstrip().endswith("::"):  # a literal block follows: the indented lines after a blank one
             text = line.rstrip()[:-2].rstrip()
@@ -65,6 +80,7 @@ def markdown(doc: str | None) -> str:
             while block and not block[-1].strip():
                 block.pop()
             out += ["", "```text", *inspect.cleandoc("\n".join(block)).splitlines(), "```", ""]
+            in_list = False
             continue
         item = line.lstrip().startswith("- ")
         if item and not in_list and out and out[-1].strip():
