@@ -4,6 +4,7 @@ command reference is what the installed script prints, and every checked example
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import re
@@ -16,7 +17,7 @@ import pytest
 from conftest import INSVP, REPO
 from doc_examples import collect, command_args, differences, normalise  # first: it puts docs/ on the path
 from filelock import FileLock
-from generate import cli
+from generate import cli, methods
 from generate.rst import markdown
 
 DOCS = REPO / "docs"
@@ -129,6 +130,17 @@ def test_docstring_markup_becomes_markdown():
     assert text.splitlines() == ["Uses `G_s` (`load_model`, the model):", "", "- one", "  two", "- three", "",
                                  "The formula:", "", "```text", "x = a + b", "```", "", "", "| hook | default |",
                                  "|---|---|", "| `a` | one \\| two three |", "| `b` | four |"]
+
+
+def test_every_method_key_is_described_on_its_page():
+    """A method's page takes each key's meaning from its config's docstring (``Attributes:``): none may be missing."""
+    from insvp_cli.methods import METHODS
+
+    for name in METHODS.names():
+        config = METHODS.get(name).config_cls
+        described = methods.attribute_docs(config)
+        missing = [f.name for f in dataclasses.fields(config) if f.name not in described]
+        assert not missing, f"{config.__name__}'s docstring does not describe {missing} under Attributes:"
 
 
 @needs_mkdocs

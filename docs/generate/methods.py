@@ -53,17 +53,17 @@ def attribute_docs(cls: type) -> dict[str, str]:
         lines = inspect.cleandoc(klass.__dict__.get("__doc__") or "").splitlines()
         if "Attributes:" not in lines:
             continue
-        entry: list[str] = []
-        for line in [*lines[lines.index("Attributes:") + 1:], ""]:
-            if line.strip() and (line.startswith(" " * 8) or not entry and not line.startswith(" " * 4)):
-                entry.append(line.strip())  # a continuation line
-                continue
-            if entry:
-                names, text = " ".join(entry).split(":", 1)
-                docs.update({name.strip(): text.strip() for name in names.split(",")})
+        entries: list[str] = []
+        for line in lines[lines.index("Attributes:") + 1:]:
             if not line.startswith(" " * 4) or not line.strip():
-                break
-            entry = [line.strip()]
+                break  # the section ends at a blank or unindented line
+            if line.startswith(" " * 8):
+                entries[-1] += " " + line.strip()  # a continuation line
+            else:
+                entries.append(line.strip())
+        for entry in entries:
+            names, text = entry.split(":", 1)
+            docs.update({name.strip(): text.strip() for name in names.split(",")})
     return docs
 
 
