@@ -27,14 +27,15 @@ def chromium() -> tuple[str, str] | None:
     return (browser, driver) if browser and driver else None
 
 
-def try_page(url: str, token: str, task: str, image: Path, screenshot: Path | None = None) -> list[str]:
-    """Open the page with the token, pick ``task``, upload ``image``; the classes it shows once the Grad-CAM overlay
-    has loaded, most probable first. With ``screenshot``, the window is saved there as a PNG."""
+def headless_chromium(window: tuple[int, int]):
+    """A selenium driver of the system's Chromium, headless, with a window of ``window`` pixels (width, height).
+
+    Raises:
+        RuntimeError: no Chromium or chromedriver on this machine.
+    """
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     found = chromium()
     if found is None:
@@ -42,9 +43,18 @@ def try_page(url: str, token: str, task: str, image: Path, screenshot: Path | No
     options = Options()
     options.binary_location = found[0]
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     f"--window-size={WINDOW[0]},{WINDOW[1]}"):
+                     f"--window-size={window[0]},{window[1]}"):
         options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(found[1]), options=options)
+    return webdriver.Chrome(service=Service(found[1]), options=options)
+
+
+def try_page(url: str, token: str, task: str, image: Path, screenshot: Path | None = None) -> list[str]:
+    """Open the page with the token, pick ``task``, upload ``image``; the classes it shows once the Grad-CAM overlay
+    has loaded, most probable first. With ``screenshot``, the window is saved there as a PNG."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    driver = headless_chromium(WINDOW)
     try:
         wait = WebDriverWait(driver, 60)
         driver.get(f"{url}/?token={token}")

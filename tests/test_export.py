@@ -82,18 +82,19 @@ def test_adaptive_max_pool2d_rewrite_equals_pytorch(size, out):
 
 
 @needs_onnx
-def test_quickstart_model_readme_consumer_agrees_with_predict(digit_run, tmp_path, monkeypatch):
-    """The README's onnxruntime + PIL + numpy code, run as written, gives insvp predict's classes and probabilities."""
+def test_quickstart_model_docs_consumer_agrees_with_predict(digit_run, tmp_path, monkeypatch):
+    """The docs' onnxruntime + PIL + numpy code (docs/using.md), run as written, gives insvp predict's classes and
+    probabilities."""
     folder = tmp_path / "runs" / "quickstart" / "insvp" / "export-onnx"
     result = export_model(digit_run.checkpoint, "onnx", folder)
     assert result.max_diff <= TOLERANCE
     (tmp_path / "docs").mkdir()
     shutil.copy(REPO / "docs" / "digit-8.png", tmp_path / "docs" / "digit-8.png")
-    blocks = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+    blocks = re.findall(r"```python\n(.*?)```", (REPO / "docs" / "using.md").read_text(), re.S)
     consumer = next(b for b in blocks if "import onnxruntime" in b)
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    exec(compile(consumer, "README.md", "exec"), namespace)  # the README's example, as written
+    exec(compile(consumer, "docs/using.md", "exec"), namespace)  # the page's example, as written
     predicted = insvp_cli.predict(digit_run.checkpoint, [tmp_path / "docs" / "digit-8.png", *digit_run.test_images],
                                   top_k=1)
     assert namespace["labels"][namespace["probabilities"].argmax()] == predicted.rows[0].classes[0]

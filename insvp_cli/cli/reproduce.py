@@ -42,8 +42,8 @@ def reproduce(
     """Train every run of a table of the paper, one after another: finished runs are skipped, interrupted ones resumed.
 
     With more than one CUDA GPU visible each run uses all of them through torchrun (with --tune: one trial per
-    process; start one command per GPU to share the trials). See the README section "Reproducing the paper"
-    for the data folders.
+    process; start one command per GPU to share the trials). The documentation's page "Reproducing the paper"
+    (docs/reproducing.md) lists the data folders.
     """
     from ..config.schema import DEFAULT_METHOD
     from ..experiments.reproduce import runner, workers

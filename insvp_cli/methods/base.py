@@ -22,8 +22,8 @@ hook                      what it gives                                         
                           next restart, and selects the best epoch anew
 ``decays(name, p)``       whether a trainable tensor gets weight decay           not 1-D tensors (biases, norms)
                                                                                  nor ``no_weight_decay()`` names
-``loss(logits, y, c,``    the training loss (auxiliary terms), given the         ``c(logits, y)``
-``**aux)``                auxiliary outputs of the same forward
+``loss(logits, y, c)``    the training loss (auxiliary terms), given the         ``c(logits, y)``
+                          auxiliary outputs of the same forward (``**aux``)
 ``features_with_aux(x)``  features and auxiliary outputs for ``loss``            ``forward_features``, none
 ``logits(features)``      features -> logits                                     the head
 ========================  =====================================================  ===============================
