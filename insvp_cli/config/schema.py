@@ -71,7 +71,11 @@ class DataConfig:
             ``train800`` and selects on ``val200``; ``final`` trains on ``train800val200`` (the paper's runs),
             with ``val200``, a part of that training set, standing in for the validation split.
         batch_size: per-process batch size.
-        num_workers: data-loader worker processes.
+        num_workers: data-loader worker processes; ``None`` (the default): the CPUs each process may use, less one,
+            at most 16 (:func:`insvp_cli.data.loaders.worker_count`). Results do not depend on it.
+        cache_gb: splits whose images, decoded and resized, fit in this many GiB together (per process) are decoded
+            once before training and kept in memory as uint8 tensors (:mod:`insvp_cli.data.cache`); 0 reads every
+            image from its file every epoch. Results do not depend on it.
         on_bad_image: ``error`` stops at an unreadable image; ``skip`` drops it and reports the count.
     """
 
@@ -90,7 +94,8 @@ class DataConfig:
     augment: bool = True
     vtab_protocol: Literal["tune", "final"] = "tune"
     batch_size: int = bounded(64, ge=1)
-    num_workers: int = bounded(4, ge=0)
+    num_workers: int | None = bounded(None, ge=0)
+    cache_gb: float = bounded(4.0, ge=0)
     on_bad_image: Literal["error", "skip"] = "error"
 
 
@@ -123,7 +128,8 @@ class TrainConfig:
         mix_prob: probability of applying Mixup/CutMix to a batch.
         switch_prob: probability of CutMix instead of Mixup when both are on.
         label_smoothing: label smoothing.
-        precision: ``auto`` (bf16 on CUDA, fp32 on CPU), ``fp32``, ``bf16`` or ``fp16`` (with GradScaler).
+        precision: ``auto`` (bf16 on CUDA, fp32 on CPU), ``fp32``, ``bf16`` (autocast, on CUDA and on the CPU) or
+            ``fp16`` (with GradScaler).
         grad_clip: clip the gradient norm to this value (``None``: no clipping).
         seed: seed of the model initialisation and of the data order.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
@@ -133,6 +139,11 @@ class TrainConfig:
             model as built). Worth it on CUDA for long runs; on CPU it needs a C++ compiler.
         loggers: also write every epoch's row through ``tensorboard`` and/or ``mlflow`` (optional extras;
             :mod:`insvp_cli.train.loggers`).
+        tf32: on CUDA, float32 matrix products and convolutions in TF32 (``set_float32_matmul_precision("high")``)
+            and cuDNN's benchmark mode (the fastest convolution algorithms for the shapes seen); no effect on the CPU.
+        deterministic: on CUDA, deterministic algorithms only (``torch.use_deterministic_algorithms``, no cuDNN
+            benchmark mode, InsVP's ``G_s`` pooling as ``max_pool2d``), so that a run and its resumed copy give the
+            same numbers there too (slower; an operation without a deterministic version stops the run).
     """
 
     epochs: int = bounded(100, ge=1)
@@ -158,6 +169,8 @@ class TrainConfig:
     eval_every: int = bounded(1, ge=1)
     compile: bool = False
     loggers: list[Literal["tensorboard", "mlflow"]] = field(default_factory=list)
+    tf32: bool = True
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
         if self.min_lr > self.lr:
