@@ -103,3 +103,38 @@ def test_every_method_trains_an_epoch_in_bf16_on_the_cpu_reading_back_once_per_i
     assert math.isfinite(row["train_loss"]) and row["train_images"] == 14
     assert Checkpoint.read(tmp_path / "run" / "best.pt").config.train.precision == "bf16"
     assert 0 <= summary["test_acc"] <= 100
+
+
+@pytest.mark.parametrize("size", [(208, 52), (30, 52), (48, 16)])  # G_s's poolings at 224 px, and at 32 px
+def test_g_s_pools_with_deterministic_operators_to_the_same_values_and_gradients(size):
+    from insvp_cli.methods.insvp.layers import _max_pool
+
+    side, out = size
+    x = torch.randn(2, 3, side, side, dtype=torch.float64, requires_grad=True)
+    plain = _max_pool(x, out)
+    (grad_plain,) = torch.autograd.grad(plain.sum(), x)
+    saved = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        chosen = _max_pool(x, out)
+        (grad_chosen,) = torch.autograd.grad(chosen.sum(), x)
+    finally:
+        torch.use_deterministic_algorithms(saved)
+    assert torch.equal(plain, chosen) and torch.equal(grad_plain, grad_chosen)
+
+
+def test_deterministic_and_tf32_are_recorded_and_put_back_after_the_run(tmp_path):
+    cfg = resolve_config(None, tiny_run("insvp", 1, "train.deterministic=true", "data.shots=4", batch_size=4))
+    seen = []
+    real = loop.train_one_epoch
+
+    def watched(*args, **kwargs):
+        seen.append(torch.are_deterministic_algorithms_enabled())
+        return real(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loop, "train_one_epoch", watched)
+        loop.fit(cfg, tmp_path / "run")
+    assert seen == [True] and not torch.are_deterministic_algorithms_enabled()
+    stored = (tmp_path / "run" / "config.yaml").read_text()
+    assert "deterministic: true" in stored and "tf32: true" in stored

@@ -10,7 +10,10 @@ import sys
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
+from insvp_cli.runtime.distributed import DistInfo, gather_rows, sum_over_ranks
 from tests.conftest import REPO, tiny_run
 
 # imported by every Python process: records, per process, the parameters of every Mixup/CutMix draw and a checksum of
@@ -75,3 +78,28 @@ def test_two_processes_draw_their_own_mixup_and_augmentation_and_the_run_repeats
     rows = [[{k: v for k, v in json.loads(line).items() if "seconds" not in k and "per_s" not in k}
              for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()] for run in ("a", "b")]
     assert rows[0] == rows[1]
+
+
+def _rows(rank: int) -> torch.Tensor:
+    """Rank 0's 3 rows, rank 1's 2 rows: parts of unequal sizes, as the last part of a split may be."""
+    return 10.0 * rank + torch.arange(3 - rank, dtype=torch.float64)[:, None] + torch.tensor([[0.0, 0.1]])
+
+
+def _combine(rank: int, folder: Path) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{folder / 'store'}", rank=rank, world_size=2)
+    try:
+        info = DistInfo(rank, 2, rank)
+        rows = _rows(rank)
+        counts = torch.tensor([rank + 1, 2**53 - 1 if rank else 0], dtype=torch.int64)
+        torch.save({"rows": gather_rows(rows, info), "counts": sum_over_ranks(counts, info)}, folder / f"{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_the_parts_of_two_processes_combine_exactly_in_order(tmp_path):
+    mp.spawn(_combine, args=(tmp_path,), nprocs=2)
+    results = [torch.load(tmp_path / f"{rank}.pt", weights_only=True) for rank in (0, 1)]
+    expected = torch.cat([_rows(0), _rows(1)])
+    for result in results:  # every process gets the whole, rank 0's rows first
+        assert torch.equal(result["rows"], expected)
+        assert result["counts"].tolist() == [3, 2**53 - 1]  # integers summed as integers

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset
 from ..common.atomic import atomic_open
 from ..common.errors import UsageError
 from ..data.base import BadImage, read_rgb
-from ..data.loaders import collate
+from ..data.loaders import collate, worker_count
 from ..runs.trained import TrainedModel
 
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
@@ -239,7 +239,7 @@ def predict(
     trained = TrainedModel.load(checkpoint, overrides, device=device)
     cfg, classes = trained.config, trained.classes
     batch_size = cfg.data.batch_size if batch_size is None else batch_size
-    workers = cfg.data.num_workers if workers is None else workers
+    workers = worker_count(cfg.data.num_workers) if workers is None else workers
     if batch_size < 1 or workers < 0:
         raise UsageError(f"--batch-size {batch_size} must be >= 1 and --workers {workers} >= 0")
     loader = DataLoader(ImagePaths(files, trained.transform), batch_size=batch_size, shuffle=False,
