@@ -10,11 +10,13 @@ H200; the steps share an 8-minute budget, in this order, and a step the budget n
 2. ``data_throughput.py``: the loader's images/s for the ``cub`` recipe (from the files and from the cache) beside
    the model's train images/s;
 3. a 2-process DDP run (``torchrun``) of the quickstart on the one GPU (the processes share it through gloo);
-4. the quickstart on CUDA: ``insvp train`` for one epoch (bf16), then ``insvp evaluate``;
-5. ``throughput.py``: ours against the release as published, with the tracked speed targets;
-6. ``profile_insvp.py``: the prompters' convolutions as ``conv2d`` and as FFTs and one training step part by part,
+4. ``resume_check.py``: whether a resumed run (and a second run) equals the first, bit for bit, with and without
+   ``train.deterministic``;
+5. the quickstart on CUDA: ``insvp train`` for one epoch (bf16), then ``insvp evaluate``;
+6. ``throughput.py``: ours against the release as published, with the tracked speed targets;
+7. ``profile_insvp.py``: the prompters' convolutions as ``conv2d`` and as FFTs and one training step part by part,
    in bf16;
-7. ``insvp export`` of the quickstart checkpoint to ONNX and ``export_throughput.py``'s predict against evaluate.
+8. ``insvp export`` of the quickstart checkpoint to ONNX and ``export_throughput.py``'s predict against evaluate.
 
 Without a GPU it says so and runs the same steps at toy sizes on the CPU (a smoke test; the DDP run on gloo), exiting
 0 when they all ran. The exit status is 1 when a step failed (its output is in the report either way). A step whose
@@ -86,6 +88,9 @@ def steps(cuda: bool, work: Path) -> list[tuple[str, list[str], int]]:
          [py, str(BENCH / "train_speed.py"), "--device", device], 240),
         ("the data pipeline beside the model", [py, str(BENCH / "data_throughput.py"), *data], 150),
         (f"DDP: 2 processes on one {'GPU' if cuda else 'CPU'}, one quickstart epoch", ddp, 150),
+        ("exact resume: a resumed run and a second run against the first",
+         [py, str(BENCH / "resume_check.py"), "--device", device,
+          *([] if cuda else ["--shots", "4", "--set", "data.classes=[5, 6]"])], 150),
         (f"quickstart: one epoch on {device}", [*insvp(), "train", *quick, "--out", str(run)], 120),
         ("quickstart: evaluate", [*insvp(), "evaluate", str(run / "best.pt"), "--set", f"train.device={device}"], 60),
         ("throughput: ours against the release as published" + ("" if cuda else " (CPU smoke)"),

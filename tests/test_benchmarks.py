@@ -25,7 +25,7 @@ def bench(monkeypatch):
 
 
 @pytest.mark.parametrize("script", ["flops", "throughput", "startup", "export_throughput", "profile_insvp",
-                                    "gpu_report", "train_speed", "data_throughput"])
+                                    "gpu_report", "train_speed", "data_throughput", "resume_check"])
 def test_every_benchmark_imports_against_the_package(script, bench):
     if script == "export_throughput" and importlib.util.find_spec("onnxruntime") is None:
         pytest.skip('needs the export extra: pip install "insvp[export]"')
@@ -57,12 +57,13 @@ def test_gpu_script_on_a_cpu_machine_says_so_runs_the_smoke_and_exits_0(tmp_path
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = report.read_text()
     assert "no CUDA device: the CPU smoke of every step follows" in text
-    sections = re.findall(r"^== (\d)\. .*: exit (\S+), ", text, flags=re.MULTILINE)
-    assert [n for n, _ in sections] == [str(n) for n in range(1, 10)] and {code for _, code in sections} == {"0"}
+    sections = re.findall(r"^== (\d+)\. .*: exit (\S+), ", text, flags=re.MULTILINE)
+    assert [n for n, _ in sections] == [str(n) for n in range(1, 11)] and {code for _, code in sections} == {"0"}
     assert "targets:" in text and "release G_g conv2 25x25" in text and "test acc" in text.lower()
     # every method of Table 1 trained, the loader beside the model, two processes
     assert all(f"\n{row:<24} " in text for row in ("Full", "VPT", "DAM-VP", "TransHP", "LION", "InsVP release preset"))
     assert "from the cache" in text and "model: insvp (quickstart)" in text
+    assert text.count("interrupted after epoch 1:  identical") == 2  # on the CPU, with and without deterministic
     assert "failed:" not in text
 
 

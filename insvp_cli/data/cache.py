@@ -93,7 +93,8 @@ class CacheBudget:
         if self.left <= 0:
             return False
         probes = np.unique(np.linspace(0, len(dataset) - 1, min(_PROBES, len(dataset))).astype(np.int64))
-        sizes = [image.numel() for image in (_resized(dataset, int(i)) for i in probes) if image is not None]
+        sizes = [image.numel() for image in (_resized(dataset, int(i)) for i in probes)
+                 if not isinstance(image, BadImage)]
         return bool(sizes) and float(np.mean(sizes)) * len(dataset) <= self.left
 
     def take(self, cached: CachedImages) -> None:
@@ -111,22 +112,18 @@ def cache_split(dataset: LabelledImages, workers: int, on_bad_image: str) -> Cac
     Raises:
         BadImageError: an unreadable image under ``on_bad_image: error``.
     """
-    reader = _Resized(dataset)
-    loader = DataLoader(reader, batch_size=64, num_workers=workers, collate_fn=_as_list)
-    images: list[torch.Tensor] = []
+    loader = DataLoader(_Resized(dataset), batch_size=64, num_workers=workers, collate_fn=_only)
+    chunks: list[torch.Tensor] = []
     shapes = np.zeros((len(dataset), 3), dtype=np.int64)
     bad: dict[int, BadImage] = {}
-    for chunk in loader:
-        for position, image in chunk:
-            if isinstance(image, BadImage):
-                if on_bad_image == "error":
-                    raise BadImageError(image.path, image.reason)
-                bad[position] = image
-                continue
-            shapes[position] = image.shape
-            images.append(image.flatten())
-    # one buffer, in position order (chunks arrive in order), instead of one shared-memory segment per image
-    pixels = torch.cat(images) if images else torch.zeros(0, dtype=torch.uint8)
+    for positions, chunk_shapes, pixels, chunk_bad in loader:  # in position order
+        shapes[positions] = chunk_shapes
+        chunks.append(pixels)
+        for position, image in chunk_bad.items():
+            if on_bad_image == "error":
+                raise BadImageError(image.path, image.reason)
+            bad[position] = image
+    pixels = torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.uint8)
     return CachedImages(dataset, pixels, shapes, bad)
 
 
@@ -152,7 +149,9 @@ def cache_splits(splits: Splits, cfg: DataConfig, say: Callable[[str], None] | N
 
 
 class _Resized:
-    """``dataset``'s images as resized uint8 tensors, by position (what :func:`cache_split` reads in its workers)."""
+    """``dataset``'s images resized, a chunk of positions at a time (what :func:`cache_split` reads in its workers):
+    the chunk's readable images packed in one flat uint8 tensor (one shared-memory segment from a worker to the
+    main process, not one per image), their shapes, and the unreadable ones by position."""
 
     def __init__(self, dataset: LabelledImages):
         self.dataset = dataset
@@ -160,18 +159,23 @@ class _Resized:
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitems__(self, positions: Sequence[int]) -> list[tuple[int, torch.Tensor | BadImage]]:
-        out = []
-        for i in positions:
-            image = self.dataset._image(int(self.dataset.indices[i]))
-            out.append((i, image if isinstance(image, BadImage) else self.dataset.transform.resize(image)))
-        return out
+    def __getitems__(self, positions: Sequence[int]) -> tuple[list[int], np.ndarray, torch.Tensor, dict]:
+        shapes, pixels, bad = np.zeros((len(positions), 3), dtype=np.int64), [], {}
+        for row, i in enumerate(positions):
+            image = _resized(self.dataset, i)
+            if isinstance(image, BadImage):
+                bad[i] = image
+            else:
+                shapes[row] = image.shape
+                pixels.append(image.flatten())
+        return list(positions), shapes, torch.cat(pixels) if pixels else torch.zeros(0, dtype=torch.uint8), bad
 
 
-def _resized(dataset: LabelledImages, i: int) -> torch.Tensor | None:
+def _resized(dataset: LabelledImages, i: int) -> torch.Tensor | BadImage:
+    """Position ``i`` of ``dataset`` decoded and resized: uint8 ``(3, h, w)``, or why it cannot be read."""
     image = dataset._image(int(dataset.indices[i]))
-    return None if isinstance(image, BadImage) else dataset.transform.resize(image)
+    return image if isinstance(image, BadImage) else dataset.transform.resize(image)
 
 
-def _as_list(samples: list) -> list:
-    return samples
+def _only(chunks: list) -> Any:
+    return chunks  # __getitems__ made the chunk itself
