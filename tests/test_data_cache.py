@@ -3,10 +3,13 @@ split into parts for the processes of a ``torchrun``."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from rich.console import Console
 
 from insvp_cli.config.schema import DataConfig
 from insvp_cli.data.base import BadImageError
@@ -56,13 +59,14 @@ def test_a_cached_split_gives_the_pixels_and_the_random_crops_of_its_files(folde
 
 def test_the_budget_decides_which_splits_are_cached_train_first(folder):
     splits = build_splits(_cfg(folder), DATA_CFG)
-    lines = []
-    none = cache_splits(splits, _cfg(folder, cache_gb=0), lines.append)
-    assert none == splits and lines == []
+    console = Console(file=io.StringIO(), width=200)
+    none = cache_splits(splits, _cfg(folder, cache_gb=0), console)
+    assert none == splits and console.file.getvalue() == ""
     train_bytes = cache_split(splits.train, 0, "error").nbytes
-    only_train = cache_splits(splits, _cfg(folder, cache_gb=train_bytes * 1.2 / 2**30), lines.append)
+    only_train = cache_splits(splits, _cfg(folder, cache_gb=train_bytes * 1.2 / 2**30), console)
     assert isinstance(only_train.train, CachedImages)
     assert not isinstance(only_train.val, CachedImages) and not isinstance(only_train.test, CachedImages)
+    lines = console.file.getvalue().splitlines()
     assert lines == [f"cached train: 12 images, {train_bytes / 2**20:,.1f} MiB decoded and resized in "
                      f"{lines[0].rsplit(' in ', 1)[1]}"]
     every = cache_splits(splits, _cfg(folder), None)  # the default 4 GiB

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch.utils.data import DataLoader
 
 from .base import BadImage, BadImageError, LabelledImages
@@ -101,13 +103,15 @@ class CacheBudget:
         self.left -= cached.nbytes
 
 
-def cache_split(dataset: LabelledImages, workers: int, on_bad_image: str) -> CachedImages:
+def cache_split(dataset: LabelledImages, workers: int, on_bad_image: str,
+                advance: Callable[[int], None] | None = None) -> CachedImages:
     """Decode and resize every image of ``dataset`` once (in ``workers`` processes) into a :class:`CachedImages`.
 
     Args:
         dataset: a split whose transform is a :class:`Preprocess`.
         workers: loader worker processes for the decoding (0: in this process).
         on_bad_image: ``error`` raises at the first unreadable image; ``skip`` keeps it as a marker.
+        advance: told how many more images are done after each chunk.
 
     Raises:
         BadImageError: an unreadable image under ``on_bad_image: error``.
@@ -123,28 +127,34 @@ def cache_split(dataset: LabelledImages, workers: int, on_bad_image: str) -> Cac
             if on_bad_image == "error":
                 raise BadImageError(image.path, image.reason)
             bad[position] = image
+        if advance is not None:
+            advance(len(positions))
     pixels = torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.uint8)
     return CachedImages(dataset, pixels, shapes, bad)
 
 
-def cache_splits(splits: Splits, cfg: DataConfig, say: Callable[[str], None] | None = None) -> Splits:
+def cache_splits(splits: Splits, cfg: DataConfig, console: Console | None = None) -> Splits:
     """``splits`` with each split that fits ``cfg.cache_gb`` (train first: it is read every epoch) cached.
 
     Args:
         splits: the splits as built (val and test may be a rank's part).
         cfg: the ``data`` config (``cache_gb``, ``num_workers``, ``on_bad_image``).
-        say: told one line per cached split.
+        console: where a bar shows the decoding (on a terminal) and a line each cached split (``None``: nothing).
     """
     budget, cached = CacheBudget(cfg.cache_gb), {}
     for name in ("train", "val", "test"):
         dataset = getattr(splits, name)
         if budget.fits(dataset):
             start = time.perf_counter()
-            cached[name] = cache_split(dataset, worker_count(cfg.num_workers), cfg.on_bad_image)
+            with Progress(TextColumn(f"caching {name}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                          console=console, transient=True, disable=console is None or not console.is_terminal) as bar:
+                task = bar.add_task(name, total=len(dataset))
+                cached[name] = cache_split(dataset, worker_count(cfg.num_workers), cfg.on_bad_image,
+                                           lambda done, task=task: bar.update(task, advance=done))
             budget.take(cached[name])
-            if say is not None:
-                say(f"cached {name}: {len(dataset):,} images, {cached[name].nbytes / 2**20:,.1f} MiB decoded and "
-                    f"resized in {time.perf_counter() - start:.1f} s")
+            if console is not None:
+                console.print(f"cached {name}: {len(dataset):,} images, {cached[name].nbytes / 2**20:,.1f} MiB decoded "
+                              f"and resized in {time.perf_counter() - start:.1f} s", highlight=False)
     return dataclasses.replace(splits, **cached)
 
 

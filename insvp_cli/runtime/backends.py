@@ -1,8 +1,8 @@
 """How the arithmetic of a training run is carried out: TF32 and cuDNN's benchmark mode on CUDA (``train.tf32``), or
 deterministic algorithms (``train.deterministic``), set for the run and put back after it.
 
-What "exact" means (README, "Resuming"): on the CPU a run, its resumed copy and a copy with other loader workers give
-the same numbers bit for bit. On CUDA the default (fast) kernels may add in a different order from one call to the
+What "exact" means (README, "Exact resume"): on the CPU a run, its resumed copy and a copy with other loader workers
+give the same numbers bit for bit. On CUDA the default (fast) kernels may add in a different order from one call to the
 next (atomic additions in some backward passes, cuDNN's benchmark choosing among algorithms), so two runs agree only
 to float rounding, which grows over the epochs; ``train.deterministic: true`` gives up that speed for bit-identical
 runs there too.

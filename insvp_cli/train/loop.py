@@ -229,10 +229,7 @@ def _build_run(cfg: Config, folder: RunFolder, device: torch.device, dist_info: 
     if dist_info.enabled:  # each process evaluates its part; the engine sums the counts
         rank, world = dist_info.rank, dist_info.world_size
         splits = dataclasses.replace(splits, val=shard(splits.val, rank, world), test=shard(splits.test, rank, world))
-    say = None
-    if dist_info.is_main:
-        say = (console or Console(stderr=True)).print
-    splits = cache_splits(splits, cfg.data, say)
+    splits = cache_splits(splits, cfg.data, (console or Console(stderr=True)) if dist_info.is_main else None)
     loaders = build_loaders(splits, cfg.data, distributed=dist_info.enabled, seed=cfg.train.seed,
                             pin_memory=device.type == "cuda")
     precision = Precision.resolve(cfg.train.precision, device)
