@@ -176,11 +176,15 @@ class Loaders:
     train_sampler: EpochSampler
 
 
+def part_bounds(size: int, rank: int, replicas: int) -> tuple[int, int]:
+    """``[start, stop)`` of rank ``rank``'s contiguous part of ``size`` samples out of ``replicas``."""
+    return size * rank // replicas, size * (rank + 1) // replicas
+
+
 def shard(dataset: LabelledImages, rank: int, replicas: int) -> LabelledImages:
     """Rank ``rank``'s contiguous part of ``dataset`` out of ``replicas``, unpadded: every sample in exactly one part,
     so counts summed over the ranks are exact (a DistributedSampler pads with repeated samples)."""
-    size = len(dataset)
-    return dataset.select(np.arange(size * rank // replicas, size * (rank + 1) // replicas))
+    return dataset.select(np.arange(*part_bounds(len(dataset), rank, replicas)))
 
 
 def build_loaders(splits: Splits, cfg: DataConfig, *, distributed: bool = False, seed: int = 0,

@@ -31,7 +31,15 @@ from ..config.overrides import flatten
 from ..config.schema import Config
 from ..data.base import Splits
 from ..data.cache import cache_splits
-from ..data.loaders import ImageLoader, Loaders, build_loaders, pop_bad_images, shard
+from ..data.loaders import (
+    ImageLoader,
+    Loaders,
+    augmentation_seeds,
+    build_loaders,
+    part_bounds,
+    pop_bad_images,
+    shard,
+)
 from ..data.splits import build_splits
 from ..methods.base import TrainingData
 from ..methods.build import build_backbone, build_model
@@ -101,11 +109,15 @@ class Run:
         """The training split with the evaluation transform (and, for methods that ask, with its own augmenting
         transform), this process's part of it, for the methods' data hooks."""
         def loader(augmented: bool = False) -> ImageLoader:
-            train = self.splits.train
-            dataset = train if augmented else train.with_transform(self.splits.test.transform)
-            data = self.cfg.data
-            return ImageLoader(shard(dataset, self.dist.rank, self.dist.world_size), batch_size=data.batch_size,
-                               shuffle=False, num_workers=data.num_workers, on_bad_image=data.on_bad_image)
+            train, (rank, world), data = self.splits.train, (self.dist.rank, self.dist.world_size), self.cfg.data
+            keys = None
+            if augmented:  # each image's crop and flip of epoch 0, under its own seed: whatever the workers
+                start, stop = part_bounds(len(train), rank, world)
+                keys = list(enumerate(augmentation_seeds(self.cfg.train.seed, 0, len(train))[start:stop].tolist()))
+            else:
+                train = train.with_transform(self.splits.test.transform)
+            return ImageLoader(shard(train, rank, world), sampler=keys, batch_size=data.batch_size,
+                               num_workers=data.num_workers, on_bad_image=data.on_bad_image)
 
         return TrainingData(loader, self.classes, self.device, self.coarse_labels, lambda: loader(augmented=True),
                             self.precision, self.dist)

@@ -82,7 +82,8 @@ class DamVP(Method):
         ``torchrun``: every process gets the whole split's, in its order."""
         with data.autocast():
             features = [self.frozen_features(images.to(data.device)).float() for images, _ in loader]
-        return data.gather(torch.cat(features)).cpu()
+        own = torch.cat(features) if features else torch.zeros(0, self.backbone.num_features, device=data.device)
+        return data.gather(own).cpu()
 
     def cluster(self, features: torch.Tensor) -> torch.Tensor:
         """Prototypes ``(num_clusters, D)`` of (a seeded sample of) ``features`` ``(N, D)``.
