@@ -90,7 +90,7 @@ def steps(cuda: bool, work: Path) -> list[tuple[str, list[str], int]]:
         (f"DDP: 2 processes on one {'GPU' if cuda else 'CPU'}, one quickstart epoch", ddp, 150),
         ("exact resume: a resumed run and a second run against the first",
          [py, str(BENCH / "resume_check.py"), "--device", device,
-          *([] if cuda else ["--shots", "4", "--set", "data.classes=[5, 6]"])], 150),
+          *([] if cuda else ["--shots", "4", "--set", "data.classes=[5, 6]", "--set", "data.num_workers=0"])], 150),
         (f"quickstart: one epoch on {device}", [*insvp(), "train", *quick, "--out", str(run)], 120),
         ("quickstart: evaluate", [*insvp(), "evaluate", str(run / "best.pt"), "--set", f"train.device={device}"], 60),
         ("throughput: ours against the release as published" + ("" if cuda else " (CPU smoke)"),

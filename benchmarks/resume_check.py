@@ -55,14 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shots", type=int, default=100, help="training images per class (default 100)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="more overrides")
     opts = parser.parse_args(argv)
-    print(f"quickstart recipe, {opts.epochs} epochs, {opts.shots} images per class, 2 workers, augmentation, Mixup, "
-          f"dropout; {opts.device}, torch {torch.__version__}", flush=True)
     with tempfile.TemporaryDirectory(prefix="insvp-resume-") as tmp:
         for deterministic in (False, True):
             cfg = resolve_config("quickstart", [
                 f"train.device={opts.device}", f"train.epochs={opts.epochs}", f"data.shots={opts.shots}",
                 "data.num_workers=2", "data.augment=true", "train.mixup=0.8", "train.cutmix=1.0",
                 "method.dropout=0.1", f"train.deterministic={str(deterministic).lower()}", *opts.set])
+            if not deterministic:
+                print(f"quickstart recipe, {opts.epochs} epochs, {opts.shots} images per class, {cfg.data.num_workers} "
+                      f"workers, augmentation, Mixup, dropout; {opts.device}, torch {torch.__version__}", flush=True)
             runs = Path(tmp) / str(deterministic)
 
             def interrupt(row: dict) -> None:

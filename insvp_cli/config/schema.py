@@ -141,9 +141,10 @@ class TrainConfig:
             :mod:`insvp_cli.train.loggers`).
         tf32: on CUDA, float32 matrix products and convolutions in TF32 (``set_float32_matmul_precision("high")``)
             and cuDNN's benchmark mode (the fastest convolution algorithms for the shapes seen); no effect on the CPU.
-        deterministic: on CUDA, deterministic algorithms only (``torch.use_deterministic_algorithms``, no cuDNN
-            benchmark mode, InsVP's ``G_s`` pooling as ``max_pool2d``), so that a run and its resumed copy give the
-            same numbers there too (slower; an operation without a deterministic version stops the run).
+        deterministic: deterministic algorithms only (``torch.use_deterministic_algorithms``; on CUDA also no cuDNN
+            benchmark mode and cuBLAS's fixed workspace; InsVP's ``G_s`` pooling as ``max_pool2d``), so that a run and
+            its resumed copy give the same numbers on CUDA too, as they do on the CPU anyway (slower there; an
+            operation without a deterministic version stops the run).
     """
 
     epochs: int = bounded(100, ge=1)
