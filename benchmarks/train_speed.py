@@ -21,6 +21,7 @@ them); a row that fails is reported and the others still run. Run from the repos
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 import traceback
@@ -112,8 +113,8 @@ def measure(row: Row, opts: argparse.Namespace) -> dict[str, float]:
             seconds = time.perf_counter() - start
     waits = sum("synchroniz" in str(w.message) for w in syncs)
     return {"images/s": opts.steps * opts.batch / seconds,
-            "peak MiB": torch.cuda.max_memory_allocated() / 2**20 if cuda else float("nan"),
-            "syncs/step": waits / opts.steps if cuda else float("nan")}
+            "peak MiB": torch.cuda.max_memory_allocated() / 2**20 if cuda else math.nan,  # nan: not measured
+            "syncs/step": waits / opts.steps if cuda else math.nan}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         try:
             m = measure(row, opts)
-            print(f"{row.label:<24} {m['images/s']:>12.1f} {m['peak MiB']:>9.0f} {m['syncs/step']:>10.2f}", flush=True)
+            print(f"{row.label:<24} {m['images/s']:>12.1f} {_cell(m['peak MiB'], 0):>9} "
+                  f"{_cell(m['syncs/step'], 2):>10}", flush=True)
         except Exception as exc:  # one row's failure is reported; the others are still measured
             failed += 1
             print(f"{row.label:<24} failed: {type(exc).__name__}: {exc}", flush=True)
@@ -154,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         if opts.device.startswith("cuda"):
             torch.cuda.empty_cache()
     return 1 if failed else 0
+
+
+def _cell(value: float, digits: int) -> str:
+    return "-" if math.isnan(value) else f"{value:.{digits}f}"
 
 
 if __name__ == "__main__":
