@@ -15,10 +15,11 @@ in one run on the same backbone, batch and random data:
    step; their sum is checked against the whole step timed as one.
 
 Every time is the median of ``--repeats`` runs after one warm-up, on ``--threads`` threads (default 1, as
-``throughput.py``). Run from the repository root::
+``throughput.py``), under ``--precision``'s autocast (``bf16``: as training runs on CUDA) with the backends ``insvp
+train`` sets. Run from the repository root::
 
     python benchmarks/profile_insvp.py                        # CPU: ViT-S/16, 224 px, batch 4
-    python benchmarks/profile_insvp.py --device cuda --batch 64 --backbone vit_base_patch16_224
+    python benchmarks/profile_insvp.py --device cuda --batch 64 --backbone vit_base_patch16_224 --precision bf16
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from torch import nn
 
 from insvp_cli.methods.insvp.fftconv import PromptConv2d
 from insvp_cli.methods.insvp.layers import simam
+from insvp_cli.runtime.backends import run_backends
+from insvp_cli.runtime.precision import Precision
 
 # (row, overrides): InsVP's presets and prompts only with the same L_p; G_s once per forward in both presets
 MODELS = (
@@ -194,12 +197,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-convs", action="store_true", help="only the step table")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast (fp32)")
     opts = parser.parse_args(argv)
     device = torch.device(opts.device)
     torch.set_num_threads(opts.threads)
     torch.manual_seed(0)
-    print(f"{opts.backbone} @ {opts.img_size} px, batch {opts.batch}, {device}, fp32, {opts.threads} thread(s), "
-          f"median of {opts.repeats}; torch {torch.__version__}")
+    print(f"{opts.backbone} @ {opts.img_size} px, batch {opts.batch}, {device}, {opts.precision}, {opts.threads} "
+          f"thread(s), median of {opts.repeats}; torch {torch.__version__}")
+    with run_backends(device, tf32=True, deterministic=False), Precision.resolve(opts.precision, device).autocast():
+        measure(opts, device)
+    return 0
+
+
+def measure(opts: argparse.Namespace, device: torch.device) -> None:
+    """Both tables, printed."""
     if not opts.skip_convs:
         print()
         print("\n".join(conv_table(opts, device)))
@@ -219,7 +230,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'part':<30} {'forward s':>9} {'backward s':>10} {'share':>6}")
         for part, (fwd, bwd) in sorted(times.items(), key=lambda kv: -sum(kv[1])):
             print(f"  {part:<30} {fwd:>9.4f} {bwd:>10.4f} {(fwd + bwd) / total:>6.1%}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -60,6 +60,7 @@ import torch
 from _models import ONLY_COMMON, build_method, method_config, published_from
 
 from insvp_cli.backbone import create_backbone
+from insvp_cli.runtime.backends import run_backends
 from insvp_cli.runtime.precision import Precision
 from insvp_cli.train.engine import Schedule, build_criterion, build_optimizer, evaluate, train_one_epoch
 
@@ -164,7 +165,8 @@ class Bench:
         self.rss_base = _peak_rss_mib()
         torch.set_num_threads(opts.threads)
         self.device = torch.device(opts.device)
-        torch.backends.cudnn.benchmark = self.device.type == "cuda"  # fixed input sizes: let cuDNN pick its kernels
+        # as insvp train runs: TF32 and cuDNN's benchmark mode on CUDA (this process lives for this row alone)
+        run_backends(self.device, tf32=True, deterministic=False).__enter__()
         self.row, self.opts = row, opts
         size = [f"backbone.img_size={opts.img_size}"] if opts.img_size else []
         cfg = method_config(opts.backbone, *size, "train.mixup=0", "train.cutmix=0",

@@ -25,7 +25,8 @@ def bench(monkeypatch):
 
 
 @pytest.mark.parametrize("script", ["flops", "throughput", "startup", "export_throughput", "profile_insvp",
-                                    "gpu_report", "serve_memory", "serve_load"])
+                                    "gpu_report", "serve_memory", "serve_load", "train_speed", "data_throughput",
+                                    "resume_check"])
 def test_every_benchmark_imports_against_the_package(script, bench):
     if script == "export_throughput" and importlib.util.find_spec("onnxruntime") is None:
         pytest.skip('needs the export extra: pip install "insvp[export]"')
@@ -57,6 +58,22 @@ def test_gpu_script_on_a_cpu_machine_says_so_runs_the_smoke_and_exits_0(tmp_path
     assert proc.returncode == 0, proc.stdout + proc.stderr
     text = report.read_text()
     assert "no CUDA device: the CPU smoke of every step follows" in text
-    sections = re.findall(r"^== (\d)\. .*: exit (\S+), ", text, flags=re.MULTILINE)
-    assert [n for n, _ in sections] == ["1", "2", "3", "4", "5", "6"] and {code for _, code in sections} == {"0"}
+    sections = re.findall(r"^== (\d+)\. .*: exit (\S+), ", text, flags=re.MULTILINE)
+    assert [n for n, _ in sections] == [str(n) for n in range(1, 11)] and {code for _, code in sections} == {"0"}
     assert "targets:" in text and "release G_g conv2 25x25" in text and "test acc" in text.lower()
+    # every method of Table 1 trained, the loader beside the model, two processes
+    assert all(f"\n{row:<24} " in text for row in ("Full", "VPT", "DAM-VP", "TransHP", "LION", "InsVP release preset"))
+    assert "from the cache" in text and "model: insvp (quickstart)" in text
+    assert text.count("interrupted after epoch 1:  identical") == 2  # on the CPU, with and without deterministic
+    assert "failed:" not in text
+
+
+def test_gpu_report_stops_at_once_when_cuda_is_expected_but_unusable(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA works here")
+    report = tmp_path / "report.txt"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_report.py"), "--out", str(report),
+                           "--expect-cuda"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "error: CUDA is expected here (--expect-cuda) but cannot be used: torch" in proc.stderr
+    assert "torch.cuda.is_available() is False" in report.read_text() and "== 1." not in report.read_text()

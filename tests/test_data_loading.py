@@ -23,8 +23,9 @@ DATA_CFG = {"input_size": (3, 16, 16), "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.
             "interpolation": "bicubic", "crop_pct": 0.9}
 
 
-def kinds(transform: T.Compose) -> list[type]:
-    return [type(t) for t in transform.transforms]
+def kinds(transform) -> list[type]:
+    """The steps after the resize (on its uint8 tensor)."""
+    return [type(t) for t in transform.finish.transforms]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -33,13 +34,33 @@ def kinds(transform: T.Compose) -> list[type]:
 
 def test_crop_mode_is_resize_crop_flip_for_train_and_resize_center_crop_for_eval():
     train, evaluation = build_transforms(DataConfig(), {**DATA_CFG, "input_size": (3, 224, 224)}, flip=True)
-    assert kinds(train) == [T.Resize, T.RandomCrop, T.RandomHorizontalFlip, T.ToTensor, T.Normalize]
-    assert kinds(evaluation) == [T.Resize, T.CenterCrop, T.ToTensor, T.Normalize]
-    assert train.transforms[0].size == 256 and evaluation.transforms[0].size == 256  # VPT / release: Resize(256)
-    assert train.transforms[1].size == (224, 224)
-    assert train.transforms[0].interpolation == T.InterpolationMode.BICUBIC
+    assert kinds(train) == [T.RandomCrop, T.RandomHorizontalFlip, T.ConvertImageDtype, T.Normalize]
+    assert kinds(evaluation) == [T.CenterCrop, T.ConvertImageDtype, T.Normalize]
+    assert train.size == 256 and evaluation.size == 256  # VPT / release: Resize(256)
+    assert train.finish.transforms[0].size == (224, 224)
+    assert train.interpolation == T.InterpolationMode.BICUBIC and train.resize_key == evaluation.resize_key
     image = Image.new("RGB", (300, 400))
     assert train(image).shape == evaluation(image).shape == (3, 224, 224)
+
+
+@pytest.mark.parametrize("resize", ["crop", "direct"])
+def test_the_two_stages_give_torchvisions_pil_pipeline_to_the_bit(resize):
+    """Resize on the PIL image, then crop and flip on its uint8 tensor: the pixels of the usual PIL pipeline ending in
+    ToTensor, with the same random draws, so a cached split trains exactly as its files."""
+    data_cfg = {**DATA_CFG, "input_size": (3, 24, 24)}
+    train, evaluation = build_transforms(DataConfig(resize=resize), data_cfg, flip=True)
+    resize_step = T.Resize(evaluation.size, interpolation=T.InterpolationMode.BICUBIC)
+    crops = ([T.CenterCrop(24)], [T.RandomCrop(24)]) if resize == "crop" else ([], [])
+    tail = [T.ToTensor(), T.Normalize(DATA_CFG["mean"], DATA_CFG["std"])]
+    usual_eval = T.Compose([resize_step, *crops[0], *tail])
+    usual_train = T.Compose([resize_step, *crops[1], T.RandomHorizontalFlip(), *tail])
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (37, 50, 3), dtype=np.uint8))
+    assert torch.equal(evaluation(image), usual_eval(image))
+    for seed in range(8):
+        torch.manual_seed(seed)
+        ours = train(image)
+        torch.manual_seed(seed)
+        assert torch.equal(ours, usual_train(image))
 
 
 def test_no_flip_where_it_changes_the_label_and_none_without_augmentation():
@@ -53,8 +74,8 @@ def test_no_flip_where_it_changes_the_label_and_none_without_augmentation():
 
 def test_direct_resize_has_no_crop_and_image_size_overrides_the_backbone():
     train, evaluation = build_transforms(DataConfig(resize="direct", image_size=24), DATA_CFG, flip=True)
-    assert kinds(evaluation) == [T.Resize, T.ToTensor, T.Normalize]
-    assert kinds(train) == [T.Resize, T.RandomHorizontalFlip, T.ToTensor, T.Normalize]
+    assert kinds(evaluation) == [T.ConvertImageDtype, T.Normalize] and evaluation.size == (24, 24)
+    assert kinds(train) == [T.RandomHorizontalFlip, T.ConvertImageDtype, T.Normalize]
     assert evaluation(Image.new("RGB", (50, 10))).shape == (3, 24, 24)  # straight to size, aspect ignored
 
 

@@ -7,8 +7,6 @@ import io
 import json
 import os
 import statistics
-import subprocess
-import sys
 
 import pytest
 from rich.console import Console
@@ -20,10 +18,11 @@ from insvp_cli.experiments.queue import QueuedRun, finished_seeds
 from insvp_cli.experiments.reproduce.report import build_report
 from insvp_cli.experiments.reproduce.runner import plan_table, run_plan
 from insvp_cli.experiments.reproduce.tables import Cell, RunSpec, TableDef, register_table
-from insvp_cli.experiments.reproduce.workers import parse_gpus
+from insvp_cli.experiments.reproduce.workers import Worker, gpu_workers, parse_gpus, reproduce_args, run_workers
 from insvp_cli.resolve.layers import resolve_config
 from insvp_cli.runs.lock import RunLock
-from tests.conftest import tiny_run
+from insvp_cli.runtime import devices
+from tests.conftest import insvp, one_line_error, tiny_run
 
 # two tiny runs on the digits, for workers and seeds
 TABLE = "seeds-workers-test"
@@ -32,6 +31,7 @@ register_table(TableDef(TABLE, "seeds and workers", "method", ("InsVP",), ("0-2"
                                            (*tiny_run("insvp", 1), f"data.classes={list(classes)}")))
     for column, classes in (("0-2", (0, 1, 2)), ("3-5", (3, 4, 5))))))
 QUIET = Console(file=io.StringIO())
+TABLE_FOR_CLI = "table2"  # a shipped table: the installed script knows it
 
 
 def test_spread_formats_mean_std_and_count():
@@ -86,20 +86,61 @@ def test_a_worker_skips_a_run_another_holds_and_trains_the_rest(tmp_path):
     assert run_plan(plan_table(TABLE, tmp_path, runs, ["insvp"]), QUIET).trained == ["digits012/insvp"]
 
 
-def test_gpus_starts_one_worker_per_device_and_they_share_the_runs(tmp_path):
+def test_workers_share_the_runs_each_run_trained_once(tmp_path):
+    """``--gpus`` starts these processes, one per GPU; here on the CPU (``train.device=cpu`` in place of ``cuda``)."""
     runs = tmp_path / "runs"
     # the table is registered by the test module: the workers import it through sitecustomize
     (tmp_path / "sitecustomize.py").write_text("import tests.test_seeds_workers\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.getcwd()])}
-    proc = subprocess.run([sys.executable, "-m", "insvp_cli", "reproduce", TABLE, "--data-root", str(tmp_path),
-                           "--runs", str(runs), "--methods", "insvp", "--gpus", "0,1"],
-                          capture_output=True, text=True, env=env, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "worker on GPU 0 exited with 0" in proc.stdout and "worker on GPU 1 exited with 0" in proc.stdout
+    pythonpath = os.pathsep.join([str(tmp_path), os.getcwd()])
+    args = reproduce_args(TABLE, tmp_path, runs, 1, None, "insvp", False, [])
+    said = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", pythonpath)
+        code = run_workers(args, [Worker("0", "", "cpu"), Worker("1", "", "cpu")], runs, said.append)
+    assert code == 0, said
+    assert "worker on GPU 0 exited with 0" in said and "worker on GPU 1 exited with 0" in said
     assert all((runs / f"digits{c}/insvp/summary.json").is_file() for c in ("012", "345"))
     logs = [(runs / "workers" / f"gpu-{g}.log").read_text() for g in ("0", "1")]
     trained = [int(log.split(" trained, ")[0].rsplit(" ", 1)[-1]) for log in logs]  # ": K trained, ..."
     assert sum(trained) == 2  # every run trained once, by one worker or the other
+
+
+@pytest.fixture
+def four_gpus(tmp_path, monkeypatch):
+    """The NVIDIA driver's folder of a machine with four GPUs (what visible_gpus counts)."""
+    driver = tmp_path / "nvidia-gpus"
+    for bus in range(4):
+        (driver / f"0000:0{bus}:00.0").mkdir(parents=True)
+    monkeypatch.setattr(devices, "NVIDIA_GPUS", driver)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+
+def test_gpu_indices_count_the_gpus_this_process_sees(four_gpus, monkeypatch):
+    assert gpu_workers("0,3") == [Worker("0", "0"), Worker("3", "3")]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # e.g. SLURM's allocation
+    assert [w.visible for w in gpu_workers("1,0")] == ["3", "2"]
+    assert {w.device for w in gpu_workers("0,1")} == {"cuda"}
+    with pytest.raises(UsageError, match=r"--gpus 0,2: this process sees 2 GPUs, numbered 0-1 "
+                                         r"\(CUDA_VISIBLE_DEVICES=2,3\); GPU 2 is not one of them"):
+        gpu_workers("0,2")
+
+
+def test_a_dry_run_with_gpus_shows_each_workers_gpu_and_device(four_gpus, monkeypatch, tmp_path, cli):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,3")
+    code, output = cli("reproduce", TABLE, "--data-root", tmp_path, "--runs", tmp_path / "runs", "--methods", "insvp",
+                       "--gpus", "1,0", "--dry-run")
+    assert code == 0, output
+    assert "--set train.device=cuda" in output and "torchrun" not in output  # one GPU per worker
+    assert "worker on GPU 1: CUDA_VISIBLE_DEVICES=3" in output and "worker on GPU 0: CUDA_VISIBLE_DEVICES=1" in output
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_gpus_that_are_not_there_stop_the_command_before_any_work(tmp_path, dry_run, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU, even on a machine with some
+    proc = insvp("reproduce", TABLE_FOR_CLI, "--data-root", tmp_path, "--runs", tmp_path / "runs", "--gpus", "0,1",
+                 *(["--dry-run"] if dry_run else []))
+    one_line_error(proc.stderr, proc.returncode, 2, "--gpus 0,1: this process sees no CUDA GPU (CUDA_VISIBLE_DEVICES=)")
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize("text", ["", "0,x", "1,1", "-1"])

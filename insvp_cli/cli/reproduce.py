@@ -35,8 +35,9 @@ def reproduce(
                                                       "tuned cells, marked.")] = False,
     seeds: Annotated[int, typer.Option(min=1, help="Train every run with this many seeds (RUN, RUN-seed1, ...); "
                                                    "insvp report shows mean ± std (N).", max=MAX_SEEDS)] = 1,
-    gpus: Annotated[str | None, typer.Option(metavar="0,1,...", help="Start one worker per GPU (CUDA_VISIBLE_DEVICES), "
-                                             "sharing the table's runs; logs in RUNS/workers/.",
+    gpus: Annotated[str | None, typer.Option(metavar="0,1,...", help="Start one worker per GPU, sharing the table's "
+                                             "runs; indices count the GPUs this command sees (CUDA_VISIBLE_DEVICES); "
+                                             "each worker trains on its GPU only; logs in RUNS/workers/.",
                                              show_default=False)] = None,
 ) -> None:
     """Train every run of a table of the paper, one after another: finished runs are skipped, interrupted ones resumed.
@@ -51,7 +52,7 @@ def reproduce(
     from ..runtime.devices import visible_gpus
 
     names = None if methods is None else split_names(methods, "--methods", DEFAULT_METHOD)
-    devices = None if gpus is None else workers.parse_gpus(gpus)  # checked with --dry-run too
+    devices = None if gpus is None else workers.gpu_workers(gpus)  # checked before anything, --dry-run too
     if devices is not None and not dry_run:
         runner.plan_table(table, data_root, runs, names, overrides or [], weights_dir, seeds=seeds)  # fail fast
         args = workers.reproduce_args(table, data_root, runs, seeds, weights_dir, methods, tune, overrides or [])
@@ -59,14 +60,19 @@ def reproduce(
             raise typer.Exit(1)
         _say(f"{table}: every worker finished; insvp report --runs {runs} --table {table} shows the table")
         return
+    if devices is not None:  # what each worker would plan: one GPU, train.device=cuda
+        overrides = [*(overrides or []), f"train.device={devices[0].device}"]
     plan = runner.plan_table(table, data_root, runs, names, overrides or [], weights_dir,
-                             ngpus=0 if tune else visible_gpus(), seeds=seeds)
+                             ngpus=0 if tune else 1 if devices else visible_gpus(), seeds=seeds)
     if tune:  # a sweep per run
         dry_run_lines, header_lines, execute = tuning.tune_dry_run_lines, tuning.tune_lines, tuning.tune_plan
     else:
         dry_run_lines, header_lines, execute = runner.dry_run_lines, runner.header_lines, runner.run_plan
     if dry_run:
         typer.echo("\n".join(dry_run_lines(plan)))
+        for worker in devices or ():
+            typer.echo(f"worker on GPU {worker.index}: CUDA_VISIBLE_DEVICES={worker.visible}, the runs above in turn "
+                       "with the other workers")
         return
     for line in header_lines(plan):
         _say(line)

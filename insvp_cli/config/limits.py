@@ -20,6 +20,7 @@ a 10 TB allocation or a C++ assertion:
 - ``MAX_FACTOR``: unitless positive scales (learning rates, weight decays, Mixup/CutMix alphas, loss weights).
 - ``MAX_SEEDS``: seeds of one run (``--seeds N``: ``train.seed``, ``+1``, ...).
 - ``MAX_TRIALS``: trials of a sweep.
+- ``MAX_CACHE_GB``: gigabytes of decoded images a run may keep in memory (``data.cache_gb``).
 """
 
 SEED_MAX = 2**32 - 1
@@ -36,3 +37,4 @@ MAX_COUNT = 2**31 - 1
 MAX_FACTOR = 1e6
 MAX_SEEDS = 1_000
 MAX_TRIALS = 100_000
+MAX_CACHE_GB = 65_536.0

@@ -22,6 +22,7 @@ from .coerce import bounded
 from .limits import (
     MAX_BATCH,
     MAX_BLOCKS,
+    MAX_CACHE_GB,
     MAX_CLASSES,
     MAX_COUNT,
     MAX_EPOCHS,
@@ -93,7 +94,11 @@ class DataConfig:
             ``train800`` and selects on ``val200``; ``final`` trains on ``train800val200`` (the paper's runs),
             with ``val200``, a part of that training set, standing in for the validation split.
         batch_size: per-process batch size.
-        num_workers: data-loader worker processes.
+        num_workers: data-loader worker processes; ``None`` (the default): the CPUs each process may use, less one,
+            at most 16 (:func:`insvp_cli.runtime.cpus.loader_workers`). Results do not depend on it.
+        cache_gb: splits whose images, decoded and resized, fit in this many GiB together (per process) are decoded
+            once before training and kept in memory as uint8 tensors (:mod:`insvp_cli.data.cache`); 0 reads every
+            image from its file every epoch. Results do not depend on it.
         on_bad_image: ``error`` stops at an unreadable image; ``skip`` drops it and reports the count.
     """
 
@@ -112,7 +117,8 @@ class DataConfig:
     augment: bool = True
     vtab_protocol: Literal["tune", "final"] = "tune"
     batch_size: int = bounded(64, ge=1, le=MAX_BATCH)
-    num_workers: int = bounded(4, ge=0, le=MAX_WORKERS)
+    num_workers: int | None = bounded(None, ge=0, le=MAX_WORKERS)
+    cache_gb: float = bounded(4.0, ge=0, le=MAX_CACHE_GB)
     on_bad_image: Literal["error", "skip"] = "error"
 
 
@@ -145,7 +151,8 @@ class TrainConfig:
         mix_prob: probability of applying Mixup/CutMix to a batch.
         switch_prob: probability of CutMix instead of Mixup when both are on.
         label_smoothing: label smoothing.
-        precision: ``auto`` (bf16 on CUDA, fp32 on CPU), ``fp32``, ``bf16`` or ``fp16`` (with GradScaler).
+        precision: ``auto`` (bf16 on CUDA, fp32 on CPU), ``fp32``, ``bf16`` (autocast, on CUDA and on the CPU) or
+            ``fp16`` (with GradScaler).
         grad_clip: clip the gradient norm to this value (``None``: no clipping).
         seed: seed of the model initialisation and of the data order.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
@@ -155,6 +162,12 @@ class TrainConfig:
             model as built). Worth it on CUDA for long runs; on CPU it needs a C++ compiler.
         loggers: also write every epoch's row through ``tensorboard`` and/or ``mlflow`` (optional extras;
             :mod:`insvp_cli.train.loggers`).
+        tf32: on CUDA, float32 matrix products and convolutions in TF32 (``set_float32_matmul_precision("high")``)
+            and cuDNN's benchmark mode (the fastest convolution algorithms for the shapes seen); no effect on the CPU.
+        deterministic: deterministic algorithms only (``torch.use_deterministic_algorithms``; on CUDA also no cuDNN
+            benchmark mode and cuBLAS's fixed workspace; InsVP's ``G_s`` pooling as ``max_pool2d``), so that a run and
+            its resumed copy give the same numbers on CUDA too, as they do on the CPU anyway (slower there; an
+            operation without a deterministic version stops the run).
     """
 
     epochs: int = bounded(100, ge=1, le=MAX_EPOCHS)
@@ -180,6 +193,8 @@ class TrainConfig:
     eval_every: int = bounded(1, ge=1, le=MAX_EPOCHS)
     compile: bool = False
     loggers: list[Literal["tensorboard", "mlflow"]] = field(default_factory=list)
+    tf32: bool = True
+    deterministic: bool = False
 
     def __post_init__(self) -> None:
         if self.min_lr > self.lr:

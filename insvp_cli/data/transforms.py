@@ -11,15 +11,23 @@ The backbone decides the input size, mean, std and interpolation (timm's pretrai
 
 The resize ratio is fixed at 256/224 rather than taken from the model's ``crop_pct`` (0.9 for the
 ImageNet-21k ViT-B/16 tags), because the paper's numbers were produced with Resize(256).
+
+Each transform is a :class:`Preprocess` in two stages: the resize (PIL, the same for training and evaluation, the
+expensive part: what :mod:`.cache` keeps as uint8 tensors) and ``finish`` (crop, flip, scaling to ``[0, 1]``,
+normalisation) on the resized uint8 tensor. The pixels are those of ``ToTensor`` after the same PIL operations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+import torch
+from PIL import Image
 from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
+from torchvision.transforms import functional as F
 
 from ..config.schema import DataConfig
 
@@ -48,7 +56,35 @@ def resize_size(cfg: DataConfig, data_cfg: Mapping[str, Any]) -> int | tuple[int
     return int(height * RESIZE_RATIO), int(width * RESIZE_RATIO)
 
 
-def build_transforms(cfg: DataConfig, data_cfg: Mapping[str, Any], flip: bool) -> tuple[T.Compose, T.Compose]:
+@dataclass(frozen=True)
+class Preprocess:
+    """RGB PIL image -> normalised float tensor ``(3, H, W)``: :meth:`resize`, then ``finish`` on its uint8 tensor.
+
+    Attributes:
+        size: the resize (an int: the shorter side; ``(H, W)``: exactly).
+        interpolation: the resize's filter.
+        finish: uint8 tensor ``(3, h, w)`` -> float tensor ``(3, H, W)`` (crop, flip, scale, normalise); its random
+            draws (crop, flip) come from torch's global generator, which the loader seeds per sample.
+    """
+
+    size: int | tuple[int, int]
+    interpolation: InterpolationMode
+    finish: Callable[[torch.Tensor], torch.Tensor]
+
+    def resize(self, image: Image.Image) -> torch.Tensor:
+        """The resized image as a uint8 tensor ``(3, h, w)``: the deterministic, cacheable stage."""
+        return F.pil_to_tensor(F.resize(image, self.size, interpolation=self.interpolation))
+
+    @property
+    def resize_key(self) -> tuple[Any, ...]:
+        """Equal for two transforms whose :meth:`resize` gives the same pixels (a cache made for one serves both)."""
+        return (self.size, self.interpolation)
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        return self.finish(self.resize(image))
+
+
+def build_transforms(cfg: DataConfig, data_cfg: Mapping[str, Any], flip: bool) -> tuple[Preprocess, Preprocess]:
     """The (train, eval) transforms: RGB PIL image -> normalised float tensor (3, H, W).
 
     Args:
@@ -57,20 +93,20 @@ def build_transforms(cfg: DataConfig, data_cfg: Mapping[str, Any], flip: bool) -
         flip: whether a horizontal flip keeps this dataset's labels.
     """
     height, width = input_size(cfg, data_cfg)
-    interpolation = _interpolation(data_cfg)
-    normalize = [T.ToTensor(), T.Normalize(mean=list(data_cfg["mean"]), std=list(data_cfg["std"]))]
-    resize = T.Resize(resize_size(cfg, data_cfg), interpolation=interpolation)
+    # uint8 -> float / 255, exactly ToTensor's scaling, then the backbone's normalisation
+    normalize = [T.ConvertImageDtype(torch.float32),
+                 T.Normalize(mean=list(data_cfg["mean"]), std=list(data_cfg["std"]))]
     if cfg.resize == "direct":
-        geometry = [resize]
-        train_geometry = list(geometry)
+        geometry, train_geometry = [], []
     else:
-        geometry = [resize, T.CenterCrop((height, width))]
-        train_geometry = [resize, T.RandomCrop((height, width))]
-    eval_tf = T.Compose([*geometry, *normalize])
-    if not cfg.augment:
-        return T.Compose([*geometry, *normalize]), eval_tf
-    flips = [T.RandomHorizontalFlip()] if flip else []
-    return T.Compose([*train_geometry, *flips, *normalize]), eval_tf
+        geometry, train_geometry = [T.CenterCrop((height, width))], [T.RandomCrop((height, width))]
+    flips = [T.RandomHorizontalFlip()] if flip and cfg.augment else []
+    train_steps = [*train_geometry, *flips] if cfg.augment else geometry
+
+    def preprocess(steps: list) -> Preprocess:
+        return Preprocess(resize_size(cfg, data_cfg), _interpolation(data_cfg), T.Compose([*steps, *normalize]))
+
+    return preprocess(train_steps), preprocess(geometry)
 
 
 def _interpolation(data_cfg: Mapping[str, Any]) -> InterpolationMode:

@@ -53,6 +53,8 @@ from ..backbone.swin import is_swin
 from ..backbone.vit import pool
 from ..common.errors import UsageError
 from ..config.schema import MethodConfig
+from ..runtime.distributed import DistInfo, gather_rows, sum_over_ranks
+from ..runtime.precision import Precision
 
 
 @dataclass
@@ -76,9 +78,13 @@ class ImagePrompts:
 class TrainingData:
     """What a method may look at before and during training: the training split only, never val or test.
 
+    A pass over the split runs as training runs: under the run's autocast (:meth:`autocast`) and, under ``torchrun``,
+    split over the processes: each loader yields this process's part, and :meth:`sum` / :meth:`gather` combine the
+    parts (a method sums integer counts, which stay exact, or gathers per-image rows in the split's order).
+
     Attributes:
-        loader: makes a loader over the training split with the evaluation transform (no augmentation),
-            in a fixed order, yielding ``(images, labels)``; built only when called.
+        loader: makes a loader over (this process's part of) the training split with the evaluation transform (no
+            augmentation), in a fixed order, yielding ``(images, labels)``; built only when called.
         classes: the class names, ``classes[label]``.
         device: where the model lives.
         coarse_labels: the coarse class of each class (``coarse_labels[label]``) from the data's hierarchy, for
@@ -86,6 +92,8 @@ class TrainingData:
         augmented_loader: like ``loader``, but with the training transform (augmentation drawn anew on every
             pass), for methods that look at the images as training sees them (DAM-VP's clustering); ``None``:
             only ``loader`` is available.
+        precision: the run's autocast.
+        dist: the ``torchrun`` process group (one process by default).
     """
 
     loader: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]]
@@ -93,6 +101,20 @@ class TrainingData:
     device: torch.device
     coarse_labels: list[int] | None = None
     augmented_loader: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]] | None = None
+    precision: Precision = field(default_factory=lambda: Precision("cpu", None))
+    dist: DistInfo = field(default_factory=DistInfo)
+
+    def autocast(self):
+        """The run's autocast, for the forward passes of a look at the data."""
+        return self.precision.autocast()
+
+    def sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` summed over the processes (in place), e.g. counts over each process's part of the split."""
+        return sum_over_ranks(tensor, self.dist)
+
+    def gather(self, rows: torch.Tensor) -> torch.Tensor:
+        """Each process's rows ``(n_r, ...)`` of its part, concatenated: the whole split's rows in its order."""
+        return gather_rows(rows, self.dist)
 
 
 class Method(nn.Module):

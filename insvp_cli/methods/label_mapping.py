@@ -219,7 +219,9 @@ class LabelMappedMethod(Method):
         sources, targets = self.parts.source.classes, self.num_classes
         counts = torch.zeros(sources * targets, dtype=torch.int64, device=data.device)
         for images, labels in data.loader():
-            predicted = self.source_logits(images.to(data.device)).argmax(dim=1)
+            with data.autocast():
+                predicted = self.source_logits(images.to(data.device)).argmax(dim=1)
             counts += torch.bincount(predicted * targets + labels.to(data.device), minlength=sources * targets)
-        self.parts.mapping.update(counts.view(sources, targets))
+        # integer counts of every process's part of the split: the same mapping on every process
+        self.parts.mapping.update(data.sum(counts).view(sources, targets))
         self.train(was_training)

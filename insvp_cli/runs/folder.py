@@ -36,8 +36,8 @@ from .metrics import read_rows, write_rows
 
 # config keys that say where the files are or how fast a run goes, not what it computes: a run folder trained
 # with other values of these holds the same experiment
-LOCATION_KEYS = ("data.root", "data.split_dir", "data.num_workers", "data.download", "train.device", "train.compile",
-                 "train.loggers", "output_dir", "run_name")
+LOCATION_KEYS = ("data.root", "data.split_dir", "data.num_workers", "data.cache_gb", "data.download", "train.device",
+                 "train.compile", "train.loggers", "output_dir", "run_name")
 # what a resumed run may change: where things are, how it runs, how long, and the optimizer's scalar
 # settings (applied from the next step; config.yaml records them). Anything else would change the model,
 # the shapes of the saved optimizer state or the data order, and make the resumed run another experiment.

@@ -1,8 +1,10 @@
-"""The CPUs this process may use, and loader worker counts capped at them.
+"""The CPUs this process may use, and how many loader worker processes they feed.
 
-A DataLoader with more worker processes than CPUs only adds processes that wait for each other (and torch warns
-about it twice per loader); ``--workers 500`` for two images would start 500 processes. Counts are capped where the
-loaders are made, with one note per count, so a config written on a large machine runs unchanged on a small one.
+``data.num_workers: null`` (the default) takes the CPUs of each process. A count given by hand is capped at them:
+a DataLoader with more worker processes than CPUs only adds processes that wait for each other (and torch warns
+about it twice per loader); ``--workers 500`` for two images would start 500 processes. Counts are decided where the
+loaders are made, with one note per capped count, so a config written on a large machine runs unchanged on a small
+one.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ from __future__ import annotations
 import os
 
 from ..common.notes import note
+
+# the most worker processes the default takes (more rarely pays: a process decodes a few hundred images/s)
+MAX_AUTO_WORKERS = 16
 
 _noted: set[tuple[int, int]] = set()
 
@@ -22,9 +27,17 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def cap_workers(requested: int, option: str = "data.num_workers") -> int:
-    """``requested`` loader processes, at most :func:`usable_cpus`; a note (once per count) says when it capped."""
+def loader_workers(requested: int | None, option: str = "data.num_workers") -> int:
+    """Loader worker processes for ``requested``.
+
+    ``None``: the CPUs this process may use, shared among the processes ``torchrun`` starts on this node
+    (``LOCAL_WORLD_SIZE``), one left to the process itself, at most :data:`MAX_AUTO_WORKERS`. A number: itself, at
+    most :func:`usable_cpus`; a note (once per count) says when it was capped.
+    """
     cpus = usable_cpus()
+    if requested is None:
+        per_process = cpus // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        return max(0, min(MAX_AUTO_WORKERS, per_process - 1))
     if requested <= cpus:
         return requested
     if (requested, cpus) not in _noted:

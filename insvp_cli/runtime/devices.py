@@ -36,8 +36,8 @@ def resolve_device(name: str, dist_info: DistInfo | None = None, option: str = "
             raise UsageError(f"{option}: {name!r} but no CUDA device is available; use cpu or auto")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise UsageError(f"{option}: {name!r} but only {torch.cuda.device_count()} CUDA devices are visible")
-        if dist_info is not None and dist_info.enabled:
-            return torch.device("cuda", dist_info.local_rank)
+        if dist_info is not None and dist_info.enabled:  # the GPU init_distributed bound
+            return torch.device("cuda", torch.cuda.current_device())
     return device
 
 

@@ -3,6 +3,11 @@
 Plain functions taking explicit objects; nothing here knows which method it trains. Only parameters
 with ``requires_grad`` reach the optimizer, so a frozen backbone gets no weight gradients at all
 (only input gradients flow through it), unlike the authors' release (docs/method.md §2).
+
+No step waits for the GPU: the loss is summed and checked for finiteness on the device (:class:`_LossWatch`) and
+read back once every :data:`SYNC_EVERY` steps and at the end of the epoch, so the host keeps queueing work while the
+device computes. ``evaluate`` counts on the device and reads back once. (fp16's GradScaler reads its overflow flag
+every step: that is how it decides to skip a step.)
 """
 
 from __future__ import annotations
@@ -18,8 +23,11 @@ from torch import nn
 
 from ..common.errors import TrainingDiverged
 from ..config.schema import TrainConfig
-from ..runtime.distributed import DistInfo, all_reduce_sum, any_rank
+from ..runtime.distributed import DistInfo, sum_over_ranks
 from ..runtime.precision import Precision, eval_logits
+
+# training steps between two reads of the loss by the host (the progress line and the finiteness check)
+SYNC_EVERY = 25
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -135,12 +143,52 @@ def build_criterion(cfg: TrainConfig, mixup) -> nn.Module:
 
 @dataclass
 class StepReport:
-    """What the progress display shows after each step."""
+    """What the progress display shows after each step (``loss``: the last one read back, NaN before the first)."""
 
     step: int
     loss: float
     lr: float
     images_per_s: float
+
+
+class _LossWatch:
+    """An epoch's loss on the device: the running sum, the last value and the first non-finite one, read back by the
+    host only in :meth:`read`.
+
+    A non-finite loss is thus found at the next read, up to :data:`SYNC_EVERY` steps after it happened: the weights
+    in memory may have gone bad by then, but the run stops before the epoch is saved, so the run folder keeps the
+    last good epoch.
+    """
+
+    def __init__(self, device: torch.device):
+        dtype = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
+        self.loss_sum, self.images, self.last, self.bad_loss = (
+            torch.zeros((), dtype=dtype, device=device) for _ in range(4))
+        self.bad_step = torch.full((), -1.0, dtype=dtype, device=device)  # first 1-based step with a bad loss; -1: none
+
+    def add(self, loss: torch.Tensor, count: int, step: int) -> None:
+        loss = loss.detach().to(self.loss_sum.dtype)
+        first = (self.bad_step < 0) & ~torch.isfinite(loss)
+        self.bad_step = torch.where(first, step, self.bad_step)
+        self.bad_loss = torch.where(first, loss, self.bad_loss)
+        self.loss_sum += loss * count  # as the float64 sum of loss.item() * count
+        self.images += count
+        self.last = loss
+
+    def read(self, dist_info: DistInfo) -> tuple[float, float, int]:
+        """(the last loss, the loss summed over the images of every rank so far, their number), in one transfer.
+
+        Raises:
+            TrainingDiverged: a non-finite loss on any rank (every rank raises at the same read).
+        """
+        summed = sum_over_ranks(torch.stack([(self.bad_step >= 0).to(self.loss_sum.dtype), self.loss_sum, self.images]),
+                                dist_info)
+        any_bad, total, images, bad_step, bad_loss, last = torch.cat(
+            [summed, torch.stack([self.bad_step, self.bad_loss, self.last])]).tolist()
+        if any_bad:
+            where = f"at step {int(bad_step)} of the epoch" if bad_step >= 0 else "on another process"
+            raise TrainingDiverged(f"the loss became {bad_loss if bad_step >= 0 else 'non-finite'} {where}")
+        return last, total, int(images)
 
 
 def train_one_epoch(
@@ -166,11 +214,11 @@ def train_one_epoch(
     without auxiliary outputs.
 
     Raises:
-        TrainingDiverged: on a NaN or infinite loss (before the optimizer step, so weights stay finite).
+        TrainingDiverged: on a NaN or infinite loss, at the first read after it (see :class:`_LossWatch`).
     """
     model.train()
     start = time.perf_counter()
-    loss_sum, seen = 0.0, 0
+    watch, seen, shown = _LossWatch(device), 0, math.nan
     for step, (images, targets) in enumerate(loader):
         images = images.to(device, non_blocking=True)
         targets = targets.to(device, non_blocking=True)
@@ -183,8 +231,7 @@ def train_one_epoch(
         with precision.autocast():
             logits, aux = model(images, with_aux=True)
             loss = criterion(logits, targets, **aux)
-        if any_rank(not torch.isfinite(loss).item(), dist_info, device):
-            raise TrainingDiverged(f"the loss became {loss.item()} at step {step + 1} of the epoch")
+        watch.add(loss, images.shape[0], step + 1)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
@@ -199,13 +246,14 @@ def train_one_epoch(
                 nn.utils.clip_grad_norm_(_trainable(optimizer), grad_clip)
             optimizer.step()
         schedule.advance(optimizer)
-        loss_sum += loss.item() * images.shape[0]
         seen += images.shape[0]
+        if (step + 1) % SYNC_EVERY == 0:
+            shown, _, _ = watch.read(dist_info)
         if on_step is not None:
             elapsed = time.perf_counter() - start
-            on_step(StepReport(step + 1, loss.item(), optimizer.param_groups[0]["lr"],
+            on_step(StepReport(step + 1, shown, optimizer.param_groups[0]["lr"],
                                seen * dist_info.world_size / max(elapsed, 1e-9)))
-    loss_sum, seen = all_reduce_sum([loss_sum, float(seen)], dist_info, device)
+    _, loss_sum, seen = watch.read(dist_info)
     seconds = time.perf_counter() - start
     return {"train_loss": loss_sum / max(seen, 1), "train_images": seen, "train_seconds": seconds,
             "train_images_per_s": seen / max(seconds, 1e-9)}
@@ -223,19 +271,25 @@ def evaluate(
     device: torch.device,
     precision: Precision,
     on_step: Callable[[int], None] | None = None,
+    dist_info: DistInfo = DistInfo(),
 ) -> dict[str, float]:
-    """Top-1 accuracy (%) and mean cross-entropy over ``loader`` (the whole split, also under torchrun)."""
+    """Top-1 accuracy (%) and mean cross-entropy over ``loader``; under ``torchrun`` each rank passes its part of the
+    split and the counts are summed over the ranks (exact: every image counted once)."""
     model.eval()
-    correct, total, loss_sum = 0.0, 0.0, 0.0
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    loss_sum = torch.zeros((), dtype=torch.float32 if device.type == "mps" else torch.float64, device=device)
+    total = 0
     start = time.perf_counter()
     for step, (images, targets) in enumerate(loader):
         logits = eval_logits(model, images, device, precision)
         targets = targets.to(device, non_blocking=True)
-        loss_sum += nn.functional.cross_entropy(logits.float(), targets, reduction="sum").item()
-        correct += (logits.argmax(dim=1) == targets).sum().item()
+        loss_sum += nn.functional.cross_entropy(logits.float(), targets, reduction="sum").to(loss_sum.dtype)
+        correct += (logits.argmax(dim=1) == targets).sum()
         total += targets.shape[0]
         if on_step is not None:
             on_step(step + 1)
+    counts = torch.stack([correct.to(loss_sum.dtype), loss_sum, loss_sum.new_tensor(total)])
+    correct, loss_sum, total = sum_over_ranks(counts, dist_info).tolist()  # the one read back
     seconds = time.perf_counter() - start
     return {"acc": 100.0 * correct / max(total, 1), "loss": loss_sum / max(total, 1), "images": total,
             "images_per_s": total / max(seconds, 1e-9)}

@@ -11,6 +11,8 @@ without ``test_acc``.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from rich.console import Console
 from torch import nn
 
 from ..backbone import data_config, token_shape
@@ -27,13 +30,23 @@ from ..common.errors import ConfigError, RunInterrupted, TrainingDiverged, Usage
 from ..config.overrides import flatten
 from ..config.schema import Config
 from ..data.base import Splits
-from ..data.loaders import ImageLoader, Loaders, build_loaders, pop_bad_images
+from ..data.cache import cache_splits
+from ..data.loaders import (
+    ImageLoader,
+    Loaders,
+    augmentation_seeds,
+    build_loaders,
+    part_bounds,
+    pop_bad_images,
+    shard,
+)
 from ..data.splits import build_splits
 from ..methods.base import TrainingData
 from ..methods.build import build_backbone, build_model
 from ..resolve.needs import coarse_labels
 from ..runs.checkpoint import Checkpoint
 from ..runs.folder import RunFolder
+from ..runtime.backends import run_backends
 from ..runtime.devices import resolve_device
 from ..runtime.distributed import DistInfo, init_distributed, shutdown_distributed
 from ..runtime.memory import check_batch
@@ -43,13 +56,23 @@ from .loggers import MetricLoggers, check_loggers
 from .progress import RunProgress
 from .state import RunState
 
+# distinguishes the epoch seeds from every other stream drawn from the run's seed
+_EPOCH_STREAM = 0xE90C
+
 
 def seed_everything(seed: int) -> None:
-    """Seed every RNG. Called at the start of every epoch with ``seed + epoch``, so a resumed run replays
-    exactly the random numbers (dropout, augmentation, Mixup) of the uninterrupted one."""
+    """Seed every RNG (Python's, NumPy's, torch's on every device) with ``seed``: what the model is built under."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def seed_epoch(seed: int, epoch: int, rank: int) -> None:
+    """Seed every RNG of this process for ``epoch``: dropout, Mixup/CutMix and every other draw of the main process
+    are then a function of ``(seed, epoch, rank)`` alone, so a resumed run replays the uninterrupted one and the
+    processes of a ``torchrun`` draw differently. The loader's augmentation has its own seeds, one per sample
+    (:mod:`insvp_cli.data.loaders`), and the training order is shared by the ranks."""
+    seed_everything(int(np.random.SeedSequence([seed, epoch, rank, _EPOCH_STREAM]).generate_state(1, np.uint64)[0]))
 
 
 @dataclass
@@ -85,14 +108,20 @@ class Run:
 
     def training_data(self) -> TrainingData:
         """The training split with the evaluation transform (and, for methods that ask, with its own augmenting
-        transform), for the methods' data hooks."""
+        transform), this process's part of it, for the methods' data hooks."""
         def loader(augmented: bool = False) -> ImageLoader:
-            train = self.splits.train
-            dataset = train if augmented else train.with_transform(self.splits.test.transform)
-            return ImageLoader(dataset, batch_size=self.cfg.data.batch_size, shuffle=False,
-                               num_workers=self.cfg.data.num_workers, on_bad_image=self.cfg.data.on_bad_image)
+            train, (rank, world), data = self.splits.train, (self.dist.rank, self.dist.world_size), self.cfg.data
+            keys = None
+            if augmented:  # each image's crop and flip of epoch 0, under its own seed: whatever the workers
+                start, stop = part_bounds(len(train), rank, world)
+                keys = list(enumerate(augmentation_seeds(self.cfg.train.seed, 0, len(train))[start:stop].tolist()))
+            else:
+                train = train.with_transform(self.splits.test.transform)
+            return ImageLoader(shard(train, rank, world), sampler=keys, batch_size=data.batch_size,
+                               num_workers=data.num_workers, on_bad_image=data.on_bad_image)
 
-        return TrainingData(loader, self.classes, self.device, self.coarse_labels, lambda: loader(augmented=True))
+        return TrainingData(loader, self.classes, self.device, self.coarse_labels, lambda: loader(augmented=True),
+                            self.precision, self.dist)
 
 
 def fit(cfg: Config, run_dir: Path | None = None, *, console=None, final_test: bool = True,
@@ -123,20 +152,22 @@ def fit(cfg: Config, run_dir: Path | None = None, *, console=None, final_test: b
     folder = RunFolder(run_dir) if run_dir is not None else RunFolder.default(cfg)
     dist_info = init_distributed("cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu")
     try:
-        with folder.lock(enabled=dist_info.is_main):
+        device = resolve_device(cfg.train.device, dist_info)
+        with (folder.lock(enabled=dist_info.is_main),
+              run_backends(device, tf32=cfg.train.tf32, deterministic=cfg.train.deterministic)):
             if dist_info.is_main:
                 folder.remove_stale_files()
-            return _fit(cfg, folder, dist_info, console, final_test, on_epoch)
+            return _fit(cfg, folder, device, dist_info, console, final_test, on_epoch)
     except KeyboardInterrupt as exc:
         raise RunInterrupted(folder.path) from exc
     finally:
         shutdown_distributed(dist_info)
 
 
-def _fit(cfg: Config, folder: RunFolder, dist_info: DistInfo, console, final_test: bool,
+def _fit(cfg: Config, folder: RunFolder, device: torch.device, dist_info: DistInfo, console, final_test: bool,
          on_epoch: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
     changes = folder.changes_to(cfg)  # compare, reproduce and sweep continue their folders through here too
-    run = _build_run(cfg, folder, dist_info)
+    run = _build_run(cfg, folder, device, dist_info, console)
     resumed = run.state.restore(folder, cfg)
     if not resumed:
         run.model.prepare(run.training_data())
@@ -149,7 +180,7 @@ def _fit(cfg: Config, folder: RunFolder, dist_info: DistInfo, console, final_tes
         train_model = nn.parallel.DistributedDataParallel(
             run.model, device_ids=[run.device.index] if run.device.type == "cuda" else None)
     if cfg.train.compile:  # shares run.model's parameters: checkpoints and evaluation stay on the plain model
-        train_model = torch.compile(train_model)
+        train_model = CompiledForFullBatches(train_model)
     state = run.state
 
     with (RunProgress(cfg.train.epochs, enabled=dist_info.is_main, console=console) as progress,
@@ -162,7 +193,7 @@ def _fit(cfg: Config, folder: RunFolder, dist_info: DistInfo, console, final_tes
                              f"finishing {folder}: its {cfg.train.epochs} epochs are done; testing the selected epoch "
                              f"and writing {folder.SUMMARY}{changed}")
         for epoch in range(state.epochs_done, cfg.train.epochs):
-            seed_everything(cfg.train.seed + epoch)
+            seed_epoch(cfg.train.seed, epoch, dist_info.rank)
             run.loaders.train_sampler.set_epoch(epoch)
             run.model.on_epoch_start(epoch, run.training_data())
             if epoch in run.model.restart_epochs():
@@ -203,8 +234,7 @@ def _fit(cfg: Config, folder: RunFolder, dist_info: DistInfo, console, final_tes
     return _finish(run, final_test)
 
 
-def _build_run(cfg: Config, folder: RunFolder, dist_info: DistInfo) -> Run:
-    device = resolve_device(cfg.train.device, dist_info)
+def _build_run(cfg: Config, folder: RunFolder, device: torch.device, dist_info: DistInfo, console) -> Run:
     seed_everything(cfg.train.seed)
     backbone = build_backbone(cfg)
     check_batch(cfg.data.batch_size, tuple(data_config(backbone)["input_size"][1:]), *token_shape(backbone), device)
@@ -215,11 +245,28 @@ def _build_run(cfg: Config, folder: RunFolder, dist_info: DistInfo) -> Run:
     if beyond:
         raise ConfigError(f"method {cfg.method.name} starts a new training stage at epoch {beyond[0] + 1}, which a "
                           f"run of train.epochs={cfg.train.epochs} never reaches; raise train.epochs or move the stage")
+    if dist_info.enabled:  # each process evaluates its part; the engine sums the counts
+        rank, world = dist_info.rank, dist_info.world_size
+        splits = dataclasses.replace(splits, val=shard(splits.val, rank, world), test=shard(splits.test, rank, world))
+    splits = cache_splits(splits, cfg.data, (console or Console(stderr=True)) if dist_info.is_main else None)
     loaders = build_loaders(splits, cfg.data, distributed=dist_info.enabled, seed=cfg.train.seed,
                             pin_memory=device.type == "cuda")
     precision = Precision.resolve(cfg.train.precision, device)
     state = RunState.start(model, cfg, len(loaders.train), device, fp16=precision.needs_scaler)
     return Run(cfg, folder, splits, loaders, device, precision, dist_info, state, coarse)
+
+
+class CompiledForFullBatches(nn.Module):
+    """``torch.compile`` of ``model`` for batches of the size of the first one (an epoch's full batches); the eager
+    ``model`` for any other size (an epoch's short last batch), which would otherwise compile the graph again."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.eager, self.compiled, self.full = model, torch.compile(model), None
+
+    def forward(self, images: torch.Tensor, **kwargs: Any):
+        self.full = self.full or images.shape[0]
+        return (self.compiled if images.shape[0] == self.full else self.eager)(images, **kwargs)
 
 
 def _diverged(run: Run, exc: TrainingDiverged) -> TrainingDiverged:
@@ -235,13 +282,15 @@ def _diverged(run: Run, exc: TrainingDiverged) -> TrainingDiverged:
 
 def _evaluate(run: Run, split: str, on_step: Callable[[int], None] | None = None) -> dict[str, float]:
     loader = getattr(run.loaders, split)
-    result = evaluate(run.model, loader, device=run.device, precision=run.precision, on_step=on_step)
+    result = evaluate(run.model, loader, device=run.device, precision=run.precision, on_step=on_step,
+                      dist_info=run.dist)
     result["skipped_bad_images"] = len(pop_bad_images(loader))
     return result
 
 
 def _step_line(r: StepReport) -> str:
-    return f"loss {r.loss:.4f}  lr {r.lr:.2e}  {r.images_per_s:.0f} img/s"
+    loss = "" if math.isnan(r.loss) else f"loss {r.loss:.4f}  "  # not read back yet
+    return f"{loss}lr {r.lr:.2e}  {r.images_per_s:.0f} img/s"
 
 
 def _epoch_line(row: dict[str, Any], epochs: int, improved: bool) -> str:

@@ -34,7 +34,7 @@ from ..config.limits import MAX_BATCH, MAX_WORKERS
 from ..data.base import BadImage, read_rgb
 from ..data.loaders import collate
 from ..runs.trained import TrainedModel
-from ..runtime.cpus import cap_workers
+from ..runtime.cpus import loader_workers
 from .formats import PREDICTION_FORMATS
 from .inputs import InputFiles
 
@@ -151,13 +151,13 @@ def predict(
     trained = TrainedModel.load(checkpoint, overrides, device=device)
     cfg, classes = trained.config, trained.classes
     batch_size = cfg.data.batch_size if batch_size is None else batch_size
-    workers = cfg.data.num_workers if workers is None else workers
     if not 1 <= batch_size <= MAX_BATCH:
         raise UsageError(f"--batch-size {batch_size} is not in [1, {MAX_BATCH}]")
-    if not 0 <= workers <= MAX_WORKERS:
+    if workers is not None and not 0 <= workers <= MAX_WORKERS:
         raise UsageError(f"--workers {workers} is not in [0, {MAX_WORKERS}]")
+    workers = loader_workers(workers, "--workers") if workers is not None else loader_workers(cfg.data.num_workers)
     loader = DataLoader(ImagePaths(files, trained.transform), batch_size=batch_size, shuffle=False,
-                        num_workers=cap_workers(workers, "--workers"), pin_memory=trained.device.type == "cuda",
+                        num_workers=workers, pin_memory=trained.device.type == "cuda",
                         collate_fn=collate)
 
     result = PredictResult(skipped=list(files.unreadable), top_k=min(top_k, len(classes)))

@@ -71,14 +71,22 @@ class DamVP(Method):
         The images are clustered as training sees them, augmented, as DAM-VP clusters the batches of its training
         loader (the evaluation transform where no augmenting loader is given)."""
         loader = data.loader if data.augmented_loader is None else data.augmented_loader
-        self.damvp.prototypes.copy_(self.cluster(loader(), data.device))
+        self.damvp.prototypes.copy_(self.cluster(self.features_of(loader(), data)).to(data.device))
         if self.cfg.meta_data:
             from .meta import meta_train
 
-            meta_train(self, self.cfg.meta_datasets(), data.device)
+            meta_train(self, self.cfg.meta_datasets(), data)
 
-    def cluster(self, loader: Iterable[tuple[torch.Tensor, torch.Tensor]], device: torch.device) -> torch.Tensor:
-        """Prototypes ``(num_clusters, D)`` of the frozen features of (a seeded sample of) ``loader``'s images.
+    def features_of(self, loader: Iterable[tuple[torch.Tensor, torch.Tensor]], data: TrainingData) -> torch.Tensor:
+        """The frozen features ``(N, D)`` (float32, on the CPU) of the images of ``loader``, a part of a split under
+        ``torchrun``: every process gets the whole split's, in its order."""
+        with data.autocast():
+            features = [self.frozen_features(images.to(data.device)).float() for images, _ in loader]
+        own = torch.cat(features) if features else torch.zeros(0, self.backbone.num_features, device=data.device)
+        return data.gather(own).cpu()
+
+    def cluster(self, features: torch.Tensor) -> torch.Tensor:
+        """Prototypes ``(num_clusters, D)`` of (a seeded sample of) ``features`` ``(N, D)``.
 
         DAM-VP's clustering: agglomerative, average linkage, on at most ``cluster_samples`` features; here
         cut at ``num_clusters`` clusters. Clusters are ordered by their first sampled image, so the result
@@ -89,7 +97,6 @@ class DamVP(Method):
         """
         from sklearn.cluster import AgglomerativeClustering
 
-        features = torch.cat([self.frozen_features(images.to(device)).float().cpu() for images, _ in loader])
         k = self.cfg.num_clusters
         if len(features) < k:
             raise UsageError(f"method.num_clusters: {k} clusters need at least {k} training images; "
@@ -98,4 +105,4 @@ class DamVP(Method):
         labels = AgglomerativeClustering(n_clusters=k, linkage="average").fit(sample.numpy()).labels_
         _, first = np.unique(labels, return_index=True)
         order = labels[np.sort(first)]  # cluster labels in order of first appearance
-        return torch.stack([sample[torch.from_numpy(labels == c)].mean(dim=0) for c in order]).to(device)
+        return torch.stack([sample[torch.from_numpy(labels == c)].mean(dim=0) for c in order])

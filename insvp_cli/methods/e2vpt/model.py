@@ -144,7 +144,7 @@ class E2VPT(Method):
     def importance(self, data: TrainingData) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean absolute gradient of the loss with respect to the token and segment masks over the training split.
 
-        Eval mode (no dropout), hard labels, the masks as they are (all ones before pruning).
+        Eval mode (no dropout), hard labels, the masks as they are (all ones before pruning), the run's autocast.
         """
         masks = (self.e2vpt.token_mask, self.e2vpt.segment_mask)
         scores = [torch.zeros_like(m) for m in masks]
@@ -154,7 +154,8 @@ class E2VPT(Method):
             for mask in masks:
                 mask.requires_grad_(True)
             for images, labels in data.loader():
-                loss = F.cross_entropy(self(images.to(data.device)), labels.to(data.device))
+                with data.autocast():
+                    loss = F.cross_entropy(self(images.to(data.device)), labels.to(data.device))
                 for score, grad in zip(scores, torch.autograd.grad(loss, masks), strict=True):
                     score += grad.abs()
                 batches += 1
@@ -162,7 +163,9 @@ class E2VPT(Method):
             for mask in masks:
                 mask.requires_grad_(False)
             self.train(was_training)
-        return scores[0] / max(batches, 1), scores[1] / max(batches, 1)
+        # summed over the processes' parts of the split, then the mean over all their batches
+        batches = data.sum(torch.tensor(float(batches), device=scores[0].device))
+        return data.sum(scores[0]) / batches.clamp(min=1), data.sum(scores[1]) / batches.clamp(min=1)
 
     def prune(self, data: TrainingData) -> None:
         """Mask the least important visual prompt tokens, then segments (see :func:`prune_masks`)."""

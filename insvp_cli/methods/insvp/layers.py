@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .fftconv import PromptConv2d
+from .pooling import adaptive_max_pool2d
 
 # The release's G_s geometry at 224 px and width 768 (docs/method.md §2): crop 8 px, pool to 52x52, crop 2 px,
 # pool to 16x16; three channels of 16x16 make one 768-wide token.
@@ -124,11 +125,20 @@ class SpecificPrompter(nn.Module):
         # convolution's backward does not need its output, so one map of the largest size is kept, not two
         x = F.leaky_relu(self.conv1.cropped(x, self.crop), inplace=True)  # (B, L, H - 2 crop_h, W - 2 crop_w)
         # at 224: (B, L, 208, 208) -> (B, L, 52, 52), identical to the release's MaxPool(4)
-        x = self.drop(F.adaptive_max_pool2d(x, MID_GRID))
+        x = self.drop(_max_pool(x, MID_GRID))
         x = F.leaky_relu(self.conv2.cropped(x, (CROP2, CROP2)), inplace=True)  # (B, 3L, 48, 48)
         # at D = 768: (B, 3L, 48, 48) -> (B, 3L, 16, 16), identical to the release's MaxPool(3)
-        x = self.drop(F.adaptive_max_pool2d(x, self.grid))
+        x = self.drop(_max_pool(x, self.grid))
         x = self.conv3(x)  # (B, 3L, s, s)
         # (B, 3L, s, s) -> (B, L, 3 s^2) in memory order: token t holds channels 3t..3t+2
         x = x.reshape(b, self.prompt_len, -1)
         return self.proj(x)  # (B, L, D)
+
+
+def _max_pool(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Adaptive max pooling to ``size x size``; under deterministic algorithms (``train.deterministic``) from operators
+    with a deterministic CUDA backward (``max_pool2d`` where the sizes divide, as at 224 px; else a gather), which
+    ``adaptive_max_pool2d`` lacks. The values are the same either way."""
+    if torch.are_deterministic_algorithms_enabled():
+        return adaptive_max_pool2d(x, (size, size))[0]
+    return F.adaptive_max_pool2d(x, size)

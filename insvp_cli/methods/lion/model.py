@@ -10,6 +10,11 @@ from torch import nn
 from ..base import ImagePrompts, Method
 from .config import LIONConfig
 
+# devices whose solver stops at convergence: on the CPU the check is free and the iterations left are not; on a GPU
+# the check would stall the host once per iteration (up to max_iter times a forward), where the iterations left to
+# run on converged states cost little
+EARLY_EXIT_DEVICES = frozenset({"cpu"})
+
 
 class ImplicitLayer(nn.Module):
     """The fixed point ``z*`` of ``z = tanh(s W z + U x)``; ``W`` (``recur``) and ``U`` (``inject``) linear maps.
@@ -42,14 +47,16 @@ class ImplicitLayer(nn.Module):
             with torch.no_grad():
                 z = torch.zeros_like(injected)
                 done = torch.zeros((), dtype=torch.bool, device=z.device)
+                # asking whether it converged makes the host wait for the device: only where that costs nothing
+                stop_early = z.device.type in EARLY_EXIT_DEVICES and not torch.compiler.is_exporting()
                 for _ in range(self.max_iter):
                     z_next = step(z)
                     converged = (z_next - z).norm() <= self.tol * z_next.norm()
                     # once converged, z stays: the same values as stopping there, in a graph without data-dependent
-                    # control flow, so torch.export and ONNX see the solver as it runs; eager code stops early
+                    # control flow, so torch.export, ONNX, torch.compile and a GPU run the solver without waiting
                     z = torch.where(done, z, z_next)
                     done = done | converged
-                    if not torch.compiler.is_exporting() and bool(done):
+                    if stop_early and bool(done):
                         break
             return step(z)  # one step with gradients at the fixed point (Jacobian-free backpropagation)
 

@@ -95,8 +95,10 @@ class TransHP(Method):
         """
         coarse_logits = aux["coarse_logits"]
         parents = F.one_hot(self.transhp.coarse_of, self.cfg.coarse_classes).float()  # (K, K_c)
-        # hard: each target's row; soft: (B, K) @ (K, K_c) -> (B, K_c)
-        coarse_targets = parents[targets] if targets.ndim == 1 else targets.float() @ parents
+        # hard: each target's row; soft: (B, K) @ (K, K_c) -> (B, K_c), in float32 even under autocast (a bf16
+        # product would round the targets to 3 significant digits)
+        with torch.autocast(device_type=targets.device.type, enabled=False):
+            coarse_targets = parents[targets] if targets.ndim == 1 else targets.float() @ parents
         blocks = coarse_logits.shape[0]
         # (n, B, K_c) -> (n B, K_c): the mean over blocks and images
         coarse = F.cross_entropy(coarse_logits.float().flatten(0, 1), coarse_targets.repeat(blocks, 1),
