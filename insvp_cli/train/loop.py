@@ -54,7 +54,7 @@ from ..runtime.precision import Precision
 from .engine import StepReport, build_criterion, build_mixup, evaluate, train_one_epoch
 from .loggers import MetricLoggers, check_loggers
 from .progress import RunProgress
-from .state import RunState
+from .state import RunState, read_resume_point
 
 # distinguishes the epoch seeds from every other stream drawn from the run's seed
 _EPOCH_STREAM = 0xE90C
@@ -167,9 +167,12 @@ def fit(cfg: Config, run_dir: Path | None = None, *, console=None, final_test: b
 def _fit(cfg: Config, folder: RunFolder, device: torch.device, dist_info: DistInfo, console, final_test: bool,
          on_epoch: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
     changes = folder.changes_to(cfg)  # compare, reproduce and sweep continue their folders through here too
+    point = read_resume_point(folder)  # a damaged resume.pt stops the run before anything is built
     run = _build_run(cfg, folder, device, dist_info, console)
-    resumed = run.state.restore(folder, cfg)
-    if not resumed:
+    resumed = point is not None
+    if resumed:
+        run.state.restore(point, folder, cfg)
+    else:
         run.model.prepare(run.training_data())
     if dist_info.is_main:
         folder.write_config(cfg)

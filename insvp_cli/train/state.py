@@ -99,32 +99,42 @@ class RunState:
         ).save(folder.resume_file)
         folder.write_metrics(self.rows)
 
-    def restore(self, folder: RunFolder, cfg: Config) -> bool:
-        """Continue from the folder's ``resume.pt``, if it has one.
-
-        Returns:
-            Whether there was a state to restore (``False``: the run starts from its first epoch).
+    def restore(self, point: ResumePoint, folder: RunFolder, cfg: Config) -> None:
+        """Continue from ``point`` (the folder's ``resume.pt``, :func:`read_resume_point`): the model's tensors and
+        the optimizer's moments from the file, every hyper-parameter from ``cfg``.
 
         Raises:
-            UsageError: the file cannot be resumed from (truncated, foreign, another model's).
+            UsageError: the state does not fit this run's model or optimizer (another model's file).
         """
-        path = folder.resume_file
-        if not path.is_file():
-            return False
-        if path.stat().st_size == 0:
-            raise UsageError(f"{path} is empty (written by another program, or a file system that lost it); "
-                             f"{folder.LAST} keeps the weights of its last epoch")
         try:
-            point = ResumePoint.read(path, folder.read_metrics())
             self.model.load_state_dict(point.model, strict=False)
             load_optimizer_state(self.optimizer, point.optimizer, cfg.train)
             if self.scaler is not None and point.scaler is not None:
                 self.scaler.load_state_dict(point.scaler)
             self.best = BestSoFar(**point.best)
-        except Exception as exc:  # truncated, foreign or from another model: every way it can fail is one message
-            raise UsageError(f"{path} cannot be resumed from ({first_sentence(exc)}); "
+        except Exception as exc:  # another model's state fails in many ways: every one is one message
+            raise UsageError(f"{folder.resume_file} cannot be resumed from ({first_sentence(exc)}); "
                              f"{folder.LAST} keeps the weights of its last epoch") from None
         self.rows = point.rows
         self.schedule.step = point.step
         self.schedule.apply(self.optimizer)  # the next step's learning rate, from the (possibly changed) config
-        return True
+
+
+def read_resume_point(folder: RunFolder) -> ResumePoint | None:
+    """The folder's ``resume.pt``, read and checked before anything is built; ``None`` when it has none (the run
+    starts from its first epoch).
+
+    Raises:
+        UsageError: the file is empty, truncated or not a resume file of a format this version reads.
+    """
+    path = folder.resume_file
+    if not path.is_file():
+        return None
+    if path.stat().st_size == 0:
+        raise UsageError(f"{path} is empty (written by another program, or a file system that lost it); "
+                         f"{folder.LAST} keeps the weights of its last epoch")
+    try:
+        return ResumePoint.read(path, folder.read_metrics())
+    except Exception as exc:  # truncated, foreign: every way it can fail is one message
+        raise UsageError(f"{path} cannot be resumed from ({first_sentence(exc)}); "
+                         f"{folder.LAST} keeps the weights of its last epoch") from None
