@@ -17,8 +17,8 @@ run "${insvp[@]}" quickstart --out runs/quickstart
 # the input of the Grad-CAM figure: test digit 350 of the quickstart's data (an 8), as a PNG file
 echo "+ export test digit 350 of recipes/quickstart.yaml -> docs/digit-8.png"
 "$python" - <<'PY'
-from insvp_cli.resolve import resolve_config
-from insvp_cli.data import load_splits
+from insvp_cli.resolve.layers import resolve_config
+from insvp_cli.data.splits import load_splits
 
 splits = load_splits(resolve_config("recipes/quickstart.yaml").data)
 image, label = splits.test[350]

@@ -5,6 +5,7 @@ command reference is what the installed script prints, and every checked example
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import importlib.util
 import os
 import re
@@ -107,6 +108,19 @@ def test_the_readme_shows_the_checked_quickstart_numbers():
     shown = {cells[1]: cells[2:-1] for cells in (line.split("│") for line in checked.splitlines() if "│" in line)}
     assert {name.strip(): [v.strip() for v in values] for name, values in readme.items()} == {
         name.strip(): [v.strip() for v in values] for name, values in shown.items()}
+
+
+def test_the_scripts_beside_the_docs_import_names_the_package_has():
+    """``docs/make_figures.sh``, the docs' and the benchmarks' scripts import what exists (a moved function would
+    break them unseen: none of them runs in the suite whole)."""
+    scripts = [*(REPO / "docs").glob("*.sh"), *(REPO / "docs").glob("*.py"), *(REPO / "benchmarks").glob("*.py")]
+    imports = [(script.name, module, names) for script in scripts for module, names in
+               re.findall(r"^\s*from (insvp_cli[\w.]*) import ([\w, ]+)", script.read_text(), flags=re.MULTILINE)]
+    assert len({name for name, _, _ in imports}) >= 10
+    missing = [f"{script}: {module}.{name}" for script, module, names in imports
+               for name in (n.strip() for n in names.split(",") if n.strip())
+               if not hasattr(importlib.import_module(module), name)]
+    assert not missing
 
 
 def test_docstring_markup_becomes_markdown():
