@@ -77,6 +77,26 @@ def test_a_run_killed_between_its_last_epoch_and_its_summary_is_finished_on_resu
     assert json.loads((run / "summary.json").read_text()) == summary
 
 
+def test_a_run_killed_between_resume_pt_and_its_metrics_counts_the_epochs_resume_pt_keeps(tmp_path):
+    from insvp_cli.resolve.layers import resolve_config
+    from insvp_cli.train.loop import fit
+
+    run = tmp_path / "run"
+    fit(resolve_config(None, tiny_run("linear", 2)), run)
+    rows = (run / "metrics.jsonl").read_text().splitlines()
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").unlink()
+    (run / "metrics.jsonl").write_text(rows[0] + "\n")  # epoch 2's resume.pt was written, its row was not
+    lowered = insvp("train", "--resume", run, "--set", "train.epochs=1")
+    one_line_error(lowered.stderr, lowered.returncode, 2, "train.epochs=1 is below the 2 epochs the run has finished")
+    assert not (run / "summary.json").exists()
+    resumed = insvp("train", "--resume", run)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"finishing {run}: its 2 epochs are done" in resumed.stderr
+    assert (run / "metrics.jsonl").read_text().splitlines() == rows
+    assert json.loads((run / "summary.json").read_text()) == summary
+
+
 def test_resume_below_the_epochs_done_is_refused(finished, tmp_path):
     from insvp_cli.runs.folder import RunFolder
 

@@ -154,10 +154,18 @@ class RunFolder:
         if self.is_finished() and after.train.epochs <= done:
             raise UsageError(f"--resume {self.path}: the run finished all {done} epochs ({self.SUMMARY}); raise "
                              f"train.epochs to train on, e.g. --set train.epochs={done + 10}")
-        if after.train.epochs < done:
-            raise UsageError(f"--resume {self.path}: train.epochs={after.train.epochs} is below the {done} epochs the "
-                             f"run has finished; give at least train.epochs={done}")
+        self.check_epochs(after.train.epochs, done)
         return after
+
+    def check_epochs(self, epochs: int, done: int) -> None:
+        """Refuse to continue the run with fewer ``epochs`` than the ``done`` it has finished.
+
+        Raises:
+            UsageError: naming the least ``train.epochs`` that would do.
+        """
+        if epochs < done:
+            raise UsageError(f"--resume {self.path}: train.epochs={epochs} is below the {done} epochs the run has "
+                             f"finished; give at least train.epochs={done}")
 
     def changes_to(self, cfg: Config, stored: Config | None = None) -> dict[str, tuple[Any, Any]]:
         """What ``cfg`` changes in the run stored here, refused unless each key is in :data:`RESUMABLE_KEYS`.

@@ -168,14 +168,18 @@ def _fit(cfg: Config, folder: RunFolder, device: torch.device, dist_info: DistIn
          on_epoch: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
     changes = folder.changes_to(cfg)  # compare, reproduce and sweep continue their folders through here too
     point = read_resume_point(folder)  # a damaged resume.pt stops the run before anything is built
-    run = _build_run(cfg, folder, device, dist_info, console)
     resumed = point is not None
+    if resumed:  # resume.pt is one epoch ahead of metrics.jsonl when a kill fell between the two writes
+        folder.check_epochs(cfg.train.epochs, point.epoch)
+    run = _build_run(cfg, folder, device, dist_info, console)
     if resumed:
         run.state.restore(point, folder, cfg)
     else:
         run.model.prepare(run.training_data())
     if dist_info.is_main:
         folder.write_config(cfg)
+        if resumed:  # the rows of every epoch resume.pt keeps, whatever epochs end the run
+            folder.write_metrics(run.state.rows)
     mixup = build_mixup(cfg.train, len(run.classes))
     criterion = partial(run.model.loss, criterion=build_criterion(cfg.train, mixup))
     train_model: nn.Module = run.model
