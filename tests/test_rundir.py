@@ -8,10 +8,11 @@ import shutil
 import pytest
 import torch
 
+import insvp_cli.experiments.queue as queue
 import insvp_cli.runs.checkpoint as checkpoint_files
 import insvp_cli.train.loop as training
 from insvp_cli.common.atomic import atomic_write_text
-from insvp_cli.common.errors import ConfigError, RunInterrupted, TrainingDiverged, UsageError
+from insvp_cli.common.errors import ConfigError, RunFinished, RunInterrupted, TrainingDiverged, UsageError
 from insvp_cli.methods.build import build_model
 from insvp_cli.resolve.layers import resolve_config
 from insvp_cli.runs.checkpoint import CHECKPOINT_KEYS, RESUME_FORMAT, Checkpoint
@@ -88,6 +89,18 @@ def test_fit_refuses_a_folder_of_another_experiment(two_epochs, tmp_path):
     (run / "summary.json").unlink()  # an unfinished run, as a compare that was interrupted leaves it
     with pytest.raises(UsageError, match="method.name cannot change in a resumed run"):
         fit(resolve_config(None, tiny_run("vpt", 2)), run)
+
+
+def test_a_finished_run_is_refused_holding_its_lock_and_the_queue_reads_its_summary(finished, monkeypatch):
+    """Another worker may finish a run between the queue's look at its folder and fit taking the lock: fit looks
+    again holding it, and the run is neither trained nor tested a second time."""
+    files = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in finished.iterdir() if p.is_file()}
+    cfg = RunFolder(finished).read_config()
+    with pytest.raises(RunFinished, match="finished all 2 epochs"):
+        fit(cfg, finished)
+    monkeypatch.setattr(queue, "status", lambda run: queue.Placement("resume"))  # what it saw a moment before
+    assert queue.train(queue.QueuedRun(cfg, finished)) == json.loads(files["summary.json"][0])
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in finished.iterdir() if p.is_file()} == files
 
 
 def test_resume_of_a_finished_run_needs_more_epochs(finished):

@@ -83,7 +83,11 @@ def test_a_worker_skips_a_run_another_holds_and_trains_the_rest(tmp_path):
     with RunLock(runs / "digits012" / "insvp"):  # another worker trains this one
         outcome = run_plan(plan, QUIET)
     assert outcome.pending == ["digits012/insvp"] and outcome.trained == ["digits345/insvp"]
-    assert run_plan(plan_table(TABLE, tmp_path, runs, ["insvp"]), QUIET).trained == ["digits012/insvp"]
+    finished = (runs / "digits345/insvp/summary.json").stat().st_mtime_ns
+    # the same plan, made before either run started, as a worker that was slower to get there holds it
+    again = run_plan(plan, QUIET)
+    assert again.trained == ["digits012/insvp"] and again.reused == ["digits345/insvp"]
+    assert (runs / "digits345/insvp/summary.json").stat().st_mtime_ns == finished  # not tested a second time
 
 
 def test_workers_share_the_runs_each_run_trained_once(tmp_path):

@@ -19,6 +19,11 @@ class RunInUse(UsageError):
     """Another process holds the run folder's lock (it trains there now)."""
 
 
+class RunFinished(UsageError):
+    """The run folder holds a finished run that the given epochs would not train on (found holding its lock, so a
+    run that another process finished a moment ago counts too)."""
+
+
 class RunInterrupted(Exception):
     """Ctrl-C during a run: it resumes from its last finished epoch with ``insvp train --resume RUN``.
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..common.errors import RunInUse, UsageError
+from ..common.errors import RunFinished, RunInUse, UsageError
 from ..common.notes import warn
 from ..config.overrides import flatten, format_override
 from ..config.schema import Config
@@ -113,7 +113,7 @@ def train(run: QueuedRun, console=None, *, final_test: bool = True,
         UsageError: its folder holds a run of other settings.
         RunInUse: another process trains in its folder.
     """
-    placement = status(run)
+    placement = status(run)  # what fit finds holding the folder's lock may have changed since: see below
     if placement.status == "conflict":
         raise UsageError(f"{run.folder} holds a run with other settings ({placement.detail}); move it away, choose "
                          "another folder, or pass the same settings")
@@ -123,7 +123,10 @@ def train(run: QueuedRun, console=None, *, final_test: bool = True,
         return RunFolder(run.folder).read_summary()
     from ..train.loop import fit  # torch: only when something trains
 
-    return fit(run.config, run.folder, console=console, final_test=final_test, on_epoch=on_epoch)
+    try:
+        return fit(run.config, run.folder, console=console, final_test=final_test, on_epoch=on_epoch)
+    except RunFinished:  # another process finished it between status() and fit taking the lock
+        return RunFolder(run.folder).read_summary()
 
 
 def finished_seeds(folder: Path) -> list[RunFolder]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..common.atomic import atomic_write_text, stale_temp_files
-from ..common.errors import ConfigError, UsageError
+from ..common.errors import ConfigError, RunFinished, UsageError
 from ..common.paths import check_output_folder
 from ..common.yamlio import read_yaml
 from ..config.overrides import flatten
@@ -150,19 +150,20 @@ class RunFolder:
         stored = self.read_config()
         after = with_overrides(stored, overrides, str(self.config_file))
         self.changes_to(after, stored)
-        done = len(self.read_metrics())
-        if self.is_finished() and after.train.epochs <= done:
-            raise UsageError(f"--resume {self.path}: the run finished all {done} epochs ({self.SUMMARY}); raise "
-                             f"train.epochs to train on, e.g. --set train.epochs={done + 10}")
-        self.check_epochs(after.train.epochs, done)
+        self.check_epochs(after.train.epochs, len(self.read_metrics()))
         return after
 
     def check_epochs(self, epochs: int, done: int) -> None:
-        """Refuse to continue the run with fewer ``epochs`` than the ``done`` it has finished.
+        """Refuse to continue the run with fewer ``epochs`` than the ``done`` it has finished, or a finished run with
+        no more.
 
         Raises:
+            RunFinished: the run finished and ``epochs`` trains no further; names the ``train.epochs`` that would.
             UsageError: naming the least ``train.epochs`` that would do.
         """
+        if self.is_finished() and epochs <= done:
+            raise RunFinished(f"--resume {self.path}: the run finished all {done} epochs ({self.SUMMARY}); raise "
+                              f"train.epochs to train on, e.g. --set train.epochs={done + 10}")
         if epochs < done:
             raise UsageError(f"--resume {self.path}: train.epochs={epochs} is below the {done} epochs the run has "
                              f"finished; give at least train.epochs={done}")

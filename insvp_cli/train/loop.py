@@ -142,7 +142,8 @@ def fit(cfg: Config, run_dir: Path | None = None, *, console=None, final_test: b
             may raise to stop the run, which stays resumable).
 
     Raises:
-        UsageError: the folder is locked by another process, or it holds another run than this config may continue.
+        UsageError: the folder is locked by another process (``RunInUse``), holds a finished run these epochs
+            would not continue (``RunFinished``), or holds another run than this config may continue.
         TrainingDiverged: a non-finite loss; the message says what was kept.
         RunInterrupted: Ctrl-C; the run resumes from its last finished epoch.
     """
@@ -169,8 +170,8 @@ def _fit(cfg: Config, folder: RunFolder, device: torch.device, dist_info: DistIn
     changes = folder.changes_to(cfg)  # compare, reproduce and sweep continue their folders through here too
     point = read_resume_point(folder)  # a damaged resume.pt stops the run before anything is built
     resumed = point is not None
-    if resumed:  # resume.pt is one epoch ahead of metrics.jsonl when a kill fell between the two writes
-        folder.check_epochs(cfg.train.epochs, point.epoch)
+    if resumed:  # checked holding the lock: a run another process finished a moment ago is refused too; resume.pt
+        folder.check_epochs(cfg.train.epochs, point.epoch)  # is one epoch ahead of metrics.jsonl after some kills
     run = _build_run(cfg, folder, device, dist_info, console)
     if resumed:
         run.state.restore(point, folder, cfg)

@@ -27,14 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ...common.errors import RunInUse, TrainingDiverged, UsageError
+from ...common.errors import RunFinished, RunInUse, TrainingDiverged, UsageError
 from ...config.overrides import format_override
 from ...config.schema import Config
 from ...data.registry import DATASETS
 from ...resolve.layers import resolve_config
 from ...resolve.needs import MissingNeed, bind_requirements
-from ...runs.folder import RunFolder
-from ..queue import QueuedRun, status, train
+from ..queue import QueuedRun, status
 from .sizes import image_steps
 from .tables import TABLES, RunSpec, TableDef
 
@@ -318,9 +317,6 @@ def run_plan(plan: Plan, console) -> Outcome:
     pending = plan.pending()
     for i, run in enumerate(pending, start=1):
         done = len(outcome.reused) + len(outcome.trained)
-        if RunFolder(run.run_dir).is_finished():  # finished by another worker since the plan was made
-            outcome.reused.append(run.spec.name)
-            continue
         console.rule(f"[{i}/{len(pending)}] {run.spec.name} ({run.state}) · {done}/{len(plan.runs)} runs done",
                      style="bold")
         try:
@@ -328,6 +324,10 @@ def run_plan(plan: Plan, console) -> Outcome:
         except RunInUse:  # another worker trains it: this one goes on with the next run
             outcome.pending.append(run.spec.name)
             console.print(f"skipped: {run.spec.name} is being trained by another worker", highlight=False)
+            continue
+        except RunFinished:  # another worker finished it since the plan was made
+            outcome.reused.append(run.spec.name)
+            console.print(f"reused: {run.spec.name} was finished by another worker", highlight=False)
             continue
         if error is None:
             outcome.trained.append(run.spec.name)
@@ -344,8 +344,10 @@ def _train(run: PlannedRun, console) -> str | None:
         argv = [sys.executable, "-m", "torch.distributed.run", *run.command[1:]]
         code = subprocess.run(argv).returncode
         return None if code == 0 else f"torchrun exited with code {code}"
-    try:
-        train(QueuedRun(run.cfg, run.run_dir), console)
+    from ...train.loop import fit  # torch: only when something trains
+
+    try:  # the plan decided what this run is (status); fit checks again holding the folder's lock
+        fit(run.cfg, run.run_dir, console=console)
     except TrainingDiverged as exc:
         return str(exc)
     return None
